@@ -1,0 +1,1 @@
+"""Trainables of the example experiments: real torch models on data that ships with a package."""

@@ -1,0 +1,44 @@
+"""scalehp: declarative hyperparameter tuning on Ray Tune, with every result in Parquet.
+
+The pipeline, one module each::
+
+    load_experiment(path)  -> Experiment     spec.py     (YAML -> validated, frozen)
+    compile_plan(exp)      -> Plan           compiler.py (defaults, checks, budget preview)
+    run(plan)              -> RunSummary     runner.py   (Ray Tune -> Parquet tables)
+    read_results(path)     -> Results        results/    (trials, reports, events)
+
+A trainable is ``def train(config, trial)`` that calls ``trial.report(step, metrics)``;
+``LocalTrial`` runs one without Ray. ``scalehp --help`` shows the command line.
+"""
+
+from scalehp.compiler import Plan, compile_plan
+from scalehp.errors import ResultsError, RunError, ScalehpError, SpecError
+from scalehp.results.store import Results, read_results
+from scalehp.spec import Experiment, load_experiment
+from scalehp.trial import LocalTrial, Trial
+
+__version__ = "0.1.0"
+
+
+def run(experiment, **options):  # noqa: ANN001, ANN003, ANN201 - documented in scalehp.runner.run
+    """Run an experiment (or plan) on Ray Tune; see :func:`scalehp.runner.run`."""
+    from scalehp.runner import run as _run
+
+    return _run(experiment, **options)
+
+
+__all__ = [
+    "Experiment",
+    "LocalTrial",
+    "Plan",
+    "Results",
+    "ResultsError",
+    "RunError",
+    "ScalehpError",
+    "SpecError",
+    "Trial",
+    "compile_plan",
+    "load_experiment",
+    "read_results",
+    "run",
+]

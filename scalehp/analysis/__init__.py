@@ -1,0 +1,1 @@
+"""Answers from results tables: pure functions over pandas frames."""

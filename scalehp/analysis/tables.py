@@ -1,0 +1,47 @@
+"""Tables from results: pure functions over pandas frames, nothing printed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from scalehp.results.store import Results
+
+
+def leaderboard(trials: pd.DataFrame, mode: str, top: int | None = None) -> pd.DataFrame:
+    """Trials ranked by their best value of the experiment's metric (``best_value``).
+
+    Trials that never reported a value rank last; ties keep the trials' order.
+    """
+    ranked = trials.sort_values("best_value", ascending=(mode == "min"), na_position="last", kind="stable")
+    ranked = ranked.reset_index(drop=True)
+    ranked.insert(0, "rank", range(1, len(ranked) + 1))
+    return ranked.head(top) if top else ranked
+
+
+def runs(results: Results) -> pd.DataFrame:
+    """One row per run: experiment, when, how many trials ended how, and the best value."""
+    import pandas as pd
+
+    trials = results.trials
+    rows = []
+    for run_id, plan in results.plans.items():
+        mine = trials[trials["run_id"] == run_id] if len(trials) else trials
+        metric = plan["experiment"]["metric"]
+        best = mine["best_value"].min() if metric["mode"] == "min" else mine["best_value"].max()
+        statuses = mine["status"].value_counts().to_dict() if len(mine) else {}
+        rows.append({
+            "run_id": run_id,
+            "experiment": plan["experiment"]["name"],
+            "created_at": plan.get("created_at", "")[:19].replace("T", " "),
+            "trials": len(mine),
+            "planned": plan.get("trials"),
+            "completed": statuses.get("completed", 0),
+            "stopped": statuses.get("stopped", 0),
+            "errors": statuses.get("error", 0),
+            "metric": f"{metric['name']} ({metric['mode']})",
+            "best": best if best == best else None,
+        })
+    return pd.DataFrame(rows)

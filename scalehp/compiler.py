@@ -1,0 +1,191 @@
+"""Experiment -> Plan: defaults, cross-field checks and a preview of the budget.
+
+The plan is everything the runner needs and everything ``scalehp plan`` shows, decided
+before Ray starts: how many trials, which searcher and scheduler with which options,
+ASHA's rungs, the step budget, and the Parquet column of every param.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from scalehp.results.schema import column_name
+from scalehp.space import ChoiceParam, ConstantParam, FloatParam, GridParam, IntParam
+from scalehp.spec import Experiment, SpecError
+
+MODEL_BASED = ("hyperopt", "optuna")
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One ASHA rung: the step at which trials are compared, and how many get there."""
+
+    step: int
+    trials: int  # expected to reach this step under synchronous halving (ASHA may promote a few more)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled experiment: what will run, decided before any trial starts."""
+
+    experiment: Experiment
+    digest: str
+    trials: int
+    grid_points: int
+    searcher: str
+    scheduler: str
+    scheduler_options: dict[str, Any]
+    concurrency: int | None
+    rungs: tuple[Rung, ...] = ()
+    step_budget: int = 0  # steps if no trial were ever stopped early
+    expected_steps: int = 0  # steps under the scheduler's expected early stopping
+    columns: dict[str, str] = field(default_factory=dict)  # param name -> Parquet column
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.experiment.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form, as written to ``plan.json``."""
+        data = asdict(self)
+        data["experiment"] = self.experiment.to_dict()
+        data["rungs"] = [asdict(r) for r in self.rungs]
+        data["warnings"] = list(self.warnings)
+        return data
+
+
+def _digest(experiment: Experiment) -> str:
+    text = json.dumps(experiment.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_searcher(experiment: Experiment) -> None:
+    algorithm = experiment.search.algorithm
+    for name, param in experiment.space.items():
+        path = f"space.{name}"
+        if algorithm == "grid" and isinstance(param, (FloatParam, IntParam)):
+            raise experiment.error(
+                path, f"grid search cannot enumerate a {param.kind} range; give {{grid: [...]}} values or use search.algorithm random"
+            )
+        if algorithm in MODEL_BASED and isinstance(param, GridParam):
+            raise experiment.error(
+                path, f"{algorithm} cannot search a grid param; write {{choice: [...]}} or use search.algorithm random or grid"
+            )
+    if experiment.search.initial_points is not None and algorithm not in MODEL_BASED:
+        raise experiment.error("search.initial_points", f"only model-based searchers take initial_points, not {algorithm}")
+
+
+def _grid_points(experiment: Experiment) -> int:
+    points = 1
+    for param in experiment.space.values():
+        if isinstance(param, GridParam):
+            points *= len(param.values)
+        elif experiment.search.algorithm == "grid" and isinstance(param, ChoiceParam):
+            points *= len(param.options)
+    return points
+
+
+def _asha(experiment: Experiment, trials: int) -> tuple[dict[str, Any], tuple[Rung, ...], int]:
+    options = experiment.scheduler.asha
+    assert options is not None
+    max_steps = experiment.budget.max_steps
+    if options.grace_steps > max_steps:
+        raise experiment.error(
+            "scheduler.asha.grace_steps",
+            f"grace_steps ({options.grace_steps}) is above budget.max_steps ({max_steps}): no trial could ever be stopped",
+        )
+    rf = options.reduction_factor
+    # Ray's bracket 0: milestones grace * rf**k below max_steps
+    count = int(math.log(max_steps / options.grace_steps) / math.log(rf) + 1)
+    steps = [options.grace_steps * rf**k for k in range(count)]
+    milestones = [int(math.ceil(s)) for s in steps if s < max_steps]
+    rungs = [Rung(step=m, trials=max(1, math.ceil(trials / rf**k))) for k, m in enumerate(milestones)]
+    rungs.append(Rung(step=max_steps, trials=max(1, math.ceil(trials / rf ** len(milestones)))))
+    expected, previous = 0, 0
+    for rung in rungs:
+        expected += rung.trials * (rung.step - previous)
+        previous = rung.step
+    scheduler_options = {
+        "max_steps": max_steps,
+        "grace_steps": options.grace_steps,
+        "reduction_factor": rf,
+        "brackets": options.brackets,
+    }
+    return scheduler_options, tuple(rungs), expected
+
+
+def compile_plan(experiment: Experiment) -> Plan:
+    """Check an experiment as a whole and compile it to a :class:`Plan`.
+
+    Raises:
+        SpecError: settings that are valid one by one but not together.
+    """
+    _check_searcher(experiment)
+
+    columns: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    for name in experiment.space:
+        column = column_name("param", name)
+        if column in taken:
+            raise experiment.error(f"space.{name}", f"param {name!r} and {taken[column]!r} both map to column {column!r}; rename one")
+        taken[column] = name
+        columns[name] = column
+
+    grid_points = _grid_points(experiment)
+    trials = experiment.budget.samples * grid_points
+    if trials > 1_000_000:
+        raise experiment.error("budget.samples", f"{trials} trials ({grid_points} grid points x samples) is more than 1,000,000")
+
+    warnings: list[str] = []
+    searched = [p for p in experiment.space.values() if not isinstance(p, ConstantParam)]
+    if not searched and experiment.budget.samples > 1:
+        warnings.append("every param is a constant: all trials run the same config")
+    algorithm = experiment.search.algorithm
+    if algorithm in MODEL_BASED:
+        initial = experiment.search.initial_points or (20 if algorithm == "hyperopt" else 10)
+        if trials <= initial:
+            warnings.append(
+                f"{algorithm} samples its first {initial} configs at random; with {trials} trials it never models the space"
+            )
+    concurrency = experiment.concurrency
+    if concurrency is not None and concurrency > trials:
+        concurrency = trials
+
+    max_steps = experiment.budget.max_steps
+    step_budget = trials * max_steps
+    scheduler = experiment.scheduler.name
+    rungs: tuple[Rung, ...] = ()
+    expected = step_budget
+    scheduler_options: dict[str, Any] = {"max_steps": max_steps}
+    if scheduler == "asha":
+        scheduler_options, rungs, expected = _asha(experiment, trials)
+
+    searcher = {
+        "random": "random sampling",
+        "grid": "grid (every combination)",
+        "hyperopt": "hyperopt TPE",
+        "optuna": "optuna TPE",
+    }[algorithm]
+    return Plan(
+        experiment=experiment,
+        digest=_digest(experiment),
+        trials=trials,
+        grid_points=grid_points,
+        searcher=searcher,
+        scheduler=scheduler,
+        scheduler_options=scheduler_options,
+        concurrency=concurrency,
+        rungs=rungs,
+        step_budget=step_budget,
+        expected_steps=expected,
+        columns=columns,
+        warnings=tuple(warnings),
+    )
+
+
+__all__ = ["Plan", "Rung", "compile_plan", "SpecError"]

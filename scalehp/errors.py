@@ -1,0 +1,43 @@
+"""The exceptions scalehp raises.
+
+Every error a user can fix derives from :class:`ScalehpError`::
+
+    ScalehpError            anything scalehp reports to the user
+    ├── SpecError           the experiment file (or dict) is invalid; names file and key path
+    ├── RunError            a run could not start or finish (Ray, trainable import, resources)
+    └── ResultsError        results folders are missing, foreign or unreadable
+
+A failing *trial* is not an exception: it becomes a row with ``status="error"``.
+"""
+
+from __future__ import annotations
+
+
+class ScalehpError(Exception):
+    """Base class of every error scalehp raises on purpose."""
+
+
+class SpecError(ScalehpError, ValueError):
+    """An experiment is invalid.
+
+    Attributes:
+        source: the file (or ``<dict>``) the experiment came from.
+        path: the dotted key path of the offending value, e.g. ``space.lr.float``.
+        line: the 1-based line in ``source``, when known.
+    """
+
+    def __init__(self, message: str, *, source: str = "<dict>", path: str = "", line: int | None = None):
+        self.source = source
+        self.path = path
+        self.line = line
+        self.message = message
+        where = source if line is None else f"{source}:{line}"
+        super().__init__(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+
+
+class RunError(ScalehpError, RuntimeError):
+    """A run could not be started, resumed or finished."""
+
+
+class ResultsError(ScalehpError, ValueError):
+    """Results could not be found or read."""

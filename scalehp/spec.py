@@ -1,0 +1,460 @@
+"""The experiment file: YAML -> validated, frozen :class:`Experiment`.
+
+Reading is strict where PyYAML is lax: numbers such as ``1e-3`` are numbers, only
+``true``/``false`` are booleans (``yes``/``no``/``on``/``off`` stay strings), duplicate
+keys and alias bombs are errors, and no tag can construct a Python object. Every
+error is a :class:`~scalehp.errors.SpecError` naming the file, line and key path::
+
+    experiments/x.yaml:12: space.lr.float: log scale needs low > 0, got 0.0
+
+The same experiment can be built in Python::
+
+    exp = load_experiment({"name": "demo", "trainable": "mymod:train", ...})
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from scalehp.errors import SpecError
+from scalehp.space import Integer, Number, Param
+
+# ---------------------------------------------------------------------------
+# YAML reading
+
+_MAX_NODES = 100_000
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_SPECIAL_FLOAT = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+_CORE_TAGS = {
+    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+}
+
+
+class _Reader:
+    """Builds plain Python data from a YAML node tree, remembering the line of every key path."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.lines: dict[tuple, int] = {}
+        self.nodes = 0
+
+    def fail(self, node: yaml.Node, path: tuple, message: str) -> SpecError:
+        return SpecError(message, source=self.source, path=_dotted(path), line=node.start_mark.line + 1)
+
+    def build(self, node: yaml.Node, path: tuple = (), active: frozenset = frozenset()) -> Any:
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            raise self.fail(node, path, f"the file expands to more than {_MAX_NODES} values (YAML aliases?)")
+        if id(node) in active:
+            raise self.fail(node, path, "recursive YAML alias")
+        if node.tag not in _CORE_TAGS:
+            raise self.fail(node, path, f"YAML tag {node.tag!r} is not allowed")
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            inner = active | {id(node)}
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise self.fail(key_node, path, "YAML merge keys (<<) are not supported; write the keys out")
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise self.fail(key_node, path, "keys must be plain names")
+                key = self.scalar(key_node)
+                if isinstance(key, float) or key is None:
+                    key = key_node.value
+                if key in out:
+                    first = self.lines.get(path + (key,))
+                    raise self.fail(key_node, path + (key,), f"duplicate key {key!r} (first on line {first})")
+                self.lines[path + (key,)] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, path + (key,), inner)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            inner = active | {id(node)}
+            return [self.build(item, path + (i,), inner) for i, item in enumerate(node.value)]
+        return self.scalar(node)
+
+    @staticmethod
+    def scalar(node: yaml.ScalarNode) -> Any:
+        text = node.value
+        if node.style is not None:  # quoted or block scalar: always a string
+            return text
+        if _NULL.match(text):
+            return None
+        if text in _BOOL:
+            return _BOOL[text]
+        if _INT.match(text):
+            return int(text)
+        if _FLOAT.match(text):
+            return float(text)
+        if text.lower() in _SPECIAL_FLOAT:
+            return _SPECIAL_FLOAT[text.lower()]
+        return text
+
+
+def read_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML strictly; return the data and a map of key path -> line number."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise SpecError(f"not valid YAML: {exc.problem or exc}", source=source, line=line) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"not valid YAML: {exc}", source=source) from None
+    if node is None:
+        return None, {}
+    reader = _Reader(source)
+    return reader.build(node), reader.lines
+
+
+# ---------------------------------------------------------------------------
+# The models
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,99}$")
+_TRAINABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value) or ".." in value:
+        raise ValueError(
+            f"{value!r} is not a valid name: use letters, digits, '-', '_' and '.', "
+            "start with a letter or digit, no '..', at most 100 characters"
+        )
+    return value
+
+
+def _check_trainable(value: str) -> str:
+    if not _TRAINABLE.match(value):
+        raise ValueError(f"{value!r} is not 'module:function' (for example 'experiments.trainables.digits:train')")
+    return value
+
+
+def _duration(value: Any) -> Any:
+    """Seconds from a number or a string like ``90s``, ``30m``, ``1h30m``, ``2d``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30m, got {value!r}")
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match and any(match.groups()):
+            d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            return ((d * 24 + h) * 60 + m) * 60 + s
+    raise ValueError(f"expected a duration such as 90s, 30m or 2h, got {value!r}")
+
+
+def _positive(value: float) -> float:
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"must be a positive number, got {value}")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+Seconds = Annotated[float, BeforeValidator(_duration), AfterValidator(_positive)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Metric(_Model):
+    """The metric the search optimises: its name as the trainable reports it, and the mode."""
+
+    name: str = Field(min_length=1, max_length=200)
+    mode: Literal["min", "max"]
+
+
+class Budget(_Model):
+    """How much to run: trials, steps per trial, and an optional wall-clock limit for the run."""
+
+    samples: Integer = Field(ge=1, le=1_000_000, description="trials to sample (per grid point)")
+    max_steps: Integer = Field(ge=1, le=10_000_000, description="steps a trial runs at most")
+    time_limit: Seconds | None = Field(None, description="wall-clock limit of the run: 90s, 30m, 2h or seconds")
+
+
+class Resources(_Model):
+    """What one trial needs; fractional GPUs are allowed (``gpu: 0.25``)."""
+
+    cpu: Number = Field(1.0, ge=0, le=1024)
+    gpu: Number = Field(0.0, ge=0, le=64)
+    custom: dict[str, Number] = Field(default_factory=dict, description="custom Ray resources, e.g. {TPU: 1}")
+
+    @model_validator(mode="after")
+    def _check(self) -> Resources:
+        if self.cpu == 0 and self.gpu == 0 and not self.custom:
+            raise ValueError("a trial needs some resource: set cpu or gpu above 0")
+        if self.gpu > 1 and not float(self.gpu).is_integer():
+            raise ValueError(f"more than one GPU must be a whole number, got {self.gpu}")
+        for key, amount in self.custom.items():
+            if key in ("CPU", "GPU", "cpu", "gpu", "memory"):
+                raise ValueError(f"custom resource {key!r}: use the cpu/gpu keys instead")
+            if amount <= 0:
+                raise ValueError(f"custom resource {key!r} must be > 0, got {amount}")
+        return self
+
+
+class Search(_Model):
+    """How new configs are suggested."""
+
+    algorithm: Literal["random", "grid", "hyperopt", "optuna"] = "random"
+    initial_points: Integer | None = Field(
+        None, ge=1, description="random configs before a model-based searcher starts modelling"
+    )
+
+
+class AshaOptions(_Model):
+    """Asynchronous successive halving (Li et al., 2020)."""
+
+    grace_steps: Integer = Field(1, ge=1, description="steps before a trial can first be stopped")
+    reduction_factor: Number = Field(3.0, gt=1, le=100, description="keep 1/reduction_factor at each rung")
+    brackets: Integer = Field(1, ge=1, le=10)
+
+
+class FifoOptions(_Model):
+    """Run every trial to ``budget.max_steps``."""
+
+
+class Scheduler(_Model):
+    """Which scheduler decides to stop trials; exactly one key, e.g. ``{asha: {grace_steps: 2}}``."""
+
+    fifo: FifoOptions | None = None
+    asha: AshaOptions | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, raw: Any) -> Any:
+        if raw is None:
+            return {"fifo": {}}
+        if isinstance(raw, str):
+            return {raw: {}}
+        if isinstance(raw, dict):
+            return {k: ({} if v is None else v) for k, v in raw.items()}
+        return raw
+
+    @model_validator(mode="after")
+    def _one(self) -> Scheduler:
+        chosen = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError(f"choose exactly one scheduler of {', '.join(type(self).model_fields)}")
+        return self
+
+    @property
+    def name(self) -> str:
+        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+
+    @property
+    def options(self) -> BaseModel:
+        return getattr(self, self.name)
+
+
+class Failure(_Model):
+    """What happens when a trial raises."""
+
+    max_retries: Integer = Field(0, ge=0, le=100, description="restarts of a failing trial from its last checkpoint")
+    fail_fast: bool = Field(False, description="stop the whole run at the first trial error")
+
+
+class Checkpoints(_Model):
+    """Which checkpoints a trial keeps."""
+
+    keep: Integer | None = Field(2, ge=1, description="checkpoints kept per trial (null: all)")
+
+
+class Experiment(_Model):
+    """A validated, frozen experiment: everything needed to plan and run a tuning job."""
+
+    version: Literal[1] = 1
+    name: Name
+    description: str | None = None
+    trainable: Annotated[str, AfterValidator(_check_trainable)] = Field(
+        description="'module:function' imported at run time"
+    )
+    metric: Metric
+    budget: Budget
+    resources: Resources = Field(default_factory=Resources)
+    concurrency: Integer | None = Field(None, ge=1, le=100_000, description="trials running at once (default: as resources allow)")
+    seed: Integer | None = Field(None, ge=0, le=2**32 - 1)
+    space: dict[str, Param]
+    search: Search = Field(default_factory=Search)
+    scheduler: Scheduler = Field(default_factory=lambda: Scheduler(fifo=FifoOptions()))
+    failure: Failure = Field(default_factory=Failure)
+    checkpoints: Checkpoints = Field(default_factory=Checkpoints)
+    results: str = Field("results", min_length=1, description="folder (or URI) that holds every run")
+
+    _source: str = PrivateAttr("<dict>")
+    _lines: dict = PrivateAttr(default_factory=dict)
+
+    @field_validator("space")
+    @classmethod
+    def _check_space(cls, space: dict[str, Any]) -> dict[str, Any]:
+        if not space:
+            raise ValueError("the search space is empty: add at least one param")
+        for name in space:
+            if not isinstance(name, str) or not _PARAM.match(name):
+                raise ValueError(f"param name {name!r}: use letters, digits, _ . / -, starting with a letter or _")
+        return space
+
+    @property
+    def source(self) -> str:
+        """The file this experiment was read from, or ``<dict>``."""
+        return self._source
+
+    def line_of(self, path: str) -> int | None:
+        """The line in :attr:`source` of a dotted key path (or of its closest parent)."""
+        parts = tuple(int(p) if p.isdigit() else p for p in path.split(".")) if path else ()
+        while parts:
+            if parts in self._lines:
+                return self._lines[parts]
+            parts = parts[:-1]
+        return None
+
+    def error(self, path: str, message: str) -> SpecError:
+        """A :class:`SpecError` about ``path`` in this experiment, with file and line."""
+        return SpecError(message, source=self.source, path=path, line=self.line_of(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The experiment as plain data, in the file's own spelling (JSON-compatible)."""
+        return json.loads(self.model_dump_json(by_alias=True, exclude_none=True))
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def _known_keys() -> set[str]:
+    keys: set[str] = set()
+    stack: list[type[BaseModel]] = [Experiment]
+    from scalehp import space as _space
+
+    stack += [_space.FloatParam, _space.IntParam, _space.ChoiceParam, _space.GridParam, _space.ConstantParam]
+    seen: set[type] = set()
+    while stack:
+        model = stack.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            keys.add(field.alias or name)
+            annotation = field.annotation
+            for candidate in getattr(annotation, "__args__", ()) + (annotation,):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    stack.append(candidate)
+    return keys
+
+
+_NOISE = {"bare", "ambiguous", "float", "int", "choice", "grid", "constant"}
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _clean_loc(loc: tuple) -> tuple:
+    out: list[Any] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and "[" in part:
+            continue  # pydantic's validator/union labels
+        # space.<name>.<kind-tag>.<field>: drop the union tag, keep the user's own keys
+        if len(out) == 2 and out[0] == "space" and part in _NOISE and i == 2:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(error["loc"][-1])
+        close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
+        return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if kind == "missing":
+        return "required key is missing"
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    if kind in bounds:
+        limit = next(iter(error.get("ctx", {}).values()), "")
+        return f"must be {bounds[kind]} {limit}, got {error['input']!r}"
+    if kind in ("int_type", "int_parsing", "float_type", "float_parsing", "bool_type", "bool_parsing", "string_type"):
+        wanted = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string"}[kind.split("_")[0]]
+        return f"expected {wanted}, got {error['input']!r}"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"{error['input']!r} is not allowed; expected {expected}"
+    message = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+    return message
+
+
+def experiment_from_data(data: Any, *, source: str = "<dict>", lines: dict | None = None) -> Experiment:
+    """Validate plain data (a dict as read from YAML) into an :class:`Experiment`."""
+    if not isinstance(data, dict):
+        raise SpecError("an experiment must be a mapping of keys (name, trainable, metric, …)", source=source)
+    try:
+        experiment = Experiment.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        loc = _clean_loc(tuple(first["loc"]))
+        message = _message(first)
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+        line = None
+        if lines:
+            probe = loc
+            while probe and probe not in lines:
+                probe = probe[:-1]
+            line = lines.get(probe)
+        raise SpecError(message, source=source, path=_dotted(loc), line=line) from None
+    experiment._source = source
+    experiment._lines = dict(lines or {})
+    return experiment
+
+
+def load_experiment(source: str | Path | dict[str, Any]) -> Experiment:
+    """Read and validate an experiment from a YAML file path or a dict.
+
+    Raises:
+        SpecError: the file is missing, not valid YAML, or not a valid experiment.
+    """
+    if isinstance(source, dict):
+        return experiment_from_data(source)
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such file", source=str(path)) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read: {exc.__class__.__name__}", source=str(path)) from None
+    data, lines = read_yaml(text, str(path))
+    return experiment_from_data(data, source=str(path), lines=lines)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of experiment files, for editors (``scalehp schema``)."""
+    schema = Experiment.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "scalehp experiment"
+    return schema

@@ -1,0 +1,210 @@
+"""The :class:`Trial` a trainable receives, and :class:`LocalTrial` to run one without Ray.
+
+A trainable is a plain function::
+
+    def train(config: dict, trial: scalehp.Trial) -> None:
+        state = trial.restore()                  # None on a fresh start
+        start = state["step"] if state else 0
+        for step in range(start + 1, trial.max_steps + 1):
+            ...                                  # one unit of training
+            trial.report(step, {"val_loss": loss}, checkpoint={"step": step, "model": model.state_dict()})
+
+``step`` is the unit of the budget (``budget.max_steps``) and of every scheduler. A plain
+Ray Tune function ``def train(config)`` that calls ``ray.tune.report`` also runs unchanged
+under ``scalehp run``; its steps are Ray's ``training_iteration``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import pickle
+import sys
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from scalehp.errors import SpecError
+
+TrainableKind = Literal["scalehp", "ray"]
+_CHECKPOINT_FILE = "state.pt"
+
+
+class Trial:
+    """What a trainable gets to talk to the tuner. Subclasses connect it to Ray or run it locally.
+
+    Attributes:
+        trial_id: unique within the run.
+        max_steps: the experiment's ``budget.max_steps``; a trainable should stop there.
+        seed: a seed for this trial, derived from the experiment's seed and the trial.
+        metric: the name of the experiment's metric; every report must include it.
+    """
+
+    def __init__(self, trial_id: str, *, max_steps: int, seed: int, metric: str):
+        self.trial_id = trial_id
+        self.max_steps = max_steps
+        self.seed = seed
+        self.metric = metric
+        self._last_step: int | None = None
+
+    def report(self, step: int, metrics: dict[str, Any], checkpoint: Any = None) -> None:
+        """Report the metrics after ``step`` steps, optionally with a checkpoint.
+
+        Args:
+            step: steps done so far (1 after the first), increasing from report to report.
+            metrics: name -> number; must include the experiment's metric.
+            checkpoint: anything ``torch.save`` can write (typically a dict of state dicts
+                and the step); :meth:`restore` gives it back after a restart or a PBT exploit.
+
+        Raises:
+            ValueError: a step that does not increase, or the experiment's metric missing.
+        """
+        self._check(step, metrics)
+        self._report(int(step), dict(metrics), checkpoint)
+        self._last_step = int(step)
+
+    def restore(self) -> Any:
+        """The last checkpoint to continue from, or ``None`` when the trial starts fresh."""
+        return None
+
+    def _report(self, step: int, metrics: dict[str, Any], checkpoint: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _check(self, step: Any, metrics: Any) -> None:
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise ValueError(f"trial.report: step must be an integer >= 1, got {step!r}")
+        if step > self.max_steps:
+            raise ValueError(f"trial.report: step {step} is beyond budget.max_steps ({self.max_steps})")
+        if self._last_step is not None and step <= self._last_step:
+            raise ValueError(f"trial.report: step {step} does not increase (last was {self._last_step})")
+        if not isinstance(metrics, dict):
+            raise ValueError(f"trial.report: metrics must be a dict, got {type(metrics).__name__}")
+        if self.metric not in metrics:
+            raise ValueError(
+                f"trial.report: the experiment's metric {self.metric!r} is missing; reported {sorted(metrics)}"
+            )
+        if "step" in metrics:
+            raise ValueError("trial.report: 'step' is reserved; pass it as the first argument")
+
+
+def save_checkpoint(state: Any, folder: str | Path) -> Path:
+    """Write a checkpoint object into ``folder`` (torch.save when torch is installed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / _CHECKPOINT_FILE
+    try:
+        import torch
+    except ImportError:
+        with open(path, "wb") as handle:
+            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        torch.save(state, path)
+    return path
+
+
+def load_checkpoint(folder: str | Path) -> Any:
+    """Read back what :func:`save_checkpoint` wrote.
+
+    Checkpoints are written by the run's own trials, into the run's own folder; they are
+    the trainable's state (model weights, optimizer, RNG), loaded in full.
+    """
+    path = Path(folder) / _CHECKPOINT_FILE
+    try:
+        import torch
+    except ImportError:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - the run's own checkpoint
+    return torch.load(path, weights_only=False, map_location="cpu")
+
+
+def trial_seed(experiment_seed: int | None, index: int) -> int:
+    """A per-trial seed: fixed by the experiment's seed and the trial's position."""
+    base = 0 if experiment_seed is None else experiment_seed
+    return (base * 1_000_003 + index * 7919 + 17) % (2**31 - 1)
+
+
+class LocalTrial(Trial):
+    """Runs a trainable in this process, without Ray: for debugging and tests.
+
+    Reports are kept in :attr:`reports`; checkpoints are kept in memory (and round-tripped
+    through :func:`save_checkpoint` when ``checkpoint_dir`` is given, to prove they save).
+
+    Example:
+        >>> trial = LocalTrial(max_steps=3, metric="loss")
+        >>> for step in range(1, 4):
+        ...     trial.report(step, {"loss": 1 / step})
+        >>> [r["loss"] for r in trial.reports]
+        [1.0, 0.5, 0.3333333333333333]
+    """
+
+    def __init__(
+        self,
+        *,
+        max_steps: int,
+        metric: str,
+        seed: int = 0,
+        trial_id: str = "local",
+        checkpoint_dir: str | Path | None = None,
+        on_report: Callable[[dict[str, Any]], None] | None = None,
+    ):
+        super().__init__(trial_id, max_steps=max_steps, seed=seed, metric=metric)
+        self.reports: list[dict[str, Any]] = []
+        self.checkpoint: Any = None
+        self._checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self._on_report = on_report
+
+    def _report(self, step: int, metrics: dict[str, Any], checkpoint: Any) -> None:
+        row = {"step": step, **metrics}
+        self.reports.append(row)
+        if checkpoint is not None:
+            if self._checkpoint_dir is not None:
+                save_checkpoint(checkpoint, self._checkpoint_dir)
+                checkpoint = load_checkpoint(self._checkpoint_dir)
+            self.checkpoint = checkpoint
+        if self._on_report is not None:
+            self._on_report(row)
+
+    def restore(self) -> Any:
+        return self.checkpoint
+
+
+def load_trainable(reference: str, *, source: str = "<dict>", line: int | None = None) -> tuple[Callable, TrainableKind]:
+    """Import ``module:function`` and tell which calling convention it uses.
+
+    ``def f(config, trial)`` is a scalehp trainable; ``def f(config)`` a plain Ray Tune one.
+    The current folder is importable, as with ``python -m``.
+
+    Raises:
+        SpecError: the module or function cannot be imported, or has another signature.
+    """
+    def fail(message: str) -> SpecError:
+        return SpecError(message, source=source, path="trainable", line=line)
+
+    module_name, _, function_name = reference.partition(":")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise fail(f"cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - user code failing at import is reported, not raised raw
+        raise fail(f"importing {module_name!r} raised {exc.__class__.__name__}: {exc}") from None
+    function = getattr(module, function_name, None)
+    if function is None:
+        public = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        raise fail(f"module {module_name!r} has no function {function_name!r} (it has: {', '.join(sorted(public)) or 'none'})")
+    if not callable(function):
+        raise fail(f"{reference!r} is not a function")
+    try:
+        parameters = [
+            p for p in inspect.signature(function).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        return function, "ray"
+    if len(parameters) == 2:
+        return function, "scalehp"
+    if len(parameters) == 1:
+        return function, "ray"
+    raise fail(f"{reference!r} must take (config, trial) or (config), not {len(parameters)} arguments")

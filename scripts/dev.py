@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Set up and run scalehp from nothing but Python (stdlib only).
+
+    python3 scripts/dev.py demo     # venv + install + tune the digits MLP on embedded Ray
+    python3 scripts/dev.py test     # venv + install + the whole test suite
+    python3 scripts/dev.py test -m "not slow"   # extra arguments go to pytest
+
+The virtual environment lives in .venv and is reinstalled only when pyproject.toml changes.
+torch is installed first as torch==2.13.0 so the dependency range never pulls another build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+STAMP = VENV / ".scalehp-installed"
+TORCH = "torch==2.13.0"
+
+
+def sh(*args: str | Path, **kwargs) -> None:
+    print("+", " ".join(map(str, args)), flush=True)
+    subprocess.run([str(a) for a in args], check=True, cwd=ROOT, **kwargs)
+
+
+def setup() -> None:
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + TORCH.encode()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print(f"+ creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    sh(*pip, TORCH)
+    sh(*pip, "-e", ".[test]")
+    STAMP.write_text(wanted)
+
+
+def demo() -> None:
+    setup()
+    scalehp = BIN / "scalehp"
+    sh(scalehp, "plan", "experiments/digits_asha.yaml")
+    sh(scalehp, "run", "experiments/digits_asha.yaml")
+    sh(scalehp, "results", "ls", "results/digits-mlp-asha")
+
+
+def test(args: list[str]) -> int:
+    setup()
+    return subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
+
+
+def main() -> int:
+    command, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("help", [])
+    if command == "setup":
+        setup()
+    elif command == "demo":
+        demo()
+    elif command == "test":
+        return test(args)
+    else:
+        print(__doc__)
+        return 0 if command in ("help", "-h", "--help") else 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

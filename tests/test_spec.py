@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from scalehp.errors import SpecError
+from scalehp.space import ChoiceParam, ConstantParam, FloatParam, IntParam
+from scalehp.spec import json_schema, load_experiment, read_yaml
+
+GOOD = """\
+version: 1
+name: demo
+trainable: tests.trainables:quadratic
+metric: {name: loss, mode: min}
+budget: {samples: 4, max_steps: 5, time_limit: 2m}
+space:
+  x: {float: [1e-3, 1.0], log: true}
+  n: {int: [1, 8], step: 1}
+  opt: {choice: [adam, sgd]}
+  epochs: 3
+scheduler: {asha: {grace_steps: 1}}
+"""
+
+
+def load_text(tmp_path, text):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return load_experiment(path)
+
+
+def error_of(tmp_path, text) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        load_text(tmp_path, text)
+    return info.value
+
+
+def test_good_file_loads_with_kinds_and_defaults(tmp_path):
+    exp = load_text(tmp_path, GOOD)
+    assert isinstance(exp.space["x"], FloatParam) and exp.space["x"].low == 1e-3 and exp.space["x"].log
+    assert isinstance(exp.space["n"], IntParam)
+    assert isinstance(exp.space["opt"], ChoiceParam)
+    assert isinstance(exp.space["epochs"], ConstantParam) and exp.space["epochs"].value == 3
+    assert exp.budget.time_limit == 120
+    assert exp.scheduler.name == "asha" and exp.scheduler.asha.reduction_factor == 3
+    assert exp.resources.cpu == 1 and exp.search.algorithm == "random"
+
+
+def test_same_experiment_from_python_dict(tmp_path):
+    from_file = load_text(tmp_path, GOOD)
+    from_dict = load_experiment(from_file.to_dict())
+    assert from_dict.to_dict() == from_file.to_dict()
+    assert from_dict.source == "<dict>"
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        (("mode: min", "mode: minimum"), "metric.mode", "expected 'min' or 'max'"),
+        (("samples: 4", "samples: 0"), "budget.samples", ">= 1"),
+        (("samples: 4", "samples: four"), "budget.samples", "expected an integer"),
+        (("[1e-3, 1.0], log: true", "[0, 1.0], log: true"), "space.x", "log scale needs low > 0"),
+        (("[1e-3, 1.0]", "[1.0, 0.1]"), "space.x", "must be below high"),
+        (("{choice: [adam, sgd]}", "{choice: []}"), "space.opt", "at least one value"),
+        (("{choice: [adam, sgd]}", "{choice: [adam, adam]}"), "space.opt", "twice"),
+        (("{int: [1, 8], step: 1}", "{int: [1, 8], choice: [1]}"), "space.n", "one kind per param"),
+        (("log: true}", "lgo: true}"), "space.x.lgo", "did you mean 'log'"),
+        (("scheduler:", "schedulr:"), "schedulr", "did you mean 'scheduler'"),
+        (("name: demo", "name: ../escape"), "name", "not a valid name"),
+        (("name: demo", "name: /abs"), "name", "not a valid name"),
+        (("quadratic", "quadratic()"), "trainable", "module:function"),
+        (("time_limit: 2m", "time_limit: soon"), "budget.time_limit", "duration"),
+        (("{asha: {grace_steps: 1}}", "{asha: {grace_steps: 1}, fifo: {}}"), "scheduler", "exactly one"),
+        (("{asha: {grace_steps: 1}}", "{asha: {reduction_factor: 1}}"), "scheduler.asha.reduction_factor", "> 1"),
+        (("version: 1", "version: 2"), "version", "expected 1"),
+    ],
+)
+def test_errors_name_file_line_and_key_path(tmp_path, change, path, words):
+    old, new = change
+    assert old in GOOD
+    error = error_of(tmp_path, GOOD.replace(old, new, 1))
+    assert error.path == path, str(error)
+    assert words in str(error)
+    assert str(error).startswith(str(tmp_path / "exp.yaml") + ":")
+    assert error.line is not None and "\n" not in str(error)
+
+
+def test_missing_key(tmp_path):
+    error = error_of(tmp_path, GOOD.replace("metric: {name: loss, mode: min}\n", ""))
+    assert error.path == "metric" and "missing" in str(error)
+
+
+def test_empty_space_is_an_error(tmp_path):
+    text = GOOD.split("space:")[0] + "space: {}\n"
+    assert error_of(tmp_path, text).path == "space"
+
+
+def test_yaml_numbers_booleans_and_strings_are_strict():
+    data, _ = read_yaml("a: 1e-3\nb: yes\nc: no\nd: true\ne: 0x10\nf: '1e-3'\ng: 1_000\nh: .inf\ni: 2024-01-01\nj: 1:30\n")
+    assert data["a"] == 0.001 and isinstance(data["a"], float)
+    assert data["b"] == "yes" and data["c"] == "no" and data["d"] is True
+    assert data["e"] == "0x10" and data["f"] == "1e-3" and data["g"] == "1_000"
+    assert data["h"] == math.inf and data["i"] == "2024-01-01" and data["j"] == "1:30"
+
+
+def test_duplicate_keys_are_errors():
+    with pytest.raises(SpecError, match=r"duplicate key 'a' \(first on line 1\)") as info:
+        read_yaml("a: 1\nb: 2\na: 3\n", "f.yaml")
+    assert info.value.line == 3
+
+
+def test_alias_bomb_is_refused_fast():
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for i, name in enumerate("bcdefghij"):
+        prev = "abcdefghij"[i]
+        bomb += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]\n"
+    with pytest.raises(SpecError, match="expands to more than"):
+        read_yaml(bomb)
+
+
+def test_python_tags_and_merge_keys_are_refused():
+    with pytest.raises(SpecError, match="tag"):
+        read_yaml("a: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(SpecError, match="merge keys"):
+        read_yaml("base: &b {x: 1}\nother:\n  <<: *b\n")
+
+
+def test_invalid_yaml_has_a_line(tmp_path):
+    error = error_of(tmp_path, "name: [unclosed\n")
+    assert "not valid YAML" in str(error) and error.line is not None
+
+
+def test_not_a_mapping_and_missing_file(tmp_path):
+    assert "mapping" in str(error_of(tmp_path, "- a\n- b\n"))
+    with pytest.raises(SpecError, match="no such file"):
+        load_experiment(tmp_path / "nope.yaml")
+
+
+def test_json_schema_covers_the_keys():
+    schema = json_schema()
+    text = json.dumps(schema)
+    for key in ("trainable", "metric", "budget", "space", "scheduler", "asha", "grace_steps", "float", "choice"):
+        assert f'"{key}"' in text
+    assert schema["additionalProperties"] is False
