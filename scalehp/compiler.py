@@ -70,14 +70,18 @@ def _check_searcher(experiment: Experiment) -> None:
         path = f"space.{name}"
         if algorithm == "grid" and isinstance(param, (FloatParam, IntParam)):
             raise experiment.error(
-                path, f"grid search cannot enumerate a {param.kind} range; give {{grid: [...]}} values or use search.algorithm random"
+                path,
+                f"grid search cannot enumerate a {param.kind} range; give {{grid: [...]}} values or use search.algorithm random",
             )
         if algorithm in MODEL_BASED and isinstance(param, GridParam):
             raise experiment.error(
-                path, f"{algorithm} cannot search a grid param; write {{choice: [...]}} or use search.algorithm random or grid"
+                path,
+                f"{algorithm} cannot search a grid param; write {{choice: [...]}} or use search.algorithm random or grid",
             )
     if experiment.search.initial_points is not None and algorithm not in MODEL_BASED:
-        raise experiment.error("search.initial_points", f"only model-based searchers take initial_points, not {algorithm}")
+        raise experiment.error(
+            "search.initial_points", f"only model-based searchers take initial_points, not {algorithm}"
+        )
 
 
 def _grid_points(experiment: Experiment) -> int:
@@ -132,14 +136,18 @@ def compile_plan(experiment: Experiment) -> Plan:
     for name in experiment.space:
         column = column_name("param", name)
         if column in taken:
-            raise experiment.error(f"space.{name}", f"param {name!r} and {taken[column]!r} both map to column {column!r}; rename one")
+            raise experiment.error(
+                f"space.{name}", f"param {name!r} and {taken[column]!r} both map to column {column!r}; rename one"
+            )
         taken[column] = name
         columns[name] = column
 
     grid_points = _grid_points(experiment)
     trials = experiment.budget.samples * grid_points
     if trials > 1_000_000:
-        raise experiment.error("budget.samples", f"{trials} trials ({grid_points} grid points x samples) is more than 1,000,000")
+        raise experiment.error(
+            "budget.samples", f"{trials} trials ({grid_points} grid points x samples) is more than 1,000,000"
+        )
 
     warnings: list[str] = []
     searched = [p for p in experiment.space.values() if not isinstance(p, ConstantParam)]

@@ -46,9 +46,7 @@ _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": Fals
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _SPECIAL_FLOAT = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
-_CORE_TAGS = {
-    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
-}
+_CORE_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 
 
 class _Reader:
@@ -294,7 +292,9 @@ class Experiment(_Model):
     metric: Metric
     budget: Budget
     resources: Resources = Field(default_factory=Resources)
-    concurrency: Integer | None = Field(None, ge=1, le=100_000, description="trials running at once (default: as resources allow)")
+    concurrency: Integer | None = Field(
+        None, ge=1, le=100_000, description="trials running at once (default: as resources allow)"
+    )
     seed: Integer | None = Field(None, ge=0, le=2**32 - 1)
     space: dict[str, Param]
     search: Search = Field(default_factory=Search)
@@ -396,7 +396,9 @@ def _message(error: dict[str, Any]) -> str:
         limit = next(iter(error.get("ctx", {}).values()), "")
         return f"must be {bounds[kind]} {limit}, got {error['input']!r}"
     if kind in ("int_type", "int_parsing", "float_type", "float_parsing", "bool_type", "bool_parsing", "string_type"):
-        wanted = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string"}[kind.split("_")[0]]
+        wanted = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string"}[
+            kind.split("_")[0]
+        ]
         return f"expected {wanted}, got {error['input']!r}"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
@@ -404,7 +406,7 @@ def _message(error: dict[str, Any]) -> str:
     message = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):
-            message = message[len(prefix):]
+            message = message[len(prefix) :]
     return message
 
 

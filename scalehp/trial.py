@@ -168,7 +168,9 @@ class LocalTrial(Trial):
         return self.checkpoint
 
 
-def load_trainable(reference: str, *, source: str = "<dict>", line: int | None = None) -> tuple[Callable, TrainableKind]:
+def load_trainable(
+    reference: str, *, source: str = "<dict>", line: int | None = None
+) -> tuple[Callable, TrainableKind]:
     """Import ``module:function`` and tell which calling convention it uses.
 
     ``def f(config, trial)`` is a scalehp trainable; ``def f(config)`` a plain Ray Tune one.
@@ -177,6 +179,7 @@ def load_trainable(reference: str, *, source: str = "<dict>", line: int | None =
     Raises:
         SpecError: the module or function cannot be imported, or has another signature.
     """
+
     def fail(message: str) -> SpecError:
         return SpecError(message, source=source, path="trainable", line=line)
 
@@ -193,12 +196,15 @@ def load_trainable(reference: str, *, source: str = "<dict>", line: int | None =
     function = getattr(module, function_name, None)
     if function is None:
         public = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-        raise fail(f"module {module_name!r} has no function {function_name!r} (it has: {', '.join(sorted(public)) or 'none'})")
+        raise fail(
+            f"module {module_name!r} has no function {function_name!r} (it has: {', '.join(sorted(public)) or 'none'})"
+        )
     if not callable(function):
         raise fail(f"{reference!r} is not a function")
     try:
         parameters = [
-            p for p in inspect.signature(function).parameters.values()
+            p
+            for p in inspect.signature(function).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
         ]
     except (TypeError, ValueError):

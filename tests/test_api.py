@@ -5,8 +5,19 @@ import scalehp
 
 def test_public_names():
     assert sorted(scalehp.__all__) == [
-        "Experiment", "LocalTrial", "Plan", "Results", "ResultsError", "RunError", "ScalehpError",
-        "SpecError", "Trial", "compile_plan", "load_experiment", "read_results", "run",
+        "Experiment",
+        "LocalTrial",
+        "Plan",
+        "Results",
+        "ResultsError",
+        "RunError",
+        "ScalehpError",
+        "SpecError",
+        "Trial",
+        "compile_plan",
+        "load_experiment",
+        "read_results",
+        "run",
     ]
     for name in scalehp.__all__:
         assert getattr(scalehp, name) is not None

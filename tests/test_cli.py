@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from scalehp.cli import main
@@ -42,8 +41,19 @@ def test_malformed_file_exit_2_one_line_no_ray_no_results(tmp_path):
     )
     for command in ("validate", "plan", "run"):
         process = subprocess.run(
-            [sys.executable, "-c", code, command, str(bad), *(["--results", str(tmp_path / "res")] if command == "run" else [])],
-            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+            [
+                sys.executable,
+                "-c",
+                code,
+                command,
+                str(bad),
+                *(["--results", str(tmp_path / "res")] if command == "run" else []),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
         )
         assert process.returncode == 2, process.stderr
         lines = process.stderr.strip().splitlines()

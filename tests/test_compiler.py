@@ -24,10 +24,12 @@ def test_asha_rungs_match_rays_brackets():
     from ray.tune.schedulers.async_hyperband import _Bracket
 
     for grace, rf, max_steps in [(1, 3, 27), (2, 3, 20), (1, 2, 10), (3, 4, 100), (5, 3, 5)]:
-        plan = compile_plan(experiment(
-            budget={"samples": 27, "max_steps": max_steps},
-            scheduler={"asha": {"grace_steps": grace, "reduction_factor": rf}},
-        ))
+        plan = compile_plan(
+            experiment(
+                budget={"samples": 27, "max_steps": max_steps},
+                scheduler={"asha": {"grace_steps": grace, "reduction_factor": rf}},
+            )
+        )
         ray_milestones = sorted(int(m) for m, _ in _Bracket(grace, max_steps, rf, 0)._rungs if m < max_steps)
         ours = [r.step for r in plan.rungs]
         assert ours[:-1] == ray_milestones and ours[-1] == max_steps
@@ -47,16 +49,20 @@ def test_grace_above_max_steps_is_a_spec_error():
 
 
 def test_grid_counts_and_semantics():
-    plan = compile_plan(experiment(
-        space={"x": {"grid": [1, 2, 3]}, "y": {"grid": ["a", "b"]}, "z": {"float": [0, 1]}},
-        budget={"samples": 2, "max_steps": 3},
-        scheduler="fifo",
-    ))
+    plan = compile_plan(
+        experiment(
+            space={"x": {"grid": [1, 2, 3]}, "y": {"grid": ["a", "b"]}, "z": {"float": [0, 1]}},
+            budget={"samples": 2, "max_steps": 3},
+            scheduler="fifo",
+        )
+    )
     assert plan.grid_points == 6 and plan.trials == 12
 
 
 def test_grid_algorithm_enumerates_choices_and_refuses_ranges():
-    plan = compile_plan(experiment(space={"a": {"choice": [1, 2]}, "b": {"grid": [1, 2, 3]}}, search={"algorithm": "grid"}))
+    plan = compile_plan(
+        experiment(space={"a": {"choice": [1, 2]}, "b": {"grid": [1, 2, 3]}}, search={"algorithm": "grid"})
+    )
     assert plan.grid_points == 6
     with pytest.raises(SpecError, match="cannot enumerate") as info:
         compile_plan(experiment(search={"algorithm": "grid"}))
@@ -77,7 +83,9 @@ def test_param_columns_and_collisions():
 
 
 def test_warnings_and_digest():
-    plan = compile_plan(experiment(space={"c": 1}, search={"algorithm": "hyperopt"}, budget={"samples": 5, "max_steps": 27}))
+    plan = compile_plan(
+        experiment(space={"c": 1}, search={"algorithm": "hyperopt"}, budget={"samples": 5, "max_steps": 27})
+    )
     assert any("constant" in w for w in plan.warnings)
     assert any("never models" in w for w in plan.warnings)
     assert compile_plan(experiment()).digest == compile_plan(experiment()).digest

@@ -17,8 +17,20 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.ray
 def test_digits_asha_demo(tmp_path):
     process = subprocess.run(
-        [sys.executable, "-m", "scalehp.cli", "run", "experiments/digits_asha.yaml", "--results", str(tmp_path), "--quiet"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "scalehp.cli",
+            "run",
+            "experiments/digits_asha.yaml",
+            "--results",
+            str(tmp_path),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     assert "best trial" in process.stdout and "tables" in process.stdout

@@ -21,16 +21,31 @@ PARAMS = [pa.field("param_x", pa.float64()), pa.field("param_opt", pa.string())]
 def make_run(tmp_path, name="run1", experiment="exp"):
     run = tmp_path / experiment / name
     run.mkdir(parents=True)
-    (run / "plan.json").write_text(json.dumps({
-        "run_id": name, "trials": 2, "columns": {"x": "param_x", "opt": "param_opt"},
-        "experiment": {"name": experiment, "metric": {"name": "loss", "mode": "min"}},
-    }))
+    (run / "plan.json").write_text(
+        json.dumps(
+            {
+                "run_id": name,
+                "trials": 2,
+                "columns": {"x": "param_x", "opt": "param_opt"},
+                "experiment": {"name": experiment, "metric": {"name": "loss", "mode": "min"}},
+            }
+        )
+    )
     return run
 
 
 def report(trial, step, loss, **extra):
-    return {"run_id": "run1", "experiment": "exp", "trial_id": trial, "step": step, "time": time.time(),
-            "param_x": 0.5, "param_opt": "adam", "metric_loss": loss, **extra}
+    return {
+        "run_id": "run1",
+        "experiment": "exp",
+        "trial_id": trial,
+        "step": step,
+        "time": time.time(),
+        "param_x": 0.5,
+        "param_opt": "adam",
+        "metric_loss": loss,
+        **extra,
+    }
 
 
 class Clock:
@@ -126,7 +141,10 @@ def test_read_results_over_experiments_and_roots(tmp_path):
     for experiment, name in [("e1", "r1"), ("e1", "r2"), ("e2", "r3")]:
         run = make_run(tmp_path, name, experiment)
         sink = ParquetSink(run, PARAMS)
-        sink.add("trials", {"run_id": name, "experiment": experiment, "trial_id": "t", "status": "completed", "best_value": 1.0})
+        sink.add(
+            "trials",
+            {"run_id": name, "experiment": experiment, "trial_id": "t", "status": "completed", "best_value": 1.0},
+        )
         sink.close()
     assert len(read_results(tmp_path).trials) == 3
     assert len(read_results(tmp_path / "e1").trials) == 2

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from scalehp.compiler import compile_plan
 from scalehp.errors import SpecError
 from scalehp.results.store import read_results
 from scalehp.runner import param_space, run
@@ -78,7 +75,11 @@ def test_seeded_random_search_repeats(ray_local, tmp_path):
 
 
 def test_failing_trials_are_rows_not_exceptions(ray_local, tmp_path):
-    summary = run(experiment(tmp_path, trainable="tests.trainables:always_fails", budget={"samples": 2, "max_steps": 3}, scheduler="fifo"))
+    summary = run(
+        experiment(
+            tmp_path, trainable="tests.trainables:always_fails", budget={"samples": 2, "max_steps": 3}, scheduler="fifo"
+        )
+    )
     trials = read_results(summary.path).trials
     assert trials["status"].tolist() == ["error", "error"]
     assert all("boom: this trainable always fails" in e for e in trials["error"])
@@ -87,9 +88,11 @@ def test_failing_trials_are_rows_not_exceptions(ray_local, tmp_path):
 
 def test_nan_ranks_last_under_asha(ray_local, tmp_path):
     exp = experiment(
-        tmp_path, trainable="tests.trainables:nan_for_some",
+        tmp_path,
+        trainable="tests.trainables:nan_for_some",
         space={"x": {"grid": [0.1, 0.2, 0.3, 0.4, 0.5, -0.5, -0.4, -0.3, -0.2]}},
-        budget={"samples": 1, "max_steps": 9}, concurrency=1,
+        budget={"samples": 1, "max_steps": 9},
+        concurrency=1,
     )
     results = read_results(run(exp).path)
     trials = results.trials.set_index("param_x")
@@ -99,7 +102,11 @@ def test_nan_ranks_last_under_asha(ray_local, tmp_path):
 
 
 def test_plain_ray_tune_function_runs_unchanged(ray_local, tmp_path):
-    summary = run(experiment(tmp_path, trainable="tests.trainables:plain_ray", budget={"samples": 3, "max_steps": 5}, scheduler="fifo"))
+    summary = run(
+        experiment(
+            tmp_path, trainable="tests.trainables:plain_ray", budget={"samples": 3, "max_steps": 5}, scheduler="fifo"
+        )
+    )
     results = read_results(summary.path)
     assert results.trials["status"].tolist() == ["completed"] * 3
     assert sorted(results.reports["step"].tolist()) == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5]
@@ -107,8 +114,14 @@ def test_plain_ray_tune_function_runs_unchanged(ray_local, tmp_path):
 
 @pytest.mark.parametrize("algorithm", ["grid", "hyperopt", "optuna"])
 def test_searchers_run(ray_local, tmp_path, algorithm):
-    space = {"x": {"choice": [0.1, 0.3, 0.5]}} if algorithm == "grid" else {"x": {"float": [-1.0, 1.0]}, "n": {"int": [1, 4]}}
-    exp = experiment(tmp_path, space=space, search={"algorithm": algorithm}, budget={"samples": 4, "max_steps": 3}, scheduler="fifo")
+    space = (
+        {"x": {"choice": [0.1, 0.3, 0.5]}}
+        if algorithm == "grid"
+        else {"x": {"float": [-1.0, 1.0]}, "n": {"int": [1, 4]}}
+    )
+    exp = experiment(
+        tmp_path, space=space, search={"algorithm": algorithm}, budget={"samples": 4, "max_steps": 3}, scheduler="fifo"
+    )
     results = read_results(run(exp).path)
     expected = 12 if algorithm == "grid" else 4
     assert len(results.trials) == expected
@@ -121,11 +134,15 @@ def test_searchers_run(ray_local, tmp_path, algorithm):
 def test_param_space_bounds_are_inclusive():
     from ray.tune.search.sample import Integer
 
-    exp = load_experiment({
-        "name": "s", "trainable": "tests.trainables:quadratic", "metric": {"name": "loss", "mode": "min"},
-        "budget": {"samples": 1, "max_steps": 1},
-        "space": {"a": {"int": [1, 3]}, "b": {"int": [1, 100], "log": True}, "c": {"int": [0, 10], "step": 5}},
-    })
+    exp = load_experiment(
+        {
+            "name": "s",
+            "trainable": "tests.trainables:quadratic",
+            "metric": {"name": "loss", "mode": "min"},
+            "budget": {"samples": 1, "max_steps": 1},
+            "space": {"a": {"int": [1, 3]}, "b": {"int": [1, 100], "log": True}, "c": {"int": [0, 10], "step": 5}},
+        }
+    )
     space = param_space(exp)
     values = {name: {space[name].sample() for _ in range(300)} for name in "abc"}
     assert values["a"] == {1, 2, 3}
@@ -142,7 +159,11 @@ def test_impossible_resources_fail_before_any_trial(ray_local, tmp_path):
 
 
 def test_missing_metric_is_reported_at_the_first_report(ray_local, tmp_path):
-    summary = run(experiment(tmp_path, trainable="tests.trainables:wrong_metric", budget={"samples": 1, "max_steps": 2}, scheduler="fifo"))
+    summary = run(
+        experiment(
+            tmp_path, trainable="tests.trainables:wrong_metric", budget={"samples": 1, "max_steps": 2}, scheduler="fifo"
+        )
+    )
     trials = read_results(summary.path).trials
     assert trials["status"].tolist() == ["error"]
     assert "the experiment's metric 'loss' is missing" in trials["error"][0]

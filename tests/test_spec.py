@@ -97,7 +97,9 @@ def test_empty_space_is_an_error(tmp_path):
 
 
 def test_yaml_numbers_booleans_and_strings_are_strict():
-    data, _ = read_yaml("a: 1e-3\nb: yes\nc: no\nd: true\ne: 0x10\nf: '1e-3'\ng: 1_000\nh: .inf\ni: 2024-01-01\nj: 1:30\n")
+    data, _ = read_yaml(
+        "a: 1e-3\nb: yes\nc: no\nd: true\ne: 0x10\nf: '1e-3'\ng: 1_000\nh: .inf\ni: 2024-01-01\nj: 1:30\n"
+    )
     assert data["a"] == 0.001 and isinstance(data["a"], float)
     assert data["b"] == "yes" and data["c"] == "no" and data["d"] is True
     assert data["e"] == "0x10" and data["f"] == "1e-3" and data["g"] == "1_000"

@@ -41,7 +41,9 @@ def build_model(config: dict) -> nn.Module:
 def build_optimizer(config: dict, model: nn.Module) -> torch.optim.Optimizer:
     lr, decay = float(config["lr"]), float(config.get("weight_decay", 0.0))
     if config.get("optimizer", "adam") == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=float(config.get("momentum", 0.9)), weight_decay=decay)
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=float(config.get("momentum", 0.9)), weight_decay=decay
+        )
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=decay)
 
 

@@ -32,16 +32,18 @@ def runs(results: Results) -> pd.DataFrame:
         metric = plan["experiment"]["metric"]
         best = mine["best_value"].min() if metric["mode"] == "min" else mine["best_value"].max()
         statuses = mine["status"].value_counts().to_dict() if len(mine) else {}
-        rows.append({
-            "run_id": run_id,
-            "experiment": plan["experiment"]["name"],
-            "created_at": plan.get("created_at", "")[:19].replace("T", " "),
-            "trials": len(mine),
-            "planned": plan.get("trials"),
-            "completed": statuses.get("completed", 0),
-            "stopped": statuses.get("stopped", 0),
-            "errors": statuses.get("error", 0),
-            "metric": f"{metric['name']} ({metric['mode']})",
-            "best": best if best == best else None,
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "experiment": plan["experiment"]["name"],
+                "created_at": plan.get("created_at", "")[:19].replace("T", " "),
+                "trials": len(mine),
+                "planned": plan.get("trials"),
+                "completed": statuses.get("completed", 0),
+                "stopped": statuses.get("stopped", 0),
+                "errors": statuses.get("error", 0),
+                "metric": f"{metric['name']} ({metric['mode']})",
+                "best": best if best == best else None,
+            }
+        )
     return pd.DataFrame(rows)

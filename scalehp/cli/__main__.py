@@ -1,0 +1,3 @@
+from scalehp.cli import main
+
+main()

@@ -1,0 +1,241 @@
+"""Plan -> Ray Tune -> Parquet: the seam between scalehp and Ray.
+
+This package (with ``jobs.py``) is the only code that imports Ray, and only inside
+functions, so ``scalehp --help``, ``validate``, ``plan`` and all analysis start fast and
+never need a cluster. :func:`run` puts together, one module each:
+
+* ``trainable.py``  the function Ray runs: it hands the user's function a
+  :class:`~scalehp.trial.Trial` (or calls a plain Ray Tune function unchanged), built
+  afresh for every run so ``tune.with_resources`` never touches the user's object;
+* ``search.py``     the space as Ray Tune domains and the search algorithm;
+* ``schedulers.py`` Ray's schedulers, subclassed so every decision is recorded in the
+  ``events`` table and a NaN metric counts as the worst value;
+* ``callback.py``   a driver-side :class:`ray.tune.Callback` that feeds the
+  :class:`~scalehp.results.sink.ParquetSink` (instead of Ray's per-trial JSON/CSV/TensorBoard
+  files) and reports :class:`Progress`;
+* ``session.py``    starting or joining Ray, resource checks, keeping Tune quiet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from scalehp.compiler import Plan, compile_plan
+from scalehp.errors import RunError, SpecError
+from scalehp.results.schema import param_fields
+from scalehp.results.sink import ParquetSink
+from scalehp.results.store import PLAN, read_results
+from scalehp.runner.callback import Progress, make_callback
+from scalehp.runner.schedulers import scheduler
+from scalehp.runner.search import param_space, searcher
+from scalehp.runner.session import check_resources, quiet_tune, ray_session
+from scalehp.runner.trainable import entry_point, trial_name
+from scalehp.spec import Experiment
+from scalehp.trial import load_trainable
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Progress", "RunSummary", "param_space", "run", "summarize"]
+
+RAY_FOLDER = "ray"  # Ray Tune's own experiment state, inside the run folder
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a finished run produced: where its tables are and which trial won."""
+
+    run_id: str
+    path: Path
+    trials: int
+    completed: int
+    stopped: int
+    errors: int
+    elapsed_s: float
+    metric: str
+    mode: str
+    best_trial: str | None = None
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    best_metrics: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------
+# The run
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus a random suffix."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def _run_dir(root: str | Path, experiment: str, run_id: str) -> Path:
+    base = Path(root).resolve()
+    path = (base / experiment / run_id).resolve()
+    if base not in path.parents:  # names are validated; this is the last line of defence
+        raise RunError(f"run folder {path} would leave the results root {base}")
+    return path
+
+
+def versions() -> dict[str, str]:
+    """Versions of what a run depends on, recorded in ``plan.json``."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for package in ("scalehp", "ray", "torch", "pyarrow", "hyperopt", "optuna"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def write_plan(run_dir: Path, plan: Plan, run_id: str) -> None:
+    """Write ``plan.json`` (atomically) before any trial starts."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = {
+        "run_id": run_id,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        **plan.to_dict(),
+        "versions": versions(),
+    }
+    temporary = run_dir / f".{PLAN}.tmp"
+    temporary.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(temporary, run_dir / PLAN)
+
+
+def run(
+    experiment: Experiment | Plan,
+    *,
+    address: str | None = None,
+    results: str | Path | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    verbose: bool = False,
+) -> RunSummary:
+    """Run an experiment on Ray Tune and write its results as Parquet.
+
+    Args:
+        experiment: a loaded experiment or an already compiled plan.
+        address: a Ray cluster to use (``ray://…`` or ``host:port``); default: a fresh local Ray.
+        results: results root; default: the experiment's ``results`` key.
+        on_progress: called with a :class:`Progress` now and then, on the driver.
+        verbose: let Ray print its own logs and the trials' output.
+
+    Raises:
+        SpecError: the trainable cannot be imported, or no node can hold one trial.
+        RunError: Ray could not be started or the run could not be carried out.
+    """
+    plan = experiment if isinstance(experiment, Plan) else compile_plan(experiment)
+    exp = plan.experiment
+    train, kind = load_trainable(exp.trainable, source=exp.source, line=exp.line_of("trainable"))
+    time_attr = "step" if kind == "scalehp" else "training_iteration"
+
+    with ray_session(address, verbose):
+        from ray import tune
+
+        request = check_resources(exp)
+        run_id = new_run_id()
+        run_dir = _run_dir(results or exp.results, exp.name, run_id)
+        write_plan(run_dir, plan, run_id)
+        sink = ParquetSink(run_dir, param_fields(exp.space, plan.columns))
+        callback = make_callback(plan, sink, run_id, time_attr, on_progress)
+        trainable = tune.with_resources(
+            entry_point(train, kind, plan),
+            {
+                "cpu": request.get("CPU", 0),
+                "gpu": request.get("GPU", 0),
+                **{k: v for k, v in request.items() if k not in ("CPU", "GPU")},
+            },
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space(exp),
+            tune_config=tune.TuneConfig(
+                metric=exp.metric.name,
+                mode=exp.metric.mode,
+                search_alg=searcher(plan),
+                scheduler=scheduler(plan, time_attr, callback.record_event),
+                num_samples=exp.budget.samples,
+                time_budget_s=exp.budget.time_limit,
+                reuse_actors=True,
+                trial_name_creator=trial_name,
+                trial_dirname_creator=lambda t: t.trial_id,
+            ),
+            run_config=tune.RunConfig(
+                name=RAY_FOLDER,
+                storage_path=str(run_dir),
+                stop={time_attr: exp.budget.max_steps},
+                callbacks=[callback],
+                failure_config=tune.FailureConfig(
+                    max_failures=exp.failure.max_retries, fail_fast=exp.failure.fail_fast
+                ),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=exp.checkpoints.keep),
+                verbose=0,
+            ),
+        )
+        started = time.monotonic()
+        try:
+            with quiet_tune():
+                tuner.fit()
+        except SpecError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Ray raises many types; the user gets one
+            raise RunError(f"the run failed: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+        finally:
+            sink.close()
+        elapsed = time.monotonic() - started
+    return summarize(run_dir, elapsed_s=elapsed)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
+    """A :class:`RunSummary` from a run folder's tables."""
+    results = read_results(run_dir)
+    plan = next(iter(results.plans.values()))
+    metric, mode = plan["experiment"]["metric"]["name"], plan["experiment"]["metric"]["mode"]
+    trials = results.trials
+    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
+    summary: dict[str, Any] = {}
+    ranked = trials.dropna(subset=["best_value"]).sort_values("best_value", ascending=(mode == "min"))
+    if len(ranked):
+        best = ranked.iloc[0]
+        params = {name: _plain(best[column]) for name, column in plan["columns"].items()}
+        metrics = {
+            c[len("metric_") :]: float(best[c])
+            for c in trials.columns
+            if c.startswith("metric_") and best[c] == best[c]
+        }
+        summary = {
+            "best_trial": best["trial_id"],
+            "best_value": float(best["best_value"]),
+            "best_params": params,
+            "best_metrics": metrics,
+        }
+    return RunSummary(
+        run_id=plan["run_id"],
+        path=Path(run_dir),
+        trials=len(trials),
+        completed=int(counts.get("completed", 0)),
+        stopped=int(counts.get("stopped", 0)),
+        errors=int(counts.get("error", 0)),
+        elapsed_s=elapsed_s,
+        metric=metric,
+        mode=mode,
+        **summary,
+    )
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
