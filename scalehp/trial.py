@@ -30,6 +30,10 @@ TrainableKind = Literal["scalehp", "ray"]
 _CHECKPOINT_FILE = "state.pt"
 
 
+class MetricMissingError(ValueError):
+    """A report without the experiment's metric: the run stops at the first one."""
+
+
 class Trial:
     """What a trainable gets to talk to the tuner. Subclasses connect it to Ray or run it locally.
 
@@ -80,8 +84,9 @@ class Trial:
         if not isinstance(metrics, dict):
             raise ValueError(f"trial.report: metrics must be a dict, got {type(metrics).__name__}")
         if self.metric not in metrics:
-            raise ValueError(
-                f"trial.report: the experiment's metric {self.metric!r} is missing; reported {sorted(metrics)}"
+            raise MetricMissingError(
+                f"the trainable reported {sorted(metrics)} but not the experiment's metric {self.metric!r}: "
+                "fix metric.name or the trainable's report"
             )
         if "step" in metrics:
             raise ValueError("trial.report: 'step' is reserved; pass it as the first argument")

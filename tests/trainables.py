@@ -37,3 +37,28 @@ def plain_ray(config: dict) -> None:
 
 def wrong_metric(config: dict, trial) -> None:
     trial.report(1, {"accuracy": 0.5})
+
+
+def slow_counter(config: dict, trial) -> None:
+    """Checkpoints every step and takes a while: for killing the driver mid-run."""
+    import time
+
+    state = trial.restore()
+    start = state["step"] if state else 0
+    for step in range(start + 1, trial.max_steps + 1):
+        time.sleep(config.get("sleep", 0.2))
+        trial.report(step, {"loss": config["x"] + 1.0 / step}, checkpoint={"step": step})
+
+
+def flaky_once(config: dict, trial) -> None:
+    """Fails once at step 3 (a marker file remembers), then succeeds when retried."""
+    from pathlib import Path
+
+    marker = Path(config["marker_dir"]) / f"{trial.trial_id}.failed"
+    state = trial.restore()
+    start = state["step"] if state else 0
+    for step in range(start + 1, trial.max_steps + 1):
+        if step == 3 and not marker.exists():
+            marker.write_text("failed once")
+            raise RuntimeError("transient failure")
+        trial.report(step, {"loss": 1.0 / step}, checkpoint={"step": step})

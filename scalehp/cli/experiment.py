@@ -152,6 +152,23 @@ def run(file: str, address: str | None, results: str | None, quiet: bool, verbos
     _print_summary(summary)
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--address", default=None, help="Ray cluster address; default: a fresh local Ray.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display; print only the summary.")
+@click.option("--verbose", "-v", is_flag=True, help="Show Ray's logs and the trials' output.")
+def resume(run_dir: str, address: str | None, quiet: bool, verbose: bool) -> None:
+    """Finish the run in RUN_DIR after its driver was killed (same run, same tables)."""
+    from scalehp.runner import resume as resume_run
+
+    if not quiet:
+        click.echo(f"resuming {run_dir}", err=True)
+    summary = resume_run(run_dir, address=address, on_progress=_progress_printer(quiet), verbose=verbose)
+    if not quiet and sys.stderr.isatty():
+        click.echo("", err=True)
+    _print_summary(summary)
+
+
 def _print_summary(summary: Any) -> None:
     click.echo(
         f"run {summary.run_id}: {summary.trials} trials in {summary.elapsed_s:.1f} s "

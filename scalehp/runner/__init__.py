@@ -30,21 +30,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from scalehp.compiler import Plan, compile_plan
-from scalehp.errors import RunError, SpecError
+from scalehp.errors import ResultsError, RunError, SpecError
 from scalehp.results.schema import param_fields
 from scalehp.results.sink import ParquetSink
 from scalehp.results.store import PLAN, read_results
-from scalehp.runner.callback import Progress, make_callback
+from scalehp.runner.callback import Progress, Recorder, make_callback, run_stopper
 from scalehp.runner.schedulers import scheduler
 from scalehp.runner.search import param_space, searcher
 from scalehp.runner.session import check_resources, quiet_tune, ray_session
-from scalehp.runner.trainable import entry_point, trial_name
-from scalehp.spec import Experiment
+from scalehp.runner.trainable import entry_point, trial_dirname, trial_name
+from scalehp.spec import Experiment, experiment_from_data
 from scalehp.trial import load_trainable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Progress", "RunSummary", "param_space", "run", "summarize"]
+__all__ = ["Progress", "RunSummary", "param_space", "resume", "run", "summarize"]
 
 RAY_FOLDER = "ray"  # Ray Tune's own experiment state, inside the run folder
 
@@ -130,69 +130,135 @@ def run(
         verbose: let Ray print its own logs and the trials' output.
 
     Raises:
-        SpecError: the trainable cannot be imported, or no node can hold one trial.
+        SpecError: the trainable cannot be imported, no node can hold one trial, or the
+            trainable does not report the experiment's metric (the run stops at once).
         RunError: Ray could not be started or the run could not be carried out.
     """
     plan = experiment if isinstance(experiment, Plan) else compile_plan(experiment)
     exp = plan.experiment
     train, kind = load_trainable(exp.trainable, source=exp.source, line=exp.line_of("trainable"))
-    time_attr = "step" if kind == "scalehp" else "training_iteration"
-
     with ray_session(address, verbose):
-        from ray import tune
-
         request = check_resources(exp)
         run_id = new_run_id()
         run_dir = _run_dir(results or exp.results, exp.name, run_id)
         write_plan(run_dir, plan, run_id)
-        sink = ParquetSink(run_dir, param_fields(exp.space, plan.columns))
-        callback = make_callback(plan, sink, run_id, time_attr, on_progress)
-        trainable = tune.with_resources(
-            entry_point(train, kind, plan),
-            {
-                "cpu": request.get("CPU", 0),
-                "gpu": request.get("GPU", 0),
-                **{k: v for k, v in request.items() if k not in ("CPU", "GPU")},
-            },
-        )
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space(exp),
-            tune_config=tune.TuneConfig(
-                metric=exp.metric.name,
-                mode=exp.metric.mode,
-                search_alg=searcher(plan),
-                scheduler=scheduler(plan, time_attr, callback.record_event),
-                num_samples=exp.budget.samples,
-                time_budget_s=exp.budget.time_limit,
-                reuse_actors=True,
-                trial_name_creator=trial_name,
-                trial_dirname_creator=lambda t: t.trial_id,
-            ),
-            run_config=tune.RunConfig(
-                name=RAY_FOLDER,
-                storage_path=str(run_dir),
-                stop={time_attr: exp.budget.max_steps},
-                callbacks=[callback],
-                failure_config=tune.FailureConfig(
-                    max_failures=exp.failure.max_retries, fail_fast=exp.failure.fail_fast
-                ),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=exp.checkpoints.keep),
-                verbose=0,
-            ),
-        )
-        started = time.monotonic()
-        try:
-            with quiet_tune():
-                tuner.fit()
-        except SpecError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Ray raises many types; the user gets one
-            raise RunError(f"the run failed: {exc.__class__.__name__}: {_first_line(exc)}") from exc
-        finally:
-            sink.close()
-        elapsed = time.monotonic() - started
-    return summarize(run_dir, elapsed_s=elapsed)
+        return _fit(plan, run_dir, run_id, train, kind, request, on_progress, restore=False)
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    address: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    verbose: bool = False,
+) -> RunSummary:
+    """Finish a run whose driver was killed: same run folder, same run id, same tables.
+
+    Trials that had finished are not run again; unfinished and errored trials continue from
+    their last checkpoint (or start over when they had none). Rows written before the
+    interruption stay; a step that is run again replaces its earlier row when read.
+
+    Raises:
+        ResultsError: ``run_dir`` is not a scalehp run folder.
+        RunError: the run cannot be resumed (its plan was edited, or Ray's state is missing).
+    """
+    run_dir = Path(run_dir).resolve()
+    plan_file = run_dir / PLAN
+    try:
+        saved = json.loads(plan_file.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"{run_dir}: not a scalehp run folder (no {PLAN})") from None
+    except ValueError as exc:
+        raise ResultsError(f"{plan_file}: unreadable ({exc})") from None
+    if not (run_dir / RAY_FOLDER / "tuner.pkl").is_file():
+        raise RunError(f"{run_dir}: Ray's state is missing ({RAY_FOLDER}/tuner.pkl): the run never started")
+    exp = experiment_from_data(saved["experiment"], source=str(plan_file))
+    plan = compile_plan(exp)
+    if plan.digest != saved.get("digest"):
+        # Ray's folder holds pickles: restore only what this plan.json describes, unchanged
+        raise RunError(f"{plan_file} was changed after the run started; resume refuses an edited plan")
+    train, kind = load_trainable(exp.trainable, source=exp.source, line=exp.line_of("trainable"))
+    with ray_session(address, verbose):
+        request = check_resources(exp)
+        return _fit(plan, run_dir, saved["run_id"], train, kind, request, on_progress, restore=True)
+
+
+def _fit(
+    plan: Plan,
+    run_dir: Path,
+    run_id: str,
+    train: Callable,
+    kind: str,
+    request: dict[str, float],
+    on_progress: Callable[[Progress], None] | None,
+    *,
+    restore: bool,
+) -> RunSummary:
+    from ray import tune
+
+    exp = plan.experiment
+    time_attr = "step" if kind == "scalehp" else "training_iteration"
+    sink = ParquetSink(run_dir, param_fields(exp.space, plan.columns))
+    callback = make_callback(plan, sink, run_id, time_attr, on_progress)
+    trainable = tune.with_resources(
+        entry_point(train, kind, plan),
+        {
+            "cpu": request.get("CPU", 0),
+            "gpu": request.get("GPU", 0),
+            **{k: v for k, v in request.items() if k not in ("CPU", "GPU")},
+        },
+    )
+    started = time.monotonic()
+    try:
+        with quiet_tune():
+            if restore:
+                before = read_results(run_dir)
+                callback.seed(before.trials, before.reports)
+                tuner = tune.Tuner.restore(
+                    str(run_dir / RAY_FOLDER),
+                    trainable=trainable,
+                    resume_unfinished=True,
+                    resume_errored=True,
+                    param_space=param_space(exp),
+                )
+                tuner._local_tuner.get_run_config().callbacks = [callback]  # the pickled one is detached
+            else:
+                tuner = tune.Tuner(
+                    trainable,
+                    param_space=param_space(exp),
+                    tune_config=tune.TuneConfig(
+                        metric=exp.metric.name,
+                        mode=exp.metric.mode,
+                        search_alg=searcher(plan),
+                        scheduler=scheduler(plan, time_attr, Recorder(run_id)),
+                        num_samples=exp.budget.samples,
+                        time_budget_s=exp.budget.time_limit,
+                        reuse_actors=True,
+                        trial_name_creator=trial_name,
+                        trial_dirname_creator=trial_dirname,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=RAY_FOLDER,
+                        storage_path=str(run_dir),
+                        stop=run_stopper(run_id, time_attr, exp.budget.max_steps),
+                        callbacks=[callback],
+                        failure_config=tune.FailureConfig(
+                            max_failures=exp.failure.max_retries, fail_fast=exp.failure.fail_fast
+                        ),
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=exp.checkpoints.keep),
+                        verbose=0,
+                    ),
+                )
+            tuner.fit()
+    except SpecError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Ray raises many types; the user gets one
+        raise RunError(f"the run failed: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+    finally:
+        callback.close()
+    if callback.abort:
+        raise exp.error("metric.name", f"{callback.abort}; the run was stopped at the first such report")
+    return summarize(run_dir, elapsed_s=time.monotonic() - started)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 from scalehp.compiler import Plan
 from scalehp.results.schema import column_name
 from scalehp.results.sink import ParquetSink
+from scalehp.trial import MetricMissingError
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +110,58 @@ class _TrialState:
         self.retries = 0
 
 
+LIVE: dict[str, Any] = {}
+"""run_id -> the :class:`ParquetCallback` of the run going on in this process.
+
+Ray pickles the scheduler and the stopper into its experiment folder; what they hold is the
+run id, and they find the live callback here, also after ``scalehp resume``.
+"""
+
+
+class Recorder:
+    """What a scheduler calls with each decision; picklable, finds the live callback by run id."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        callback = LIVE.get(self.run_id)
+        if callback is not None:
+            callback.record_event(event)
+
+
+def run_stopper(run_id: str, time_attr: str, max_steps: int) -> Any:
+    """A :class:`ray.tune.Stopper`: a trial at ``max_steps``, the whole run when the callback says so."""
+    from ray.tune import Stopper
+
+    class RunStopper(Stopper):
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            step = result.get(time_attr)
+            return step is not None and step >= max_steps
+
+        def stop_all(self) -> bool:
+            # looked up through the module at call time: this class is pickled by value
+            from scalehp.runner import callback as live
+
+            found = live.LIVE.get(run_id)
+            return bool(getattr(found, "abort", None))
+
+    return RunStopper()
+
+
+def _detached() -> Any:
+    from ray.tune import Callback
+
+    return Callback()
+
+
 def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on_progress: Callable | None) -> Any:
+    """The driver-side callback of one run, registered in :data:`LIVE` until :meth:`close`."""
     from ray.tune import Callback
 
     experiment = plan.experiment
     metric, mode = experiment.metric.name, experiment.metric.mode
+    metric_column = column_name("metric", metric)
     better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
     keys = {"run_id": run_id, "experiment": experiment.name}
     columns = plan.columns
@@ -125,8 +173,44 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             self.best: tuple[float, str] | None = None
             self.started = time.monotonic()
             self.last_progress = 0.0
+            self.abort: str | None = None  # why the whole run must stop, when it must
+            LIVE[run_id] = self
 
-        # the scheduler wrapper calls this for every decision
+        def __reduce__(self) -> Any:
+            # Ray pickles callbacks into its experiment folder; the sink and the progress
+            # display belong to this process only, so a restored run gets a fresh callback.
+            return (_detached, ())
+
+        def close(self) -> None:
+            if LIVE.get(run_id) is self:
+                del LIVE[run_id]
+            sink.close()
+
+        def seed(self, trials: Any, reports: Any) -> None:
+            """Pick up where an interrupted run left off (``scalehp resume``)."""
+            for row in trials.itertuples(index=False):
+                self.done[row.trial_id] = row.status
+            if not len(reports):
+                return
+            ordered = reports.sort_values(["trial_id", "step"])
+            for trial_id, rows in ordered.groupby("trial_id", sort=False):
+                state = self.state(trial_id)
+                last = rows.iloc[-1]
+                state.step = int(last["step"])
+                state.metrics = {
+                    c: float(last[c]) for c in rows.columns if c.startswith("metric_") and last[c] == last[c]
+                }
+                if metric_column in rows:
+                    values = rows[["step", metric_column]].dropna()
+                    if len(values):
+                        best = values.loc[
+                            values[metric_column].idxmin() if mode == "min" else values[metric_column].idxmax()
+                        ]
+                        state.best, state.best_step = float(best[metric_column]), int(best["step"])
+                        if self.best is None or better(state.best, self.best[0]):
+                            self.best = (state.best, trial_id)
+
+        # the scheduler calls this (through a Recorder) for every decision
         def record_event(self, event: dict[str, Any]) -> None:
             if event["action"] == "stop":
                 self.state(event["trial_id"]).stopped = True
@@ -150,11 +234,11 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             state = self.state(trial.trial_id)
             step = result.get(time_attr)
-            metrics = _metrics(result)
+            metrics = {column_name("metric", k): v for k, v in _metrics(result).items()}
             state.step = int(step) if step is not None else state.step
             state.metrics = metrics
             state.node = result.get("node_ip") or result.get("hostname")
-            value = metrics.get(metric)
+            value = metrics.get(metric_column)
             if value is not None and not math.isnan(value):
                 if state.best is None or better(value, state.best):
                     state.best, state.best_step = value, state.step
@@ -167,7 +251,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 "time": result.get("timestamp") or time.time(),
                 "elapsed_s": result.get("time_total_s"),
                 **self.params(trial.config),
-                **{column_name("metric", k): v for k, v in metrics.items()},
+                **metrics,
             }
             sink.add("reports", row)
             self.progress(trials)
@@ -190,7 +274,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                     "started_at": _utc(state.started),
                     "ended_at": _utc(time.time()),
                     **self.params(trial.config),
-                    **{column_name("metric", k): v for k, v in state.metrics.items()},
+                    **state.metrics,
                 },
             )
 
@@ -201,7 +285,11 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             self.progress(trials, force=True)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self.finish(trial, "error", _error_text(trial))
+            error = _error_text(trial)
+            if MetricMissingError.__name__ in error and self.abort is None:
+                # every trial would fail the same way: stop the run now, not after it
+                self.abort = error.rsplit(f"{MetricMissingError.__name__}: ", 1)[-1].strip().splitlines()[0]
+            self.finish(trial, "error", error)
             self.progress(trials, force=True)
 
         def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:

@@ -49,6 +49,11 @@ def trial_name(trial: Any) -> str:
     return f"trial_{int(head):05d}" if head.isdigit() else f"trial_{trial.trial_id}"
 
 
+def trial_dirname(trial: Any) -> str:
+    """Ray's folder of one trial: its id (short, unique, no params in the name)."""
+    return trial.trial_id
+
+
 def entry_point(train: Callable, kind: str, plan: Plan) -> Callable[[dict], None]:
     """A fresh function for Ray to run (never the user's own object)."""
     max_steps = plan.experiment.budget.max_steps
