@@ -63,7 +63,7 @@ class _Reader:
     def build(self, node: yaml.Node, path: tuple = (), active: frozenset = frozenset()) -> Any:
         self.nodes += 1
         if self.nodes > _MAX_NODES:
-            raise self.fail(node, path, f"the file expands to more than {_MAX_NODES} values (YAML aliases?)")
+            raise self.fail(node, path[:1], f"the file expands to more than {_MAX_NODES} values (YAML aliases?)")
         if id(node) in active:
             raise self.fail(node, path, "recursive YAML alias")
         if node.tag not in _CORE_TAGS:
@@ -197,7 +197,9 @@ class Resources(_Model):
 
     cpu: Number = Field(1.0, ge=0, le=1024)
     gpu: Number = Field(0.0, ge=0, le=64)
-    custom: dict[str, Number] = Field(default_factory=dict, description="custom Ray resources, e.g. {TPU: 1}")
+    custom: dict[str, Annotated[Number, Field(gt=0)]] = Field(
+        default_factory=dict, description="custom Ray resources, e.g. {TPU: 1}"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Resources:
@@ -208,8 +210,6 @@ class Resources(_Model):
         for key, amount in self.custom.items():
             if key in ("CPU", "GPU", "cpu", "gpu", "memory"):
                 raise ValueError(f"custom resource {key!r}: use the cpu/gpu keys instead")
-            if amount <= 0:
-                raise ValueError(f"custom resource {key!r} must be > 0, got {amount}")
         return self
 
 
@@ -387,6 +387,8 @@ def _message(error: dict[str, Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         key = str(error["loc"][-1])
+        if tuple(error["loc"][:-1]) == ("scheduler",):
+            return f"unknown scheduler {key!r}; choose one of {', '.join(Scheduler.model_fields)}"
         close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
         return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "missing":
@@ -400,6 +402,10 @@ def _message(error: dict[str, Any]) -> str:
             kind.split("_")[0]
         ]
         return f"expected {wanted}, got {error['input']!r}"
+    if kind in ("too_long", "too_short") and error.get("ctx", {}).get("field_type") == "Tuple":
+        return f"give exactly two bounds [low, high], got {error['input']!r}"
+    if kind == "string_too_short":
+        return "must not be empty"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return f"{error['input']!r} is not allowed; expected {expected}"
@@ -417,7 +423,8 @@ def experiment_from_data(data: Any, *, source: str = "<dict>", lines: dict | Non
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
+        # a misspelt key is the cause of the "missing" error beside it: report it first
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         first = errors[0]
         loc = _clean_loc(tuple(first["loc"]))
         message = _message(first)

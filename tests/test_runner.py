@@ -156,14 +156,3 @@ def test_impossible_resources_fail_before_any_trial(ray_local, tmp_path):
         run(experiment(tmp_path, resources={"cpu": 1, "gpu": 2}))
     assert info.value.path == "resources"
     assert not (tmp_path / "results").exists()
-
-
-def test_missing_metric_is_reported_at_the_first_report(ray_local, tmp_path):
-    summary = run(
-        experiment(
-            tmp_path, trainable="tests.trainables:wrong_metric", budget={"samples": 1, "max_steps": 2}, scheduler="fifo"
-        )
-    )
-    trials = read_results(summary.path).trials
-    assert trials["status"].tolist() == ["error"]
-    assert "the experiment's metric 'loss' is missing" in trials["error"][0]

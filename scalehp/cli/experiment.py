@@ -10,16 +10,19 @@ import click
 
 from scalehp.cli import fmt_value, load_plan, main
 from scalehp.errors import RunError, SpecError
+from scalehp.trial import load_trainable
 
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(files: tuple[str, ...]) -> None:
-    """Check experiment files without starting Ray."""
+    """Check experiment files (and that their trainables import) without starting Ray."""
     failed = 0
     for path in files:
         try:
             plan = load_plan(path)
+            exp = plan.experiment
+            load_trainable(exp.trainable, source=exp.source, line=exp.line_of("trainable"))
         except SpecError as exc:
             click.secho(f"error: {exc}", err=True, fg="red")
             failed += 1
@@ -138,6 +141,8 @@ def run(file: str, address: str | None, results: str | None, quiet: bool, verbos
     from scalehp.runner import run as run_plan
 
     compiled = load_plan(file)
+    exp = compiled.experiment
+    load_trainable(exp.trainable, source=exp.source, line=exp.line_of("trainable"))  # before any output
     for warning in compiled.warnings:
         click.secho(f"warning: {warning}", err=True, fg="yellow")
     if not quiet:

@@ -136,6 +136,11 @@ def run_stopper(run_id: str, time_attr: str, max_steps: int) -> Any:
 
     class RunStopper(Stopper):
         def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            from scalehp.runner import callback as live
+
+            found = live.LIVE.get(run_id)
+            if found is not None and trial_id in found.finished_before:
+                return True  # ended before a resume; Ray's older snapshot had it still running
             step = result.get(time_attr)
             return step is not None and step >= max_steps
 
@@ -174,6 +179,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             self.started = time.monotonic()
             self.last_progress = 0.0
             self.abort: str | None = None  # why the whole run must stop, when it must
+            self.finished_before: set[str] = set()  # trials that had ended before a resume
             LIVE[run_id] = self
 
         def __reduce__(self) -> Any:
@@ -190,6 +196,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             """Pick up where an interrupted run left off (``scalehp resume``)."""
             for row in trials.itertuples(index=False):
                 self.done[row.trial_id] = row.status
+                self.finished_before.add(row.trial_id)
             if not len(reports):
                 return
             ordered = reports.sort_values(["trial_id", "step"])
@@ -232,6 +239,8 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             self.state(trial.trial_id).retries += 1
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            if trial.trial_id in self.finished_before:
+                return  # its rows are written; the stopper ends it
             state = self.state(trial.trial_id)
             step = result.get(time_attr)
             metrics = {column_name("metric", k): v for k, v in _metrics(result).items()}
@@ -257,6 +266,8 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             self.progress(trials)
 
         def finish(self, trial: Any, status: str, error: str | None = None) -> None:
+            if trial.trial_id in self.finished_before:
+                return
             state = self.state(trial.trial_id)
             self.done[trial.trial_id] = status
             sink.add(
@@ -291,6 +302,11 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 self.abort = error.rsplit(f"{MetricMissingError.__name__}: ", 1)[-1].strip().splitlines()[0]
             self.finish(trial, "error", error)
             self.progress(trials, force=True)
+
+        def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+            # a resume restarts the trial from this checkpoint: every row up to it must be
+            # on disk before Ray records it, or the steps in between would be lost
+            sink.flush()
 
         def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
             sink.tick()
