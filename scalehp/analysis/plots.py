@@ -173,6 +173,7 @@ def pbt_lineage(exploits: pd.DataFrame, lineage: pd.DataFrame, schedule: pd.Data
         end = segment["to_step"] if pd.notna(segment["to_step"]) else last
         tree.plot([segment["from_step"], end], [row[segment["trial_id"]]] * 2, color=BEST, linewidth=3)
     tree.set_yticks(range(len(names)), names, fontsize="x-small")
+    tree.set_ylim(-0.5, len(names) - 0.5)
     tree.set(ylabel="trial", title="PBT: exploits (grey arrows: donor -> trial) and the best trial's lineage (red)")
     tree.grid(alpha=0.3)
     for ax, param in zip(axes[1:], params or [None]):
