@@ -62,7 +62,8 @@ def param_importance(
         raise ResultsError(f"importance: no column {value!r} in the trials")
     scored = trials.dropna(subset=[value])
     if params is None:
-        params = [c.removeprefix("param_") for c in scored.columns if c.startswith("param_")]
+        # params of these trials (a frame over several experiments has others' columns, all empty)
+        params = [c.removeprefix("param_") for c in scored.columns if c.startswith("param_") and scored[c].notna().any()]
     columns = {p: f"param_{p}" for p in params if f"param_{p}" in scored.columns}
     scored = scored.dropna(subset=list(columns.values()))
     varying = {p: c for p, c in columns.items() if scored[c].nunique() > 1}

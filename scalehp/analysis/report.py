@@ -91,7 +91,7 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
         parts += ["<h3>Learning curves</h3>", _img(plots.learning_curves(curves.learning_curves(reports, metric), metric, best), "learning curves")]
     if len(params) and trials["best_value"].notna().sum() >= 3:
         try:
-            ranked = importance.param_importance(trials, mode, space=experiment.get("space"))
+            ranked = importance.param_importance(trials, mode, params=params, space=experiment.get("space"))
         except ResultsError as exc:
             parts.append(_note(f"No param importance: {exc}"))
         else:
@@ -131,14 +131,19 @@ def render(results: Results, title: str | None = None, top: int = 10) -> str:
     frames = {"trials": results.trials, "reports": results.reports, "events": results.events}
     reports = frames["reports"]
     if len(reports):
-        metrics = {(p["experiment"]["metric"]["name"], p["experiment"]["metric"]["mode"]) for p in plans.values()}
-        if len(metrics) == 1:
-            metric, mode = metrics.pop()
+        # anytime performance of the runs that share a metric and mode, one pair of plots each
+        groups: dict[tuple[str, str], list[str]] = {}
+        for run_id, plan in plans.items():
+            metric = plan["experiment"]["metric"]
+            groups.setdefault((metric["name"], metric["mode"]), []).append(run_id)
+        for (metric, mode), run_ids in groups.items():
+            mine = reports[reports["run_id"].isin(run_ids)]
+            if mine.empty:
+                continue
+            parts.append(f"<h3>Anytime performance: best {html.escape(metric)} ({mode}) so far</h3>")
             for by in ("wall", "steps"):
-                frame = curves.anytime(reports, metric, mode, by=by)
+                frame = curves.anytime(mine, metric, mode, by=by)
                 parts.append(_img(plots.anytime(frame, metric, by=by), f"anytime performance over {by}"))
-        else:
-            parts.append(_note("Runs optimise different metrics: no common anytime plot."))
     for run_id, plan in plans.items():
         parts += _run_section(frames, run_id, plan, top)
     parts.append("</body></html>")
