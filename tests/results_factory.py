@@ -36,15 +36,27 @@ def write_plan(run_dir: Path, run_id: str, experiment: str, metric: str, mode: s
 
 
 QUAD_SPACE = {"x": {"float": [-1.0, 1.0]}, "noise": {"float": [0.0, 1.0]}, "opt": {"choice": ["adam", "sgd"]}}
-QUAD_FIELDS = [pa.field("param_x", pa.float64()), pa.field("param_noise", pa.float64()), pa.field("param_opt", pa.string())]
+QUAD_FIELDS = [
+    pa.field("param_x", pa.float64()),
+    pa.field("param_noise", pa.float64()),
+    pa.field("param_opt", pa.string()),
+]
 
 
 def quad_loss(x: float, step: int) -> float:
     return (x - 0.3) ** 2 + 1.0 / step
 
 
-def quad_run(root: Path, run_id: str, seed: int, trials: int = 24, max_steps: int = 9, asha: bool = True,
-             extra_metric: bool = False, retry: bool = False) -> Path:
+def quad_run(
+    root: Path,
+    run_id: str,
+    seed: int,
+    trials: int = 24,
+    max_steps: int = 9,
+    asha: bool = True,
+    extra_metric: bool = False,
+    retry: bool = False,
+) -> Path:
     """``loss = (x - 0.3)**2 + 1/step``: x drives the metric, noise and opt do not.
 
     With ``asha``, rungs at steps 1 and 3 stop trials above the median of earlier trials'
@@ -53,15 +65,18 @@ def quad_run(root: Path, run_id: str, seed: int, trials: int = 24, max_steps: in
     """
     rng = random.Random(seed)
     run_dir = root / "quad" / run_id
-    write_plan(run_dir, run_id, "quad", "loss", "min", QUAD_SPACE, trials=trials,
-               scheduler="asha" if asha else "fifo")
+    write_plan(run_dir, run_id, "quad", "loss", "min", QUAD_SPACE, trials=trials, scheduler="asha" if asha else "fifo")
     sink = ParquetSink(run_dir, QUAD_FIELDS, flush_rows=40, flush_seconds=1e9)
     keys = {"run_id": run_id, "experiment": "quad"}
     seen: dict[int, list[float]] = {1: [], 3: []}
     clock = T0 + seed * 1000
     for t in range(trials):
         trial_id = f"t{t:03d}"
-        params = {"param_x": rng.uniform(-1, 1), "param_noise": rng.uniform(0, 1), "param_opt": rng.choice(["adam", "sgd"])}
+        params = {
+            "param_x": rng.uniform(-1, 1),
+            "param_noise": rng.uniform(0, 1),
+            "param_opt": rng.choice(["adam", "sgd"]),
+        }
         best, best_step, status = None, None, "completed"
         started = clock
         for step in range(1, max_steps + 1):
@@ -70,8 +85,18 @@ def quad_run(root: Path, run_id: str, seed: int, trials: int = 24, max_steps: in
             metrics = {"metric_loss": loss}
             if extra_metric:
                 metrics["metric_acc"] = 1.0 - loss / 3
-            sink.add("reports", {**keys, "trial_id": trial_id, "step": step, "time": clock,
-                                 "elapsed_s": clock - started, **params, **metrics})
+            sink.add(
+                "reports",
+                {
+                    **keys,
+                    "trial_id": trial_id,
+                    "step": step,
+                    "time": clock,
+                    "elapsed_s": clock - started,
+                    **params,
+                    **metrics,
+                },
+            )
             if best is None or loss < best:
                 best, best_step = loss, step
             if asha and step in seen and step < max_steps:
@@ -79,15 +104,41 @@ def quad_run(root: Path, run_id: str, seed: int, trials: int = 24, max_steps: in
                 cutoff = earlier[len(earlier) // 2] if earlier else None
                 stop = cutoff is not None and loss > cutoff
                 seen[step].append(loss)
-                sink.add("events", {**keys, "trial_id": trial_id, "time": clock, "step": step, "scheduler": "asha",
-                                    "action": "stop" if stop else "continue", "rung": step, "value": loss,
-                                    "cutoff": cutoff})
+                sink.add(
+                    "events",
+                    {
+                        **keys,
+                        "trial_id": trial_id,
+                        "time": clock,
+                        "step": step,
+                        "scheduler": "asha",
+                        "action": "stop" if stop else "continue",
+                        "rung": step,
+                        "value": loss,
+                        "cutoff": cutoff,
+                    },
+                )
                 if stop:
                     status = "stopped"
                     break
-        sink.add("trials", {**keys, "trial_id": trial_id, "status": status, "error": None, "steps": step,
-                            "best_value": best, "best_step": best_step, "retries": 0, "node": "127.0.0.1",
-                            "started_at": started, "ended_at": clock, **params, **metrics})
+        sink.add(
+            "trials",
+            {
+                **keys,
+                "trial_id": trial_id,
+                "status": status,
+                "error": None,
+                "steps": step,
+                "best_value": best,
+                "best_step": best_step,
+                "retries": 0,
+                "node": "127.0.0.1",
+                "started_at": started,
+                "ended_at": clock,
+                **params,
+                **metrics,
+            },
+        )
     sink.flush()
     if retry:  # the same rows again, written later: must never show twice
         again = ParquetSink(run_dir, QUAD_FIELDS)
@@ -121,8 +172,18 @@ def pbt_run(root: Path, run_id: str = "pbt-1", trials: int = 6, max_steps: int =
         for trial_id in lrs:
             clock += 0.25
             score[trial_id] += 1.0 - abs(math.log10(lrs[trial_id]) + 2.0) / 2.0
-            sink.add("reports", {**keys, "trial_id": trial_id, "step": step, "time": clock, "elapsed_s": step * 1.0,
-                                 "param_lr": lrs[trial_id], "metric_score": score[trial_id]})
+            sink.add(
+                "reports",
+                {
+                    **keys,
+                    "trial_id": trial_id,
+                    "step": step,
+                    "time": clock,
+                    "elapsed_s": step * 1.0,
+                    "param_lr": lrs[trial_id],
+                    "metric_score": score[trial_id],
+                },
+            )
             if score[trial_id] > best[trial_id]:
                 best[trial_id], best_step[trial_id] = score[trial_id], step
         if step % interval == 0 and step < max_steps:
@@ -132,14 +193,39 @@ def pbt_run(root: Path, run_id: str = "pbt-1", trials: int = 6, max_steps: int =
                 old = lrs[loser]
                 lrs[loser] = lrs[donor] * rng.choice([0.8, 1.25])
                 score[loser] = score[donor]
-                sink.add("events", {**keys, "trial_id": loser, "time": clock, "step": step, "scheduler": "pbt",
-                                    "action": "exploit", "donor_trial_id": donor,
-                                    "old_params": json.dumps({"lr": old}), "new_params": json.dumps({"lr": lrs[loser]})})
+                sink.add(
+                    "events",
+                    {
+                        **keys,
+                        "trial_id": loser,
+                        "time": clock,
+                        "step": step,
+                        "scheduler": "pbt",
+                        "action": "exploit",
+                        "donor_trial_id": donor,
+                        "old_params": json.dumps({"lr": old}),
+                        "new_params": json.dumps({"lr": lrs[loser]}),
+                    },
+                )
     for trial_id in lrs:
-        sink.add("trials", {**keys, "trial_id": trial_id, "status": "completed", "error": None, "steps": max_steps,
-                            "best_value": best[trial_id], "best_step": best_step[trial_id], "retries": 0,
-                            "node": "127.0.0.1", "started_at": T0, "ended_at": clock, "param_lr": lrs[trial_id],
-                            "metric_score": score[trial_id]})
+        sink.add(
+            "trials",
+            {
+                **keys,
+                "trial_id": trial_id,
+                "status": "completed",
+                "error": None,
+                "steps": max_steps,
+                "best_value": best[trial_id],
+                "best_step": best_step[trial_id],
+                "retries": 0,
+                "node": "127.0.0.1",
+                "started_at": T0,
+                "ended_at": clock,
+                "param_lr": lrs[trial_id],
+                "metric_score": score[trial_id],
+            },
+        )
     sink.close()
     return run_dir
 

@@ -161,7 +161,8 @@ def test_pareto_front_is_the_non_dominated_set():
     scored = frame.dropna()
     for i, row in scored.iterrows():
         dominated = (
-            (scored["loss"] <= row["loss"]) & (scored["acc"] >= row["acc"])
+            (scored["loss"] <= row["loss"])
+            & (scored["acc"] >= row["acc"])
             & ((scored["loss"] < row["loss"]) | (scored["acc"] > row["acc"]))
         ).any()
         assert (i in front.index) == (not dominated)
@@ -226,8 +227,18 @@ def test_reading_while_a_run_is_still_writing(tmp_path):
 
     def writer():
         for i in range(total):
-            sink.add("reports", {"run_id": "r1", "experiment": "live", "trial_id": f"t{i % 10}", "step": i // 10 + 1,
-                                 "time": time.time(), "param_x": 0.1, "metric_loss": 1.0 / (i + 1)})
+            sink.add(
+                "reports",
+                {
+                    "run_id": "r1",
+                    "experiment": "live",
+                    "trial_id": f"t{i % 10}",
+                    "step": i // 10 + 1,
+                    "time": time.time(),
+                    "param_x": 0.1,
+                    "metric_loss": 1.0 / (i + 1),
+                },
+            )
         sink.close()
         done.set()
 
@@ -262,15 +273,22 @@ def test_cli_best_compare_sql_and_plot(root, tmp_path):
     rows = json.loads(cli("results", "compare", root / "quad", "--format", "json").output)
     assert [r["run_id"] for r in rows] == ["quad-1", "quad-2", "quad-3"]
 
-    result = cli("sql", "SELECT run_id, count(*) AS n FROM trials GROUP BY 1 ORDER BY 1", "--root", root,
-                 "--format", "csv")
+    result = cli(
+        "sql", "SELECT run_id, count(*) AS n FROM trials GROUP BY 1 ORDER BY 1", "--root", root, "--format", "csv"
+    )
     assert result.exit_code == 0
     assert result.output.splitlines() == ["run_id,n", "pbt-1,6", "quad-1,24", "quad-2,24", "quad-3,10"]
     result = cli("sql", "SELEC 1", "--root", root)
     assert result.exit_code == 1 and "sql:" in result.output
 
-    for kind, run in (("curves", "quad/quad-1"), ("anytime", "quad"), ("importance", "quad/quad-1"),
-                      ("parallel", "quad/quad-1"), ("asha", "quad/quad-2"), ("pbt", "pbt-demo/pbt-1")):
+    for kind, run in (
+        ("curves", "quad/quad-1"),
+        ("anytime", "quad"),
+        ("importance", "quad/quad-1"),
+        ("parallel", "quad/quad-1"),
+        ("asha", "quad/quad-2"),
+        ("pbt", "pbt-demo/pbt-1"),
+    ):
         out = tmp_path / f"{kind}.png"
         result = cli("plot", kind, root / run, "-o", out)
         assert result.exit_code == 0, result.output

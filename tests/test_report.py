@@ -25,8 +25,9 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 def report(tmp_path_factory):
     root = make_root(tmp_path_factory.mktemp("results"))
     out = tmp_path_factory.mktemp("report") / "report.html"
-    result = CliRunner().invoke(main, ["report", str(root), "-o", str(out), "--title", "scalehp test report"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["report", str(root), "-o", str(out), "--title", "scalehp test report"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "4 run(s)" in result.output
     return out
@@ -43,8 +44,15 @@ def test_report_is_self_contained(report):
     assert not re.search(r"https?://", text)
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', text)
     alts = [alt for alt, _ in images]
-    for expected in ("learning curves", "anytime performance over wall", "anytime performance over steps",
-                     "param importance", "parallel coordinates", "ASHA rungs", "PBT lineage"):
+    for expected in (
+        "learning curves",
+        "anytime performance over wall",
+        "anytime performance over steps",
+        "param importance",
+        "parallel coordinates",
+        "ASHA rungs",
+        "PBT lineage",
+    ):
         assert expected in alts
     for _, data in images:
         pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png")
@@ -64,16 +72,31 @@ def _browser() -> str | None:
 def _chromium(browser: str, *args: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="scalehp-chromium-") as profile:
         command = [
-            browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-default-apps", "--mute-audio", f"--user-data-dir={profile}",
-            "--enable-logging=stderr", "--v=0", *args,
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--mute-audio",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *args,
         ]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 def _problems(logs: str) -> list[str]:
-    return [line for line in logs.splitlines() if re.search(r"CONSOLE|Uncaught|Failed to load|ERR_|Not allowed to load", line)]
+    return [
+        line
+        for line in logs.splitlines()
+        if re.search(r"CONSOLE|Uncaught|Failed to load|ERR_|Not allowed to load", line)
+    ]
 
 
 def test_report_renders_in_headless_chromium(report, tmp_path):

@@ -24,9 +24,11 @@ def compare_runs(results: Results) -> pd.DataFrame:
     import pandas as pd
 
     trials = results.trials
-    reports = results.table("reports").select(
-        [c for c in ("run_id", "trial_id", "step", "time") if c in results.table("reports").column_names]
-    ).to_pandas()
+    reports = (
+        results.table("reports")
+        .select([c for c in ("run_id", "trial_id", "step", "time") if c in results.table("reports").column_names])
+        .to_pandas()
+    )
     rows = []
     for run_id, plan in results.plans.items():
         experiment = plan["experiment"]

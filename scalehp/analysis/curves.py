@@ -45,7 +45,8 @@ def anytime(reports: pd.DataFrame, metric: str, mode: str, by: str = "wall") -> 
     if by not in ("wall", "steps"):
         raise ResultsError(f"anytime: by must be 'wall' or 'steps', not {by!r}")
     column = _metric_column(reports, metric)
-    frame = reports[["run_id", "time", column]].sort_values(["run_id", "time"], kind="stable")
+    # in time order; each run's running best is taken within the run (groups keep that order)
+    frame = reports[["run_id", "time", column]].sort_values("time", kind="stable")
     value = frame[column].astype(float)
     # the worst possible value where nothing was reported, so the running best ignores NaN
     worst = np.inf if mode == "min" else -np.inf

@@ -63,7 +63,9 @@ def param_importance(
     scored = trials.dropna(subset=[value])
     if params is None:
         # params of these trials (a frame over several experiments has others' columns, all empty)
-        params = [c.removeprefix("param_") for c in scored.columns if c.startswith("param_") and scored[c].notna().any()]
+        params = [
+            c.removeprefix("param_") for c in scored.columns if c.startswith("param_") and scored[c].notna().any()
+        ]
     columns = {p: f"param_{p}" for p in params if f"param_{p}" in scored.columns}
     scored = scored.dropna(subset=list(columns.values()))
     varying = {p: c for p, c in columns.items() if scored[c].nunique() > 1}
@@ -91,9 +93,7 @@ def param_importance(
             else:
                 v = float(v)
             chosen[p] = v
-        frozen.append(
-            optuna.trial.create_trial(params=chosen, distributions=distributions, value=float(row[value]))
-        )
+        frozen.append(optuna.trial.create_trial(params=chosen, distributions=distributions, value=float(row[value])))
     study.add_trials(frozen)
     importances = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=seed), normalize=True)
     out = pd.DataFrame({"param": list(importances), "importance": [float(v) for v in importances.values()]})

@@ -35,9 +35,7 @@ def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFram
     columns = list(objectives)
     scored = frame.dropna(subset=columns)
     # as minimisation everywhere
-    values = np.column_stack(
-        [scored[c].to_numpy(float) * (1.0 if objectives[c] == "min" else -1.0) for c in columns]
-    )
+    values = np.column_stack([scored[c].to_numpy(float) * (1.0 if objectives[c] == "min" else -1.0) for c in columns])
     keep = np.ones(len(values), dtype=bool)
     for i in range(len(values)):
         if not keep[i]:

@@ -61,7 +61,9 @@ def exploits(events: pd.DataFrame, run_id: str | None = None) -> pd.DataFrame:
     return out.sort_values(["run_id", "step", "trial_id"], kind="stable").reset_index(drop=True)
 
 
-def lineage(events: pd.DataFrame, trial_id: str, run_id: str | None = None, last_step: int | None = None) -> pd.DataFrame:
+def lineage(
+    events: pd.DataFrame, trial_id: str, run_id: str | None = None, last_step: int | None = None
+) -> pd.DataFrame:
     """The chain of trials whose training ``trial_id`` continues, newest segment first.
 
     Returns one row per segment: ``generation`` (0 for the trial itself, 1 for the donor it

@@ -88,18 +88,32 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
     best = board.iloc[0]["trial_id"] if board.iloc[0]["best_value"] == board.iloc[0]["best_value"] else None
 
     if len(reports):
-        parts += ["<h3>Learning curves</h3>", _img(plots.learning_curves(curves.learning_curves(reports, metric), metric, best), "learning curves")]
+        parts += [
+            "<h3>Learning curves</h3>",
+            _img(plots.learning_curves(curves.learning_curves(reports, metric), metric, best), "learning curves"),
+        ]
     if len(params) and trials["best_value"].notna().sum() >= 3:
         try:
             ranked = importance.param_importance(trials, mode, params=params, space=experiment.get("space"))
         except ResultsError as exc:
             parts.append(_note(f"No param importance: {exc}"))
         else:
-            parts += ["<h3>Param importance (fANOVA)</h3>", _img(plots.importance(ranked), "param importance"), _table(ranked)]
-        parts += ["<h3>Parallel coordinates</h3>", _img(plots.parallel_coordinates(trials, params, mode), "parallel coordinates")]
+            parts += [
+                "<h3>Param importance (fANOVA)</h3>",
+                _img(plots.importance(ranked), "param importance"),
+                _table(ranked),
+            ]
+        parts += [
+            "<h3>Parallel coordinates</h3>",
+            _img(plots.parallel_coordinates(trials, params, mode), "parallel coordinates"),
+        ]
     stats = asha.rung_stats(events)
     if len(stats):
-        parts += ["<h3>ASHA rungs</h3>", _img(plots.asha_rungs(events, stats, metric), "ASHA rungs"), _table(stats.drop(columns="run_id"))]
+        parts += [
+            "<h3>ASHA rungs</h3>",
+            _img(plots.asha_rungs(events, stats, metric), "ASHA rungs"),
+            _table(stats.drop(columns="run_id")),
+        ]
     edges = pbt.exploits(events, run_id)
     if len(edges) and best is not None:
         chain = pbt.lineage(events, best, run_id=run_id)

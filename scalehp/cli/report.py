@@ -20,8 +20,13 @@ def _results(paths: tuple[str, ...]):  # noqa: ANN202
 
 @main.command()
 @click.argument("query")
-@click.option("--root", default="results", show_default=True, type=click.Path(file_okay=False),
-              help="Results root, experiment folder or run to query.")
+@click.option(
+    "--root",
+    default="results",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Results root, experiment folder or run to query.",
+)
 @FORMAT
 def sql(query: str, root: str, fmt: str) -> None:
     """Run a DuckDB SQL QUERY over the views trials, reports, events and runs.
@@ -41,8 +46,14 @@ def sql(query: str, root: str, fmt: str) -> None:
 
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False),
-              help="The HTML file to write.")
+@click.option(
+    "-o",
+    "--output",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write.",
+)
 @click.option("--title", default=None, help="Title of the report.")
 @click.option("--top", default=10, show_default=True, help="Leaderboard rows per run.")
 def report(runs: tuple[str, ...], output: str, title: str | None, top: int) -> None:
@@ -64,8 +75,13 @@ PLOTS = ("curves", "anytime", "importance", "parallel", "asha", "pbt")
 @click.argument("kind", type=click.Choice(PLOTS))
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The PNG file to write.")
-@click.option("--by", type=click.Choice(["wall", "steps"]), default="wall", show_default=True,
-              help="anytime: over wall time or cumulative steps.")
+@click.option(
+    "--by",
+    type=click.Choice(["wall", "steps"]),
+    default="wall",
+    show_default=True,
+    help="anytime: over wall time or cumulative steps.",
+)
 def plot(kind: str, runs: tuple[str, ...], output: str, by: str) -> None:
     """Draw one plot of RUNS as a PNG: learning curves, anytime performance, importance, ..."""
     from scalehp.analysis import asha, curves, importance, pbt, plots
@@ -86,7 +102,9 @@ def plot(kind: str, runs: tuple[str, ...], output: str, by: str) -> None:
     elif kind == "importance":
         figure = plots.importance(importance.param_importance(trials, mode, space=plan["experiment"].get("space")))
     elif kind == "parallel":
-        params = [c.removeprefix("param_") for c in trials.columns if c.startswith("param_") and trials[c].nunique() > 1]
+        params = [
+            c.removeprefix("param_") for c in trials.columns if c.startswith("param_") and trials[c].nunique() > 1
+        ]
         figure = plots.parallel_coordinates(trials, params, mode)
     elif kind == "asha":
         events = results.events

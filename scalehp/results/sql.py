@@ -4,7 +4,9 @@ The views read the committed part files of every run under a path directly (no c
 ``union_by_name`` so that runs with different params or metrics still read as one table
 (missing columns are NULL), and de-duplicated as :func:`scalehp.read_results` does: the last
 row written for a ``(run_id, trial_id, step)`` in ``reports`` and for a
-``(run_id, trial_id)`` in ``trials`` wins. ``runs`` has one row per run from its ``plan.json``.
+``(run_id, trial_id)`` in ``trials`` wins (checked once when connecting; a table without
+repeated keys is read as it is). ``runs`` has one row per run from its ``plan.json``.
+The views cover the part files present when :func:`connect` is called.
 
 Example:
     >>> con = connect("results")                                          # doctest: +SKIP
@@ -56,6 +58,15 @@ def _run_rows(runs: list[Path]) -> list[dict[str, Any]]:
     return rows
 
 
+def _has_duplicates(con: duckdb.DuckDBPyConnection, listing: str, keys: tuple[str, ...]) -> bool:
+    """Whether some key shows in more than one row (a retried or resumed trial); reads only the key columns."""
+    columns = ", ".join(keys)
+    found = con.execute(
+        f"SELECT 1 FROM read_parquet({listing}, union_by_name = true) GROUP BY {columns} HAVING count(*) > 1 LIMIT 1"
+    ).fetchall()
+    return bool(found)
+
+
 def connect(path: str | Path, runs: list[Path] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the views over the runs at or below ``path``.
 
@@ -79,7 +90,7 @@ def connect(path: str | Path, runs: list[Path] | None = None) -> duckdb.DuckDBPy
         listing = "[" + ", ".join(_quote(str(f)) for f in files) + "]"
         source = f"read_parquet({listing}, union_by_name = true, filename = true, file_row_number = true)"
         keys = _KEYS[table]
-        if keys:
+        if keys and _has_duplicates(con, listing, keys):
             # part names start with the time they were written: the last written row wins
             query = (
                 f"SELECT * EXCLUDE (filename, file_row_number) FROM {source} "
