@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -125,19 +126,19 @@ def make_root(root: Path, rows: int, runs: int, trials: int, part_rows: int, see
 
 @contextmanager
 def timed(figures: list, what: str):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out: dict = {}
     yield out
-    figures.append((what, time.perf_counter() - start, out.get("note", "")))
+    figures.append((what, time.perf_counter() - start, time.process_time() - cpu, out.get("note", "")))
 
 
-def measure(root: Path) -> list[tuple[str, float, str]]:
+def measure(root: Path) -> list[tuple[str, float, float, str]]:
     from scalehp.analysis.curves import anytime
     from scalehp.analysis.tables import leaderboard
     from scalehp.results.sql import connect
     from scalehp.results.store import read_results
 
-    figures: list[tuple[str, float, str]] = []
+    figures: list[tuple[str, float, float, str]] = []
     with timed(figures, "read_results(root).table('reports')  (pyarrow, dedup)") as note:
         results = read_results(root)
         reports = results.table("reports")
@@ -189,10 +190,14 @@ def main() -> None:
             f"under {root} in {time.perf_counter() - start:.1f} s"
         )
         figures = measure(root)
-        width = max(len(w) for w, _, _ in figures)
-        for what, seconds, note in figures:
-            print(f"{what.ljust(width)}  {seconds:7.2f} s  {note}")
-        print(f"{'total'.ljust(width)}  {sum(s for _, s, _ in figures):7.2f} s")
+        width = max(len(w) for w, _, _, _ in figures)
+        print(
+            f"{'step'.ljust(width)}  {'wall':>9}  {'cpu':>9}  (load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cpus)"
+        )
+        for what, seconds, cpu, note in figures:
+            print(f"{what.ljust(width)}  {seconds:7.2f} s  {cpu:7.2f} s  {note}")
+        total, cpu = sum(f[1] for f in figures), sum(f[2] for f in figures)
+        print(f"{'total'.ljust(width)}  {total:7.2f} s  {cpu:7.2f} s")
     finally:
         if not args.keep and args.root is None:
             shutil.rmtree(root, ignore_errors=True)

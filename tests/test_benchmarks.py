@@ -33,8 +33,8 @@ def test_results_scale_benchmark_runs_small(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "wrote 20,000 report rows in 8 part files" in out.stdout
-    assert re.search(r"read_results.*\s[\d.]+ s\s+20,000 rows, 2 runs", out.stdout)
+    assert re.search(r"read_results.*\s[\d.]+ s\s+[\d.]+ s\s+20,000 rows, 2 runs", out.stdout)
     # pyarrow, pandas and DuckDB agree on the best value
     bests = re.findall(r"best (-?[\d.]+)", out.stdout)
     assert len(bests) == 3 and len(set(bests)) == 1
-    assert re.search(r"^total\s+[\d.]+ s$", out.stdout, re.M)
+    assert re.search(r"^total\s+[\d.]+ s\s+[\d.]+ s$", out.stdout, re.M)
