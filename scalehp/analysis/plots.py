@@ -39,7 +39,8 @@ def learning_curves(curves: pd.DataFrame, metric: str, best: str | None = None, 
     for (_, trial), rows in curves.groupby(["run_id", "trial_id"], sort=False):
         if trial == best:
             continue
-        ax.plot(rows["step"], rows["value"], color="#1f77b4", alpha=0.25 if many else 0.5, linewidth=1)
+        marker = "." if len(rows) == 1 else None  # a trial stopped at its first report
+        ax.plot(rows["step"], rows["value"], color="#1f77b4", alpha=0.25 if many else 0.5, linewidth=1, marker=marker)
     if best is not None:
         rows = curves[curves["trial_id"] == best]
         ax.plot(rows["step"], rows["value"], color=BEST, linewidth=2, label=f"best trial {best}")
@@ -102,7 +103,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], mode: str, val
     fig = _figure(max(6.0, 1.5 * len(axes_names)), 4.0)
     ax = fig.add_subplot()
     values = scored[value].to_numpy(float)
-    cmap = colormaps["viridis_r" if mode == "min" else "viridis"]
+    cmap = colormaps["viridis" if mode == "min" else "viridis_r"]  # the best value darkest
     norm = Normalize(values.min(), values.max()) if len(values) else Normalize(0, 1)
     order = np.argsort(-values if mode == "min" else values)  # best drawn last, on top
     xs = np.arange(len(axes_names))
