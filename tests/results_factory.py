@@ -190,20 +190,36 @@ def pbt_run(root: Path, run_id: str = "pbt-1", trials: int = 6, max_steps: int =
             ranked = sorted(lrs, key=lambda t: score[t], reverse=True)
             third = max(1, trials // 3)
             for loser, donor in zip(ranked[-third:], ranked[:third]):
+                # as the PBT recorder writes it: exploit (own -> donor's params), then explore
+                # (donor's -> mutated params), both with the donor's checkpoint step
                 old = lrs[loser]
                 lrs[loser] = lrs[donor] * rng.choice([0.8, 1.25])
                 score[loser] = score[donor]
+                event = {
+                    **keys,
+                    "trial_id": loser,
+                    "time": clock,
+                    "step": step,
+                    "scheduler": "pbt",
+                    "value": score[loser],
+                    "donor_trial_id": donor,
+                    "donor_step": step,
+                }
                 sink.add(
                     "events",
                     {
-                        **keys,
-                        "trial_id": loser,
-                        "time": clock,
-                        "step": step,
-                        "scheduler": "pbt",
+                        **event,
                         "action": "exploit",
-                        "donor_trial_id": donor,
                         "old_params": json.dumps({"lr": old}),
+                        "new_params": json.dumps({"lr": lrs[donor]}),
+                    },
+                )
+                sink.add(
+                    "events",
+                    {
+                        **event,
+                        "action": "explore",
+                        "old_params": json.dumps({"lr": lrs[donor]}),
                         "new_params": json.dumps({"lr": lrs[loser]}),
                     },
                 )

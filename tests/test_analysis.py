@@ -132,7 +132,7 @@ def test_pbt_lineage_and_param_schedule(root):
     assert chain["generation"].tolist() == list(range(len(chain)))
     assert chain["from_step"].iloc[-1] == 0 and pd.isna(chain["to_step"].iloc[0])
     for (_, newer), (_, older) in zip(chain.iloc[:-1].iterrows(), chain.iloc[1:].iterrows()):
-        edge = edges[(edges["trial_id"] == newer["trial_id"]) & (edges["step"] == newer["from_step"])]
+        edge = edges[(edges["trial_id"] == newer["trial_id"]) & (edges["donor_step"] == newer["from_step"])]
         assert edge["donor_trial_id"].item() == newer["donor_trial_id"] == older["trial_id"]
         assert older["to_step"] == newer["from_step"]
     schedule = pbt.param_schedule(reports, events, best)
@@ -142,12 +142,18 @@ def test_pbt_lineage_and_param_schedule(root):
     assert schedule["metric_score"].iloc[-1] == pytest.approx(trials.set_index("trial_id").loc[best, "best_value"])
     # after a copy at step s the lr in effect is the new_params of that exploit
     for _, newer in chain.iloc[:-1].iterrows():
-        edge = edges[(edges["trial_id"] == newer["trial_id"]) & (edges["step"] == newer["from_step"])].iloc[0]
+        edge = edges[(edges["trial_id"] == newer["trial_id"]) & (edges["donor_step"] == newer["from_step"])].iloc[0]
         after = schedule[schedule["step"] == newer["from_step"] + 1]
-        assert after["param_lr"].item() == pytest.approx(edge["new_params"]["lr"])
+        assert after["param_lr"].item() == pytest.approx(edge["explored_params"]["lr"])
+        # the exploit's new_params are the donor's params at the copy
+        donor_lr = reports[(reports["trial_id"] == edge["donor_trial_id"]) & (reports["step"] == edge["donor_step"])]
+        assert edge["new_params"]["lr"] == pytest.approx(donor_lr["param_lr"].item())
     # a trial that never exploited is its own founder
-    founder = chain["trial_id"].iloc[-1]
-    assert pbt.lineage(events, founder, last_step=int(chain["to_step"].iloc[-1]))["trial_id"].tolist() == [founder]
+    never = sorted(set(trials["trial_id"]) - set(edges["trial_id"]))
+    assert never
+    for trial_id in never:
+        assert pbt.lineage(events, trial_id)[["trial_id", "from_step"]].values.tolist() == [[trial_id, 0]]
+    assert set(events["action"]) == {"exploit", "explore"}
     with pytest.raises(ResultsError, match="name the run"):
         pbt.lineage(read_results(root).events, best)
 

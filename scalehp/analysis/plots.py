@@ -162,12 +162,12 @@ def pbt_lineage(exploits: pd.DataFrame, lineage: pd.DataFrame, schedule: pd.Data
     tree = axes[0]
     names = sorted(set(exploits["trial_id"]) | set(exploits["donor_trial_id"]) | set(lineage["trial_id"]))
     row = {name: i for i, name in enumerate(names)}
-    last = int(schedule["step"].max()) if len(schedule) else int(exploits["step"].max() if len(exploits) else 1)
+    last = int(schedule["step"].max()) if len(schedule) else int(exploits["donor_step"].max() if len(exploits) else 1)
     for _, edge in exploits.iterrows():
         tree.annotate(
             "",
-            xy=(edge["step"], row[edge["trial_id"]]),
-            xytext=(edge["step"], row[edge["donor_trial_id"]]),
+            xy=(edge["donor_step"], row[edge["trial_id"]]),
+            xytext=(edge["donor_step"], row[edge["donor_trial_id"]]),
             arrowprops={"arrowstyle": "->", "color": "#7f7f7f", "alpha": 0.6},
         )
     for _, segment in lineage.iterrows():

@@ -118,7 +118,7 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
     if len(edges) and best is not None:
         chain = pbt.lineage(events, best, run_id=run_id)
         schedule = pbt.param_schedule(reports, events, best, run_id=run_id)
-        mutated = sorted({k for e in edges["new_params"] for k in e} & set(params)) or params[:3]
+        mutated = sorted({k for e in edges["explored_params"] for k in e} & set(params)) or params[:3]
         parts += [
             f"<h3>PBT lineage of the best trial {html.escape(str(best))}</h3>",
             _img(plots.pbt_lineage(edges, chain, schedule, mutated), "PBT lineage"),

@@ -115,7 +115,7 @@ def plot(kind: str, runs: tuple[str, ...], output: str, by: str) -> None:
         if edges.empty:
             raise ResultsError("no PBT exploit events in these runs")
         best = best_trial(trials, mode)["trial_id"]
-        params = sorted({k for e in edges["new_params"] for k in e})
+        params = sorted({k for e in edges["explored_params"] for k in e})
         figure = plots.pbt_lineage(edges, pbt.lineage(events, best), pbt.param_schedule(reports, events, best), params)
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
