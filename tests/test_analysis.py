@@ -299,3 +299,14 @@ def test_cli_best_compare_sql_and_plot(root, tmp_path):
         result = cli("plot", kind, root / run, "-o", out)
         assert result.exit_code == 0, result.output
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_cli_pareto(root):
+    run = root / "quad" / "quad-3"  # acc = 1 - loss / 3: the two agree, or conflict when both minimised
+    trials = read_results(run).trials
+    agree = json.loads(cli("results", "pareto", run, "-m", "loss:min", "-m", "acc:max", "--format", "json").output)
+    assert [r["trial_id"] for r in agree] == [trials.loc[trials["metric_loss"].idxmin(), "trial_id"]]
+    conflict = json.loads(cli("results", "pareto", run, "-m", "loss:min", "-m", "acc:min", "--format", "json").output)
+    assert len(conflict) == len(trials) and "param_x" in conflict[0]
+    result = cli("results", "pareto", run, "-m", "loss:down")
+    assert result.exit_code == 1 and "METRIC:min or METRIC:max" in result.output

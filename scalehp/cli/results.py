@@ -1,4 +1,4 @@
-"""Commands on results: ``scalehp results ls|show|best|compare``."""
+"""Commands on results: ``scalehp results ls|show|best|compare|pareto``."""
 
 from __future__ import annotations
 
@@ -99,3 +99,38 @@ def results_compare(paths: tuple[str, ...], fmt: str) -> None:
         print_table(frame_rows(side_by_side(compared)), fmt)
     else:
         print_table(frame_rows(compared), fmt)
+
+
+@results.command(name="pareto")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option(
+    "-m",
+    "--objective",
+    "objectives",
+    multiple=True,
+    required=True,
+    metavar="METRIC:MODE",
+    help="A metric (at each trial's last report) and min or max; give two or more, e.g. -m loss:min -m acc:max.",
+)
+@FORMAT
+def results_pareto(run: str, objectives: tuple[str, ...], fmt: str) -> None:
+    """The trials of RUN that no other trial beats on every objective at once (multi-objective runs)."""
+    from scalehp.analysis.pareto import pareto_front
+    from scalehp.errors import ResultsError
+    from scalehp.results.schema import column_name
+    from scalehp.results.store import read_results
+
+    chosen = {}
+    for objective in objectives:
+        name, _, mode = objective.rpartition(":")
+        if not name or mode not in ("min", "max"):
+            raise ResultsError(f"--objective {objective!r}: write METRIC:min or METRIC:max")
+        chosen[name if name == "best_value" else column_name("metric", name)] = mode
+    trials = read_results(run).trials
+    front = pareto_front(trials, chosen)
+    params = [c for c in front.columns if c.startswith("param_") and front[c].notna().any()]
+    frame = front[["run_id", "trial_id", *chosen, *params]]
+    if fmt == "table":
+        click.echo(f"{len(front)} of {len(trials)} trials on the Pareto front of {', '.join(objectives)}")
+        frame = frame.rename(columns=lambda c: c.removeprefix("param_").removeprefix("metric_"))
+    print_table(frame_rows(frame), fmt)
