@@ -31,10 +31,21 @@ def png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def learning_curves(curves: pd.DataFrame, metric: str, best: str | None = None, log_y: bool = False) -> Figure:
-    """Every trial's metric over its steps (from :func:`scalehp.analysis.curves.learning_curves`); ``best`` in red."""
+def learning_curves(
+    curves: pd.DataFrame, metric: str, best: str | None = None, log_y: bool = False, max_trials: int = 200
+) -> Figure:
+    """Each trial's metric over its steps (from :func:`scalehp.analysis.curves.learning_curves`); ``best`` in red.
+
+    With more than ``max_trials`` trials, a random sample of them (seeded) and ``best`` are drawn.
+    """
     fig = _figure()
     ax = fig.add_subplot()
+    total = curves["trial_id"].nunique()
+    if total > max_trials:
+        keys = curves[["run_id", "trial_id"]].drop_duplicates().sample(max_trials, random_state=0)
+        chosen = set(zip(keys["run_id"], keys["trial_id"]))
+        keep = [(r, t) in chosen or t == best for r, t in zip(curves["run_id"], curves["trial_id"])]
+        curves = curves[keep]
     many = curves["trial_id"].nunique() > 30
     for (_, trial), rows in curves.groupby(["run_id", "trial_id"], sort=False):
         if trial == best:
@@ -45,7 +56,9 @@ def learning_curves(curves: pd.DataFrame, metric: str, best: str | None = None, 
         rows = curves[curves["trial_id"] == best]
         ax.plot(rows["step"], rows["value"], color=BEST, linewidth=2, label=f"best trial {best}")
         ax.legend(loc="best")
-    ax.set(xlabel="step", ylabel=metric, title=f"Learning curves ({curves['trial_id'].nunique()} trials)")
+    shown = curves["trial_id"].nunique()
+    title = f"Learning curves ({total} trials)" if shown == total else f"Learning curves ({shown} of {total} trials)"
+    ax.set(xlabel="step", ylabel=metric, title=title)
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
@@ -56,6 +69,9 @@ def anytime(frame: pd.DataFrame, metric: str, by: str = "wall") -> Figure:
     """Best value so far per run (from :func:`scalehp.analysis.curves.anytime`)."""
     fig = _figure()
     ax = fig.add_subplot()
+    # only the points where the best changes, and each run's last: the same steps, far fewer points
+    changed = frame["best"].ne(frame.groupby("run_id", sort=False)["best"].shift())
+    frame = frame[changed | ~frame.duplicated("run_id", keep="last")]
     for run_id, rows in frame.groupby("run_id", sort=False):
         ax.step(rows["x"], rows["best"], where="post", label=str(run_id), linewidth=1.5)
     xlabel = "wall time since the run's first report (s)" if by == "wall" else "steps run by all trials"
