@@ -11,6 +11,20 @@ column types, ``write_part`` for atomic part files), then times what a user does
     python benchmarks/results_scale.py --rows 200000 --runs 2 --trials 100   # a quick look
 
 Figures are printed; nothing here is a test (tests/test_benchmarks.py runs a tiny size).
+
+Measured 2026-11-29 on a 2-CPU VM shared with other test runs (load average 22, so wall
+times are several times the CPU times; 10 runs x 1000 trials x 1000 steps, 251 MB, 100 parts)::
+
+    step                                                   wall        cpu
+    read_results(root).table('reports')  (pyarrow, dedup)  45.44 s   10.72 s
+    best per trial + top 10  (pyarrow group_by)             1.56 s    0.34 s
+    leaderboard(trials)  (pandas)                           0.37 s    0.03 s
+    DuckDB: views + best per trial + top 10  (scalehp sql) 12.80 s    2.83 s
+    DuckDB: count(*), avg loss per run at the last step     0.11 s    0.09 s
+    anytime(best so far over steps)  (pandas, all rows)    13.52 s    3.11 s
+
+Ranking needs no report row at all (the trials table holds each trial's best value), and
+SQL reads only the columns a query names; loading all 10M rows into memory is the slow path.
 """
 
 from __future__ import annotations
