@@ -41,6 +41,10 @@ def _img(figure: Any, alt: str) -> str:
 
 
 def _fmt(value: Any) -> str:
+    import pandas as pd
+
+    if not isinstance(value, (dict, list, tuple)) and pd.isna(value):  # None, NaN, NA, NaT
+        return "-"
     if isinstance(value, float):
         if value != value:
             return "-"
@@ -65,10 +69,16 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
+def _own(frame: pd.DataFrame) -> pd.DataFrame:
+    """A run's rows without the param/metric columns only other runs have (all empty here)."""
+    others = [c for c in frame.columns if c.startswith(("param_", "metric_")) and frame[c].isna().all()]
+    return frame.drop(columns=others)
+
+
 def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, Any], top: int) -> list[str]:
     experiment = plan["experiment"]
     metric, mode = experiment["metric"]["name"], experiment["metric"]["mode"]
-    trials, reports, events = (frames[t][frames[t]["run_id"] == run_id] for t in ("trials", "reports", "events"))
+    trials, reports, events = (_own(frames[t][frames[t]["run_id"] == run_id]) for t in ("trials", "reports", "events"))
     params = [c.removeprefix("param_") for c in trials.columns if c.startswith("param_") and trials[c].nunique() > 1]
     parts = [f"<h2>Run {html.escape(run_id)} — {html.escape(experiment['name'])}</h2>"]
     parts.append(
