@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from scalehp.errors import ResultsError
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -19,6 +21,27 @@ def leaderboard(trials: pd.DataFrame, mode: str, top: int | None = None) -> pd.D
     ranked = ranked.reset_index(drop=True)
     ranked.insert(0, "rank", range(1, len(ranked) + 1))
     return ranked.head(top) if top else ranked
+
+
+def best_trial(trials: pd.DataFrame, mode: str) -> pd.Series:
+    """The trial (row of ``trials``) with the best ``best_value``.
+
+    Raises:
+        ResultsError: no trial reported a value of the metric.
+    """
+    scored = trials.dropna(subset=["best_value"])
+    if scored.empty:
+        raise ResultsError("no trial reported a value of the metric yet")
+    return leaderboard(scored, mode).iloc[0].drop("rank")
+
+
+def params_of(row: pd.Series) -> dict:
+    """``param_<name>`` columns of a row as ``{name: value}`` (missing values left out)."""
+    out = {}
+    for column, value in row.items():
+        if str(column).startswith("param_") and value is not None and value == value:
+            out[str(column).removeprefix("param_")] = value.item() if hasattr(value, "item") else value
+    return out
 
 
 def runs(results: Results) -> pd.DataFrame:

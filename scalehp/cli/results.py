@@ -1,10 +1,10 @@
-"""Commands on results: ``scalehp results ls|show``."""
+"""Commands on results: ``scalehp results ls|show|best|compare|pareto``."""
 
 from __future__ import annotations
 
 import click
 
-from scalehp.cli import FORMAT, frame_rows, main, print_table
+from scalehp.cli import FORMAT, fmt_value, frame_rows, main, print_table
 
 
 @main.group()
@@ -44,4 +44,93 @@ def results_show(run: str, top: int, fmt: str) -> None:
     if fmt == "table":
         frame = frame.rename(columns=lambda c: c.removeprefix("param_").removeprefix("metric_"))
         click.echo(f"{len(res.trials)} trials, ranked by best {metric} ({mode}); params, then metrics at the last step")
+    print_table(frame_rows(frame), fmt)
+
+
+@results.command(name="best")
+@click.argument("run", type=click.Path(file_okay=False))
+@FORMAT
+def results_best(run: str, fmt: str) -> None:
+    """The best trial of RUN (a run, an experiment folder or a results root): its value, step and params."""
+    from scalehp.analysis.tables import best_trial, params_of
+    from scalehp.results.store import read_results
+
+    res = read_results(run)
+    metric, mode = res.metric()
+    modes = {p["experiment"]["metric"]["mode"] for p in res.plans.values()}
+    names = {p["experiment"]["metric"]["name"] for p in res.plans.values()}
+    if len(modes) > 1 or len(names) > 1:
+        from scalehp.errors import ResultsError
+
+        raise ResultsError(f"{run}: the runs optimise different metrics; name one run or one experiment folder")
+    best = best_trial(res.trials, mode)
+    row = {
+        "run_id": best["run_id"],
+        "trial_id": best["trial_id"],
+        "status": best["status"],
+        f"best_{metric}": float(best["best_value"]),
+        "best_step": int(best["best_step"]),
+        "steps": int(best["steps"]),
+        **{f"param_{k}" if fmt != "table" else k: v for k, v in params_of(best).items()},
+    }
+    if fmt == "table":
+        click.echo(f"best trial by {metric} ({mode}) of {len(res.trials)} trials in {len(res.runs)} run(s)")
+        print_table([{"field": k, "value": v} for k, v in row.items()], fmt)
+    else:
+        print_table([row], fmt)
+
+
+@results.command(name="compare")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
+@FORMAT
+def results_compare(paths: tuple[str, ...], fmt: str) -> None:
+    """Runs side by side: what each run spent and found (PATHS: runs, experiment folders or roots)."""
+    from scalehp.analysis.compare import compare_runs, side_by_side
+    from scalehp.results.store import Results, read_results
+
+    runs = []
+    for path in paths:
+        runs += [r for r in read_results(path).runs if r not in runs]
+    compared = compare_runs(Results(runs))
+    compared["best_params"] = [
+        ", ".join(f"{k}={fmt_value(v)}" for k, v in p.items()) if fmt == "table" else p for p in compared["best_params"]
+    ]
+    if fmt == "table":
+        print_table(frame_rows(side_by_side(compared)), fmt)
+    else:
+        print_table(frame_rows(compared), fmt)
+
+
+@results.command(name="pareto")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option(
+    "-m",
+    "--objective",
+    "objectives",
+    multiple=True,
+    required=True,
+    metavar="METRIC:MODE",
+    help="A metric (at each trial's last report) and min or max; give two or more, e.g. -m loss:min -m acc:max.",
+)
+@FORMAT
+def results_pareto(run: str, objectives: tuple[str, ...], fmt: str) -> None:
+    """The trials of RUN that no other trial beats on every objective at once (multi-objective runs)."""
+    from scalehp.analysis.pareto import pareto_front
+    from scalehp.errors import ResultsError
+    from scalehp.results.schema import column_name
+    from scalehp.results.store import read_results
+
+    chosen = {}
+    for objective in objectives:
+        name, _, mode = objective.rpartition(":")
+        if not name or mode not in ("min", "max"):
+            raise ResultsError(f"--objective {objective!r}: write METRIC:min or METRIC:max")
+        chosen[name if name == "best_value" else column_name("metric", name)] = mode
+    trials = read_results(run).trials
+    front = pareto_front(trials, chosen)
+    params = [c for c in front.columns if c.startswith("param_") and front[c].notna().any()]
+    frame = front[["run_id", "trial_id", *chosen, *params]]
+    if fmt == "table":
+        click.echo(f"{len(front)} of {len(trials)} trials on the Pareto front of {', '.join(objectives)}")
+        frame = frame.rename(columns=lambda c: c.removeprefix("param_").removeprefix("metric_"))
     print_table(frame_rows(frame), fmt)

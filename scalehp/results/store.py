@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -74,9 +75,17 @@ def read_table(run_dirs: list[Path], table: str) -> pa.Table:
 
 
 def _last_per_key(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
-    order = pa.array(range(data.num_rows), pa.int64())
-    indexed = data.append_column("__row", order)
-    last = indexed.group_by(list(keys), use_threads=False).aggregate([("__row", "max")])
+    # text keys as dictionary codes: grouping by integers is about twice as fast
+    columns = {}
+    for key in keys:
+        column = data[key]
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = pc.dictionary_encode(column).combine_chunks().indices
+        columns[key] = column
+    columns["__row"] = pa.array(np.arange(data.num_rows, dtype=np.int64))
+    last = pa.table(columns).group_by(list(keys)).aggregate([("__row", "max")])
+    if last.num_rows == data.num_rows:  # no key twice: the common case, nothing to drop
+        return data
     rows = pc.sort_indices(last["__row_max"])
     return data.take(pc.take(last["__row_max"], rows))
 

@@ -1,0 +1,62 @@
+"""Learning curves and anytime performance.
+
+A learning curve is one trial's metric over its steps. Anytime performance is the best value
+any trial of a run had reached so far, over the run's wall time or over the steps spent by
+all its trials together: the fair way to compare schedulers and searchers, since a scheduler
+that stops bad trials early reaches a good value with fewer steps.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scalehp.errors import ResultsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+KEYS = ["run_id", "trial_id"]
+
+
+def _metric_column(reports: pd.DataFrame, metric: str) -> str:
+    column = metric if metric.startswith("metric_") else f"metric_{metric}"
+    if column not in reports.columns:
+        known = ", ".join(c.removeprefix("metric_") for c in reports.columns if c.startswith("metric_"))
+        raise ResultsError(f"no metric {metric!r} in the reports; known metrics: {known or 'none'}")
+    return column
+
+
+def learning_curves(reports: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per (run, trial, step): ``run_id, trial_id, step, elapsed_s, value``, sorted."""
+    column = _metric_column(reports, metric)
+    curves = reports[[*KEYS, "step", "elapsed_s", column]].rename(columns={column: "value"})
+    return curves.sort_values([*KEYS, "step"], kind="stable").reset_index(drop=True)
+
+
+def anytime(reports: pd.DataFrame, metric: str, mode: str, by: str = "wall") -> pd.DataFrame:
+    """Best value so far per run, over wall time (``by="wall"``) or cumulative steps (``by="steps"``).
+
+    Returns one row per report, in the order the reports happened: ``run_id``, ``x`` (seconds
+    since the run's first report, or the number of steps run so far by all trials together)
+    and ``best`` (the best value of the metric reported up to then; NaN values are ignored).
+    """
+    import numpy as np
+
+    if by not in ("wall", "steps"):
+        raise ResultsError(f"anytime: by must be 'wall' or 'steps', not {by!r}")
+    column = _metric_column(reports, metric)
+    # in time order; each run's running best is taken within the run (groups keep that order)
+    frame = reports[["run_id", "time", column]].sort_values("time", kind="stable")
+    value = frame[column].astype(float)
+    # the worst possible value where nothing was reported, so the running best ignores NaN
+    worst = np.inf if mode == "min" else -np.inf
+    filled = value.fillna(worst)
+    groups = filled.groupby(frame["run_id"], sort=False)
+    best = groups.cummin() if mode == "min" else groups.cummax()
+    if by == "wall":
+        start = frame.groupby("run_id", sort=False)["time"].transform("min")
+        x = (frame["time"] - start).dt.total_seconds()
+    else:
+        x = frame.groupby("run_id", sort=False).cumcount() + 1
+    out = frame[["run_id"]].assign(x=x.to_numpy(), best=best.replace([np.inf, -np.inf], np.nan).to_numpy())
+    return out.reset_index(drop=True)

@@ -1,0 +1,100 @@
+"""Which params drive the metric: fANOVA importance, computed by optuna.
+
+The trials of a run become an in-memory optuna study (one finished trial per scalehp trial,
+its params and its best value); optuna's :class:`~optuna.importance.FanovaImportanceEvaluator`
+fits a random forest (scikit-learn) on them and splits the variance of the metric among the
+params. Params that never vary are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from scalehp.errors import ResultsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def _distribution(values: pd.Series, spec: dict[str, Any] | None) -> Any:
+    import optuna
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return optuna.distributions.CategoricalDistribution(sorted(values.astype(str).unique()))
+    log_scale = bool(spec and spec.get("log")) and float(values.min()) > 0
+    low, high = float(values.min()), float(values.max())
+    if pd.api.types.is_integer_dtype(values):
+        return optuna.distributions.IntDistribution(int(low), int(high), log=log_scale)
+    return optuna.distributions.FloatDistribution(low, high, log=log_scale)
+
+
+def param_importance(
+    trials: pd.DataFrame,
+    mode: str,
+    value: str = "best_value",
+    params: list[str] | None = None,
+    space: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """fANOVA importance of each param for ``value``: ``param, importance`` (sums to 1), most important first.
+
+    Args:
+        trials: the trials table (one run, or runs of one experiment).
+        mode: ``min`` or ``max``, the direction of ``value``.
+        value: the column to explain; by default each trial's best value of the metric.
+        params: param names (without ``param_``); by default every param that varies.
+        space: the experiment's search space as in ``plan.json`` (``log: true`` is respected).
+        seed: seed of the random forest.
+
+    Raises:
+        ResultsError: fewer than two trials with a value, or no param that varies.
+    """
+    import optuna
+    import pandas as pd
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+    space = space or {}
+    if value not in trials.columns:
+        raise ResultsError(f"importance: no column {value!r} in the trials")
+    scored = trials.dropna(subset=[value])
+    if params is None:
+        # params of these trials (a frame over several experiments has others' columns, all empty)
+        params = [
+            c.removeprefix("param_") for c in scored.columns if c.startswith("param_") and scored[c].notna().any()
+        ]
+    columns = {p: f"param_{p}" for p in params if f"param_{p}" in scored.columns}
+    scored = scored.dropna(subset=list(columns.values()))
+    varying = {p: c for p, c in columns.items() if scored[c].nunique() > 1}
+    if len(scored) < 2:
+        raise ResultsError(f"importance needs at least two trials with a value of {value}, got {len(scored)}")
+    if not varying:
+        raise ResultsError("importance: no param takes more than one value in these trials")
+
+    distributions = {p: _distribution(scored[c], space.get(p)) for p, c in varying.items()}
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # optuna logs each new study at INFO
+    try:
+        study = optuna.create_study(direction="minimize" if mode == "min" else "maximize")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    frozen = []
+    for _, row in scored.iterrows():
+        chosen = {}
+        for p, c in varying.items():
+            v = row[c]
+            if isinstance(distributions[p], optuna.distributions.CategoricalDistribution):
+                v = str(v)
+            elif isinstance(distributions[p], optuna.distributions.IntDistribution):
+                v = int(v)
+            else:
+                v = float(v)
+            chosen[p] = v
+        frozen.append(optuna.trial.create_trial(params=chosen, distributions=distributions, value=float(row[value])))
+    study.add_trials(frozen)
+    importances = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=seed), normalize=True)
+    out = pd.DataFrame({"param": list(importances), "importance": [float(v) for v in importances.values()]})
+    return out.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)

@@ -1,0 +1,48 @@
+"""The Pareto front: trials that no other trial beats on every chosen metric at once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scalehp.errors import ResultsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+
+def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
+    """Rows of ``frame`` not dominated on ``objectives`` (column -> ``"min"`` or ``"max"``).
+
+    A row is dominated when another row is at least as good on every objective and better on
+    one. Rows with a missing value in any objective are left out. The front is sorted by the
+    first objective.
+
+    Example:
+        >>> import pandas as pd
+        >>> f = pd.DataFrame({"loss": [1.0, 2.0, 0.5], "size": [3.0, 1.0, 4.0]})
+        >>> list(pareto_front(f, {"loss": "min", "size": "min"}).index)
+        [2, 0, 1]
+    """
+    import numpy as np
+
+    if not objectives:
+        raise ResultsError("pareto front: name at least one metric column")
+    for column, mode in objectives.items():
+        if column not in frame.columns:
+            raise ResultsError(f"pareto front: no column {column!r}")
+        if mode not in ("min", "max"):
+            raise ResultsError(f"pareto front: mode of {column!r} must be min or max, not {mode!r}")
+    columns = list(objectives)
+    scored = frame.dropna(subset=columns)
+    # as minimisation everywhere
+    values = np.column_stack([scored[c].to_numpy(float) * (1.0 if objectives[c] == "min" else -1.0) for c in columns])
+    keep = np.ones(len(values), dtype=bool)
+    for i in range(len(values)):
+        if not keep[i]:
+            continue
+        no_worse = (values <= values[i]).all(axis=1)
+        better = (values < values[i]).any(axis=1)
+        if (no_worse & better).any():
+            keep[i] = False
+    front = scored[keep]
+    return front.sort_values(columns[0], ascending=objectives[columns[0]] == "min", kind="stable")

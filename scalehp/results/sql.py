@@ -1,0 +1,124 @@
+"""SQL over results with DuckDB: views ``trials``, ``reports``, ``events`` and ``runs``.
+
+The views read the committed part files of every run under a path directly (no copy), with
+``union_by_name`` so that runs with different params or metrics still read as one table
+(missing columns are NULL), and de-duplicated as :func:`scalehp.read_results` does: the last
+row written for a ``(run_id, trial_id, step)`` in ``reports`` and for a
+``(run_id, trial_id)`` in ``trials`` wins (checked once when connecting; a table without
+repeated keys is read as it is). ``runs`` has one row per run from its ``plan.json``.
+The views cover the part files present when :func:`connect` is called.
+
+Example:
+    >>> con = connect("results")                                          # doctest: +SKIP
+    >>> con.sql("SELECT trial_id, min(metric_loss) FROM reports GROUP BY 1").df()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scalehp.errors import ResultsError
+from scalehp.results.schema import FIXED, TABLES
+from scalehp.results.store import PLAN, find_runs, part_files
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+_KEYS = {"trials": ("run_id", "trial_id"), "reports": ("run_id", "trial_id", "step"), "events": ()}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _run_rows(runs: list[Path]) -> list[dict[str, Any]]:
+    rows = []
+    for run in runs:
+        try:
+            plan = json.loads((run / PLAN).read_text())
+        except (OSError, ValueError) as exc:
+            raise ResultsError(f"{run / PLAN}: unreadable plan ({exc.__class__.__name__})") from None
+        experiment = plan.get("experiment", {})
+        metric = experiment.get("metric", {})
+        rows.append(
+            {
+                "run_id": run.name,
+                "experiment": experiment.get("name"),
+                "created_at": plan.get("created_at"),
+                "metric": metric.get("name"),
+                "mode": metric.get("mode"),
+                "searcher": plan.get("searcher"),
+                "scheduler": plan.get("scheduler"),
+                "planned_trials": plan.get("trials"),
+                "path": str(run),
+            }
+        )
+    return rows
+
+
+def _has_duplicates(con: duckdb.DuckDBPyConnection, listing: str, keys: tuple[str, ...]) -> bool:
+    """Whether some key shows in more than one row (a retried or resumed trial); reads only the key columns."""
+    columns = ", ".join(keys)
+    found = con.execute(
+        f"SELECT 1 FROM read_parquet({listing}, union_by_name = true) GROUP BY {columns} HAVING count(*) > 1 LIMIT 1"
+    ).fetchall()
+    return bool(found)
+
+
+def connect(path: str | Path, runs: list[Path] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the views over the runs at or below ``path``.
+
+    Raises:
+        ResultsError: nothing under ``path`` looks like a scalehp run.
+    """
+    import duckdb
+    import pyarrow as pa
+
+    runs = runs if runs is not None else find_runs(path)
+    if not runs:
+        raise ResultsError(f"{path}: no scalehp runs here (no {PLAN} found up to two folders down)")
+    con = duckdb.connect(":memory:")
+    for table in TABLES:
+        files = part_files(runs, table)
+        if not files:
+            empty = pa.schema(FIXED[table]).empty_table()
+            con.register(f"__empty_{table}", empty)
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM __empty_{table}")
+            continue
+        listing = "[" + ", ".join(_quote(str(f)) for f in files) + "]"
+        source = f"read_parquet({listing}, union_by_name = true, filename = true, file_row_number = true)"
+        keys = _KEYS[table]
+        if keys and _has_duplicates(con, listing, keys):
+            # part names start with the time they were written: the last written row wins
+            query = (
+                f"SELECT * EXCLUDE (filename, file_row_number) FROM {source} "
+                f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} "
+                f"ORDER BY filename DESC, file_row_number DESC) = 1"
+            )
+        else:
+            query = f"SELECT * EXCLUDE (filename, file_row_number) FROM {source}"
+        con.execute(f"CREATE VIEW {table} AS {query}")
+    con.register("__runs", pa.Table.from_pylist(_run_rows(runs)))
+    con.execute("CREATE VIEW runs AS SELECT * FROM __runs")
+    return con
+
+
+def query(path: str | Path, sql: str) -> Any:
+    """Run ``sql`` over the views of the runs under ``path``; the result as a pyarrow Table.
+
+    Raises:
+        ResultsError: the SQL is invalid or names a missing column or table.
+    """
+    import duckdb
+
+    con = connect(path)
+    try:
+        relation = con.sql(sql)
+        return relation.to_arrow_table() if relation is not None else None
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ResultsError(f"sql: {first}") from None
+    finally:
+        con.close()
