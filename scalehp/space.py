@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Union
+from typing import Annotated, Any, ClassVar, Sequence, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -374,7 +374,7 @@ class Node:
         return all(name in config and config[name] in allowed for name, allowed in self.when)
 
     @property
-    def values(self) -> list[Any] | None:
+    def values(self) -> Sequence[Any] | None:
         """The finite values this node takes, or None for a range of floats."""
         param = self.param
         if isinstance(param, (ConditionalParam, CountParam, GridParam)):
@@ -384,7 +384,7 @@ class Node:
         if isinstance(param, ConstantParam):
             return [param.value]
         if isinstance(param, IntParam):
-            return list(range(param.low, param.high + 1, param.step or 1))
+            return range(param.low, param.high + 1, param.step or 1)
         return None
 
 
@@ -449,3 +449,60 @@ def sample_config(space: dict[str, Any], seed: int | None = None, rng: random.Ra
         if node.active(config):
             config[node.name] = node.param.sample(rng)
     return config
+
+
+def _count(node: Node) -> int | None:
+    param = node.param
+    if isinstance(param, IntParam):
+        return (param.high - param.low) // (param.step or 1) + 1
+    if isinstance(param, FloatParam):
+        return None
+    return len(node.values or [])
+
+
+def space_size(space: dict[str, Any]) -> int | None:
+    """How many distinct configs ``space`` holds, or None when a float range makes it infinite."""
+    nodes = flatten_space(space)
+    if any(_count(n) is None for n in nodes):
+        return None
+
+    def size(config: dict[str, Any], index: int) -> int:
+        while index < len(nodes) and not nodes[index].active(config):
+            index += 1
+        if index == len(nodes):
+            return 1
+        node = nodes[index]
+        if isinstance(node.param, (ConditionalParam, CountParam)):
+            return sum(size({**config, node.name: v}, index + 1) for v in node.values or [])
+        return (_count(node) or 1) * size(config, index + 1)
+
+    return size({}, 0)
+
+
+def enumerate_configs(space: dict[str, Any], limit: int = 20) -> list[dict[str, Any]]:
+    """The first ``limit`` configs of a finite space, in order (conditions respected).
+
+    Example:
+        >>> enumerate_configs({"a": ChoiceParam(choice=[1, 2]), "b": ConstantParam(constant="x")})
+        [{'a': 1, 'b': 'x'}, {'a': 2, 'b': 'x'}]
+    """
+    nodes = flatten_space(space)
+    out: list[dict[str, Any]] = []
+
+    def walk(config: dict[str, Any], index: int) -> None:
+        while index < len(nodes) and not nodes[index].active(config):
+            index += 1
+        if len(out) >= limit:
+            return
+        if index == len(nodes):
+            out.append(config)
+            return
+        node = nodes[index]
+        for value in node.values or []:
+            walk({**config, node.name: value}, index + 1)
+            if len(out) >= limit:
+                return
+
+    if space_size(space) is not None:
+        walk({}, 0)
+    return out
