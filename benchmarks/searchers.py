@@ -52,7 +52,7 @@ def experiment(search: dict[str, Any], seed: int, budget: int) -> Any:
     )
 
 
-def run_searcher(name: str, seed: int, budget: int) -> list[float]:
+def run_searcher(name: str, seed: int, budget: int, warm_start: dict | None = None) -> list[float]:
     """Values of ``budget`` trials of one searcher on Branin, in the order suggested."""
     import random
 
@@ -68,7 +68,8 @@ def run_searcher(name: str, seed: int, budget: int) -> list[float]:
             config = sample_config(space, rng=rng)
             values.append(branin(config["x1"], config["x2"]))
         return values
-    plan = compile_plan(experiment(SEARCHERS[name], seed, budget))
+    search = {**SEARCHERS[name], **({"warm_start": warm_start} if warm_start else {})}
+    plan = compile_plan(experiment(search, seed, budget))
     searcher = _base_searcher(plan)
     for i in range(budget):
         config = searcher.suggest(str(i))

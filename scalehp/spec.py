@@ -220,7 +220,12 @@ class WarmStart(_Model):
         min_length=1,
         description="run folders or experiment folders (every run in them), relative to the working folder",
     )
-    top: Integer = Field(10, ge=1, le=1000, description="best trials carried over, over all the runs named")
+    top: Integer = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="best trials carried over (keep it large: the model learns from bad trials too)",
+    )
 
 
 class Search(_Model):

@@ -106,3 +106,49 @@ def test_multi_objective_optuna_and_pareto_front(ray_local, tmp_path):
     off = trials[~trials["trial_id"].isin(front["trial_id"])]
     for _, b in off.iterrows():
         assert ((front["metric_accuracy"] >= b["metric_accuracy"]) & (front["metric_size"] <= b["metric_size"])).any()
+
+
+def branin_experiment(tmp_path, algorithm, seed, samples, **search):
+    return load_experiment(
+        {
+            "name": f"branin-{algorithm}",
+            "trainable": "tests.search_trainables:branin",
+            "metric": {"name": "value", "mode": "min"},
+            "budget": {"samples": samples, "max_steps": 1},
+            "seed": seed,
+            "space": {"x1": {"float": [-5.0, 10.0]}, "x2": {"float": [0.0, 15.0]}},
+            "search": {"algorithm": algorithm, "initial_points": 10, **search},
+            "results": str(tmp_path / "results"),
+        }
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["optuna", "hyperopt"])
+def test_warm_start_reaches_the_earlier_best_sooner(ray_local, tmp_path, algorithm):
+    from benchmarks.searchers import run_searcher
+
+    earlier = run(branin_experiment(tmp_path, algorithm, 0, 20))
+    trials = read_results(earlier.path).trials
+    warm = {"runs": [str(earlier.path)]}
+
+    # plan carries every earlier trial over, best first, with its known result
+    plan = compile_plan(branin_experiment(tmp_path, algorithm, 1, 6, warm_start=warm))
+    assert len(plan.warm_start) == 20
+    assert plan.warm_start[0]["values"] == [pytest.approx(trials["metric_value"].min())]
+    best_row = trials.loc[trials["metric_value"].idxmin()]
+    assert plan.warm_start[0]["config"] == {"x1": best_row["param_x1"], "x2": best_row["param_x2"]}
+    # a warm-started run runs (the earlier trials are history, not re-run)
+    later = run(plan)
+    assert later.trials == 6 and later.errors == 0
+
+    # trials needed to get within 2x of the earlier best, warm vs cold, median over seeds
+    target = 2 * trials["metric_value"].min()
+
+    def reach(values):
+        return next((i + 1 for i, v in enumerate(values) if v <= target), len(values) + 1)
+
+    name = "optuna-tpe" if algorithm == "optuna" else "hyperopt"
+    seeds = range(1, 8)
+    cold = sorted(reach(run_searcher(name, seed, 15)) for seed in seeds)
+    hot = sorted(reach(run_searcher(name, seed, 15, warm_start=warm)) for seed in seeds)
+    assert hot[len(hot) // 2] < cold[len(cold) // 2], (hot, cold)
