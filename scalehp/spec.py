@@ -309,8 +309,8 @@ class Experiment(_Model):
         description="'module:function' imported at run time"
     )
     metric: Metric = Field(description="the metric to optimise, or a list of metrics for multi-objective search")
-    metrics: tuple[Metric, ...] = Field(
-        (), description="every metric of a multi-objective search; filled in from a list under 'metric'"
+    metrics: tuple[Metric, ...] | None = Field(
+        None, description="every metric of a multi-objective search; filled in from a list under 'metric'"
     )
     budget: Budget
     resources: Resources = Field(default_factory=Resources)
