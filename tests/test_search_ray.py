@@ -124,7 +124,7 @@ def branin_experiment(tmp_path, algorithm, seed, samples, **search):
     )
 
 
-@pytest.mark.parametrize("algorithm", ["optuna", "hyperopt"])
+@pytest.mark.parametrize("algorithm", ["optuna", pytest.param("hyperopt", marks=pytest.mark.slow)])
 def test_warm_start_reaches_the_earlier_best_sooner(ray_local, tmp_path, algorithm):
     from benchmarks.searchers import run_searcher
 

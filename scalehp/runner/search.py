@@ -5,7 +5,10 @@ One experiment file means the same space under every searcher:
 * ``random`` / ``grid`` on a flat space: Ray's ``BasicVariantGenerator`` over Tune domains
   (``samples`` trials per grid point, Ray's semantics);
 * ``random`` on a conditional space: :func:`~scalehp.space.sample_config` with a seeded
-  ``random.Random``, one draw per trial, so only active params are drawn;
+  ``random.Random``, one draw per trial, so only active params are drawn (Ray 2.60's
+  ``BasicVariantGenerator`` can make a value depend on another through ``tune.sample_from``,
+  but every key of ``param_space`` stays in the config, so an inactive param would have to
+  carry a fake value);
 * ``hyperopt``: a hyperopt space with a nested ``hp.choice`` per conditional param, handed
   to Ray's ``HyperOptSearch`` directly;
 * ``optuna``: a define-by-run function (:class:`DefineByRun`) that suggests a param only
@@ -21,6 +24,7 @@ and optuna's history as finished trials with their known results.
 from __future__ import annotations
 
 import math
+import pickle
 import random
 from typing import Any
 
@@ -347,6 +351,14 @@ def _base_searcher(plan: Plan) -> Any:
 
             def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
                 return None
+
+            def save(self, checkpoint_path: str) -> None:
+                with open(checkpoint_path, "wb") as file:
+                    pickle.dump(self.rng.getstate(), file)
+
+            def restore(self, checkpoint_path: str) -> None:
+                with open(checkpoint_path, "rb") as file:
+                    self.rng.setstate(pickle.load(file))
 
         return ConditionalRandomSearch()
 
