@@ -107,6 +107,16 @@ def test_multi_objective_optuna_and_pareto_front(ray_local, tmp_path):
     off = trials[~trials["trial_id"].isin(front["trial_id"])]
     for _, b in off.iterrows():
         assert ((front["metric_accuracy"] >= b["metric_accuracy"]) & (front["metric_size"] <= b["metric_size"])).any()
+    # `results show` marks the front
+    from click.testing import CliRunner
+
+    from scalehp.cli import main
+
+    out = CliRunner().invoke(main, ["results", "show", str(summary.path), "--top", "0", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.output)
+    assert len(rows) == 10
+    assert {r["trial_id"] for r in rows if r["pareto"] == "yes"} == set(front["trial_id"])
 
 
 def branin_experiment(tmp_path, algorithm, seed, samples, **search):

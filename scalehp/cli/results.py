@@ -29,10 +29,9 @@ def results_ls(root: str, fmt: str) -> None:
 @FORMAT
 def results_show(run: str, top: int, fmt: str) -> None:
     """Leaderboard of RUN (a run folder; an experiment folder shows all its runs)."""
+    from scalehp.analysis.pareto import objectives, pareto_front
     from scalehp.analysis.tables import leaderboard
     from scalehp.results.store import read_results
-
-    from scalehp.analysis.pareto import objectives, pareto_front
 
     res = read_results(run)
     metric, mode = res.metric()
