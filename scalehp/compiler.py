@@ -151,9 +151,12 @@ def _columns(experiment: Experiment) -> dict[str, str]:
     columns: dict[str, str] = {}
     taken: dict[str, str] = {}
     types: dict[str, Any] = {}
+    first: dict[str, Any] = {}
     for node in flatten_space(experiment.space):
         kind = param_type(node.param)
         if node.name in columns:  # the same sub-param under another option: one column, one type
+            if node.parent is None or first[node.name].parent != node.parent:
+                raise experiment.error(node.path, f"param name {node.name!r} is used twice; rename one")
             if types[node.name] != kind:
                 raise experiment.error(
                     node.path,
@@ -168,6 +171,7 @@ def _columns(experiment: Experiment) -> dict[str, str]:
         taken[column] = node.name
         columns[node.name] = column
         types[node.name] = kind
+        first[node.name] = node
     return columns
 
 

@@ -104,6 +104,12 @@ def test_columns_are_stable_and_shared_names_share_one():
     assert len(plan.columns) == len({n.name for n in flatten_space(plan.experiment.space)})
 
 
+def test_a_top_level_name_that_equals_a_nested_one_is_an_error():
+    space = {"opt": {"choice": {"a": {"lr": {"float": [0.1, 1.0]}}}}, "opt.lr": 0.5}
+    with pytest.raises(SpecError, match=r"space.opt.lr: param name 'opt.lr' is used twice"):
+        compile_plan(experiment(space))
+
+
 def test_shared_name_with_another_type_is_an_error():
     space = {"opt": {"choice": {"a": {"lr": {"float": [0.1, 1.0]}}, "b": {"lr": {"choice": ["x", "y"]}}}}}
     with pytest.raises(SpecError, match=r"space\.opt\.choice\.b\.lr: param 'opt.lr' is declared twice"):

@@ -148,6 +148,11 @@ def test_warm_start_reaches_the_earlier_best_sooner(ray_local, tmp_path, algorit
     assert plan.warm_start[0]["values"] == [pytest.approx(trials["metric_value"].min())]
     best_row = trials.loc[trials["metric_value"].idxmin()]
     assert plan.warm_start[0]["config"] == {"x1": best_row["param_x1"], "x2": best_row["param_x2"]}
+    from scalehp.cli.experiment import describe_plan
+
+    text = "\n".join(describe_plan(plan))
+    assert "warm start  20 earlier trials carried over with their results" in text
+    assert f"{earlier.run_id}/{best_row['trial_id']}" in text
     # a warm-started run runs (the earlier trials are history, not re-run)
     later = run(plan)
     assert later.trials == 6 and later.errors == 0
