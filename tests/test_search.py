@@ -256,3 +256,34 @@ def test_plan_command_shows_nesting_suggestions_and_grid(tmp_path):
     ).stdout
     assert "grid        4 points, each run 2 time(s)" in out and "trials      8 (2 samples x 4 grid points)" in out
     assert "finite      4 distinct configs" in out and "x=0.2, o=b" in out
+
+
+@pytest.mark.parametrize("algorithm", ["hyperopt", "optuna"])
+def test_warm_points_of_a_conditional_space_enter_the_searchers_history(algorithm):
+    import dataclasses
+
+    from scalehp.runner.search import _base_searcher
+
+    plan = compile_plan(experiment(search={"algorithm": algorithm, "initial_points": 3}))
+    points = tuple(
+        {
+            "config": sample_config(plan.experiment.space, seed),
+            "values": [float(seed)],
+            "run_id": "r",
+            "trial_id": str(seed),
+        }
+        for seed in range(6)
+    )
+    searcher = _base_searcher(dataclasses.replace(plan, warm_start=points))
+    if algorithm == "hyperopt":
+        history = searcher._hpopt_trials.trials
+        assert len(history) == 6 and [t["result"]["loss"] for t in history] == [float(s) for s in range(6)]
+    else:
+        history = searcher._ot_study.trials
+        assert len(history) == 6 and [t.value for t in history] == [float(s) for s in range(6)]
+    # past the 3 random configs, the model now suggests from this history; configs stay well-formed
+    nodes = flatten_space(plan.experiment.space)
+    for i in range(4):
+        config = searcher.suggest(str(i))
+        assert config == resolve(nodes, {n.label: config[n.name] for n in nodes if n.name in config})
+        searcher.on_trial_complete(str(i), {"loss": 1.0})
