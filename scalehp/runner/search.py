@@ -393,14 +393,21 @@ def _base_searcher(plan: Plan) -> Any:
                     return sample
                 return config_from(nodes, flatten_dict(sample, delimiter="/"))
 
+        import optuna
+
         objectives = experiment.objectives
         several = len(objectives) > 1
-        search = ScalehpOptuna(
-            space=DefineByRun(nodes),
-            metric=[m.name for m in objectives] if several else metric,
-            mode=[m.mode for m in objectives] if several else mode,
-            sampler=optuna_sampler(plan),
-        )
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line per run
+        try:
+            search = ScalehpOptuna(
+                space=DefineByRun(nodes),
+                metric=[m.name for m in objectives] if several else metric,
+                mode=[m.mode for m in objectives] if several else mode,
+                sampler=optuna_sampler(plan),
+            )
+        finally:
+            optuna.logging.set_verbosity(verbosity)
         _add_optuna_history(search, nodes, plan)
         return search
     raise RunError(f"search algorithm {algorithm!r} does not take a conditional space")  # pragma: no cover
