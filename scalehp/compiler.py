@@ -13,11 +13,22 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scalehp.results.schema import column_name
-from scalehp.space import ChoiceParam, ConstantParam, FloatParam, GridParam, IntParam
+from scalehp.results.schema import column_name, param_type
+from scalehp.space import (
+    ChoiceParam,
+    ConditionalParam,
+    ConstantParam,
+    CountParam,
+    FloatParam,
+    GridParam,
+    IntParam,
+    flatten_space,
+    is_conditional,
+)
 from scalehp.spec import Experiment, SpecError
 
 MODEL_BASED = ("hyperopt", "optuna")
+_OPTUNA_VALUES = (type(None), bool, int, float, str)
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,8 @@ class Plan:
     expected_steps: int = 0  # steps under the scheduler's expected early stopping
     columns: dict[str, str] = field(default_factory=dict)  # param name -> Parquet column
     warnings: tuple[str, ...] = ()
+    sampler: str | None = None  # optuna's sampler: tpe | cmaes | nsga2
+    warm_start: tuple[dict[str, Any], ...] = ()  # earlier trials seeding the search: config, values, run_id, trial_id
 
     @property
     def name(self) -> str:
@@ -56,6 +69,7 @@ class Plan:
         data["experiment"] = self.experiment.to_dict()
         data["rungs"] = [asdict(r) for r in self.rungs]
         data["warnings"] = list(self.warnings)
+        data["warm_start"] = list(self.warm_start)
         return data
 
 
@@ -64,24 +78,101 @@ def _digest(experiment: Experiment) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _check_searcher(experiment: Experiment) -> None:
+def _sampler(experiment: Experiment) -> str | None:
+    search = experiment.search
+    if search.algorithm != "optuna":
+        if search.sampler is not None:
+            raise experiment.error("search.sampler", f"only optuna takes a sampler, not {search.algorithm}")
+        return None
+    return search.sampler or ("nsga2" if len(experiment.objectives) > 1 else "tpe")
+
+
+def _check_searcher(experiment: Experiment, sampler: str | None) -> None:
+    """Every param kind the chosen searcher cannot express is an error naming the param and the searcher."""
     algorithm = experiment.search.algorithm
-    for name, param in experiment.space.items():
-        path = f"space.{name}"
+    searcher = f"optuna {sampler}" if sampler else algorithm
+    for node in flatten_space(experiment.space):
+        param, path = node.param, node.path
         if algorithm == "grid" and isinstance(param, (FloatParam, IntParam)):
             raise experiment.error(
                 path,
                 f"grid search cannot enumerate a {param.kind} range; give {{grid: [...]}} values or use search.algorithm random",
+            )
+        if algorithm == "grid" and isinstance(param, (ConditionalParam, CountParam)):
+            raise experiment.error(
+                path,
+                f"grid search cannot enumerate the conditional param {node.name!r}; use search.algorithm random, hyperopt or optuna",
             )
         if algorithm in MODEL_BASED and isinstance(param, GridParam):
             raise experiment.error(
                 path,
                 f"{algorithm} cannot search a grid param; write {{choice: [...]}} or use search.algorithm random or grid",
             )
+        if algorithm == "random" and isinstance(param, GridParam) and is_conditional(experiment.space):
+            raise experiment.error(
+                path, "random search of a conditional space cannot also walk a grid; write {choice: [...]} instead"
+            )
+        if algorithm == "optuna":
+            if isinstance(param, FloatParam) and param.log and param.step:
+                raise experiment.error(path, f"{searcher} cannot search float {node.name!r} on a log scale with a step")
+            if isinstance(param, ChoiceParam) and not all(isinstance(o, _OPTUNA_VALUES) for o in param.options):
+                raise experiment.error(
+                    path,
+                    f"{searcher} can only choose among numbers, strings, booleans and null; {node.name!r} lists a list or mapping",
+                )
+            if sampler == "cmaes" and isinstance(param, (ChoiceParam, ConditionalParam, CountParam)):
+                raise experiment.error(
+                    path,
+                    f"optuna cmaes searches numbers only and cannot model the {param.kind} param {node.name!r}; "
+                    "use search.sampler tpe",
+                )
     if experiment.search.initial_points is not None and algorithm not in MODEL_BASED:
         raise experiment.error(
             "search.initial_points", f"only model-based searchers take initial_points, not {algorithm}"
         )
+    if len(experiment.objectives) > 1:
+        if algorithm != "optuna" or sampler == "cmaes":
+            raise experiment.error(
+                "metric",
+                f"{searcher} optimises one metric; for several use search.algorithm optuna (sampler nsga2 or tpe)",
+            )
+        if experiment.scheduler.name != "fifo":
+            raise experiment.error(
+                "scheduler",
+                f"the {experiment.scheduler.name} scheduler ranks trials by one metric; several metrics need scheduler fifo",
+            )
+    if experiment.search.warm_start is not None and algorithm not in MODEL_BASED:
+        raise experiment.error(
+            "search.warm_start", f"{algorithm} search learns nothing from earlier results; use hyperopt or optuna"
+        )
+
+
+def _columns(experiment: Experiment) -> dict[str, str]:
+    columns: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    types: dict[str, Any] = {}
+    first: dict[str, Any] = {}
+    for node in flatten_space(experiment.space):
+        kind = param_type(node.param)
+        if node.name in columns:  # the same sub-param under another option: one column, one type
+            if node.parent is None or first[node.name].parent != node.parent:
+                raise experiment.error(node.path, f"param name {node.name!r} is used twice; rename one")
+            if types[node.name] != kind:
+                raise experiment.error(
+                    node.path,
+                    f"param {node.name!r} is declared twice with different column types ({types[node.name]} and {kind})",
+                )
+            continue
+        column = column_name("param", node.name)
+        if column in taken:
+            raise experiment.error(
+                node.path, f"param {node.name!r} and {taken[column]!r} both map to column {column!r}; rename one"
+            )
+        taken[column] = node.name
+        columns[node.name] = column
+        types[node.name] = kind
+        first[node.name] = node
+    return columns
 
 
 def _grid_points(experiment: Experiment) -> int:
@@ -129,18 +220,9 @@ def compile_plan(experiment: Experiment) -> Plan:
     Raises:
         SpecError: settings that are valid one by one but not together.
     """
-    _check_searcher(experiment)
-
-    columns: dict[str, str] = {}
-    taken: dict[str, str] = {}
-    for name in experiment.space:
-        column = column_name("param", name)
-        if column in taken:
-            raise experiment.error(
-                f"space.{name}", f"param {name!r} and {taken[column]!r} both map to column {column!r}; rename one"
-            )
-        taken[column] = name
-        columns[name] = column
+    sampler = _sampler(experiment)
+    _check_searcher(experiment, sampler)
+    columns = _columns(experiment)
 
     grid_points = _grid_points(experiment)
     trials = experiment.budget.samples * grid_points
@@ -177,8 +259,15 @@ def compile_plan(experiment: Experiment) -> Plan:
         "random": "random sampling",
         "grid": "grid (every combination)",
         "hyperopt": "hyperopt TPE",
-        "optuna": "optuna TPE",
+        "optuna": {"tpe": "optuna TPE", "cmaes": "optuna CMA-ES", "nsga2": "optuna NSGA-II"}.get(sampler or ""),
     }[algorithm]
+    warm: tuple[dict[str, Any], ...] = ()
+    if experiment.search.warm_start is not None:
+        from scalehp.warmstart import carried_over
+
+        warm, skipped = carried_over(experiment)
+        if skipped:
+            warnings.append(f"warm start: {skipped} earlier trials do not fit this space or lack the metric; left out")
     return Plan(
         experiment=experiment,
         digest=_digest(experiment),
@@ -193,6 +282,8 @@ def compile_plan(experiment: Experiment) -> Plan:
         expected_steps=expected,
         columns=columns,
         warnings=tuple(warnings),
+        sampler=sampler,
+        warm_start=warm,
     )
 
 

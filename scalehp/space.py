@@ -8,6 +8,26 @@ In an experiment file each entry of ``space`` is one of::
     seed:      {grid: [0, 1, 2]}                        # every value, times `budget.samples`
     epochs: 3                                           # anything else is a constant
 
+Conditional spaces: a choice whose options are a mapping gives each option its own
+sub-space, active only while that option is chosen; ``count`` repeats a sub-space once per
+active layer::
+
+    optimizer:
+      choice:
+        adam: {beta1: {float: [0.8, 0.99]}}
+        sgd:  {momentum: {float: [0.0, 0.99]}, nesterov: {choice: [true, false]}}
+        lbfgs: {}                                       # an option without sub-params
+    layers:
+      count: [1, 3]                                     # how many layers (an int)
+      each: {width: {int: [16, 256], log: true}}        # params of every active layer
+
+One rule names nested params: a sub-param is called ``<parent>.<name>`` and a repeated one
+``<parent>.<i>.<name>`` (``i`` from 1), e.g. ``optimizer.beta1`` and ``layers.2.width``.
+The trainable's config is flat and holds exactly the active params (``"optimizer.beta1"``
+only when ``optimizer`` is ``adam``); the Parquet column follows the usual rule
+(``param_optimizer_beta1``) and is null where the param is inactive. Sub-params of the same
+name under several options of one choice are one param and must share a column type.
+
 The classes here are plain data: they know how to check themselves, sample a value
 with a ``random.Random`` (for ``scalehp try`` and ``LocalTrial``) and describe
 themselves. Turning them into Ray Tune domains is the runner's job.
@@ -17,7 +37,8 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Annotated, Any, ClassVar, Union
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Sequence, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -197,7 +218,87 @@ class ConstantParam(_Kind):
         return f"constant {self.value!r}"
 
 
-KINDS = ("float", "int", "choice", "grid", "constant")
+def _sub_space(space: dict[str, Any], where: str) -> dict[str, Any]:
+    from scalehp.spec import _PARAM  # the one rule for param names
+
+    for name, param in space.items():
+        if not isinstance(name, str) or not _PARAM.match(name) or "." in name:
+            raise ValueError(
+                f"{where}: sub-param name {name!r}: use letters, digits, _ and -, starting with a letter or _"
+            )
+        if isinstance(param, GridParam):
+            raise ValueError(f"{where}: grid values are only allowed at the top level of the space ({name!r})")
+    return space
+
+
+class ConditionalParam(_Kind):
+    """A choice whose options carry their own sub-params, active only while the option is chosen."""
+
+    kind: ClassVar[str] = "conditional"
+    options: dict[Union[str, int], Union[dict[str, "Param"], None]] = Field(
+        alias="choice", description="option -> its sub-params (an empty mapping or null for none)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ConditionalParam:
+        if not self.options:
+            raise ValueError("choice needs at least one option")
+        for option, sub in self.options.items():
+            _sub_space(sub or {}, f"option {option!r}")
+        return self
+
+    @property
+    def values(self) -> list[Any]:
+        return list(self.options)
+
+    def sub_space(self, option: Any) -> dict[str, Any]:
+        return self.options[option] or {}
+
+    def sample(self, rng: random.Random) -> Any:
+        return rng.choice(self.values)
+
+    def describe(self) -> str:
+        return "choice " + ", ".join(
+            f"{o} ({len(s or {})} sub-params)" if s else str(o) for o, s in self.options.items()
+        )
+
+
+class CountParam(_Kind):
+    """A number of layers (an int in ``[low, high]``) with the sub-params in ``each`` for every active layer."""
+
+    kind: ClassVar[str] = "count"
+    bounds: tuple[Integer, Integer] = Field(alias="count", description="[low, high] layers, both included")
+    each: dict[str, "Param"] = Field(description="the params of one layer, repeated for every active layer")
+
+    @model_validator(mode="after")
+    def _check(self) -> CountParam:
+        if not 0 <= self.low < self.high or self.high > 100:
+            raise ValueError(f"count needs 0 <= low < high <= 100, got [{self.low}, {self.high}]")
+        if not self.each:
+            raise ValueError("count needs at least one param in 'each'")
+        _sub_space(self.each, "each")
+        return self
+
+    @property
+    def low(self) -> int:
+        return int(self.bounds[0])
+
+    @property
+    def high(self) -> int:
+        return int(self.bounds[1])
+
+    @property
+    def values(self) -> list[int]:
+        return list(range(self.low, self.high + 1))
+
+    def sample(self, rng: random.Random) -> int:
+        return rng.randint(self.low, self.high)
+
+    def describe(self) -> str:
+        return f"count [{self.low}, {self.high}], each with " + ", ".join(self.each)
+
+
+KINDS = ("float", "int", "choice", "grid", "constant", "count")
 
 
 def _kind_of(raw: Any) -> str:
@@ -205,6 +306,8 @@ def _kind_of(raw: Any) -> str:
         return getattr(raw, "kind", "constant")
     if isinstance(raw, dict):
         named = [k for k in KINDS if k in raw]
+        if named == ["choice"] and isinstance(raw["choice"], dict):
+            return "conditional"
         if len(named) == 1:
             return named[0]
         if len(named) > 1:
@@ -231,6 +334,8 @@ Param = Annotated[
         Annotated[FloatParam, Tag("float")],
         Annotated[IntParam, Tag("int")],
         Annotated[ChoiceParam, Tag("choice")],
+        Annotated[ConditionalParam, Tag("conditional")],
+        Annotated[CountParam, Tag("count")],
         Annotated[GridParam, Tag("grid")],
         Annotated[ConstantParam, Tag("constant")],
         Annotated[Annotated[ConstantParam, BeforeValidator(_wrap_bare)], Tag("bare")],
@@ -238,15 +343,166 @@ Param = Annotated[
     ],
     Discriminator(_kind_of),
 ]
-"""One search-space entry: ``{float: …}``, ``{int: …}``, ``{choice: …}``, ``{grid: …}`` or a constant."""
+"""One search-space entry: ``{float: …}``, ``{int: …}``, ``{choice: …}``, ``{grid: …}``, ``{count: …}`` or a constant."""
+
+ConditionalParam.model_rebuild()
+CountParam.model_rebuild()
+
+# ---------------------------------------------------------------------------
+# The space as a flat list of nodes
 
 
-def sample_config(space: dict[str, Any], seed: int | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Node:
+    """One param of a (possibly conditional) space, flattened.
+
+    ``name`` is the config key (``optimizer.beta1``), ``label`` is unique among all nodes
+    (the same name declared under two options gets two labels) and is what searchers see,
+    ``path`` is the key path in the experiment file, and ``when`` lists the conditions
+    ``(ancestor name, allowed values)`` that must all hold for the node to be active.
+    Conditional and count params are nodes too: their value is the option or the count.
+    """
+
+    name: str
+    label: str
+    path: str
+    param: Any
+    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    parent: str | None = None  # the label of the conditional or count param this one hangs under
+
+    def active(self, config: dict[str, Any]) -> bool:
+        return all(name in config and config[name] in allowed for name, allowed in self.when)
+
+    @property
+    def values(self) -> Sequence[Any] | None:
+        """The finite values this node takes, or None for a range of floats."""
+        param = self.param
+        if isinstance(param, (ConditionalParam, CountParam, GridParam)):
+            return list(param.values)
+        if isinstance(param, ChoiceParam):
+            return list(param.options)
+        if isinstance(param, ConstantParam):
+            return [param.value]
+        if isinstance(param, IntParam):
+            return range(param.low, param.high + 1, param.step or 1)
+        return None
+
+
+def _flatten(space: dict[str, Any], prefix: str, path: str, when: tuple, parent: str | None, out: list[Node]) -> None:
+    for key, param in space.items():
+        name = f"{prefix}{key}"
+        key_path = f"{path}.{key}"
+        label = name if all(n.label != name for n in out) else f"{name}[{len(out)}]"
+        out.append(Node(name, label, key_path, param, when, parent))
+        if isinstance(param, ConditionalParam):
+            for option, sub in param.options.items():
+                _flatten(sub or {}, f"{name}.", f"{key_path}.choice.{option}", when + ((name, (option,)),), label, out)
+        elif isinstance(param, CountParam):
+            for i in range(1, param.high + 1):
+                active = tuple(v for v in param.values if v >= i)
+                _flatten(param.each, f"{name}.{i}.", f"{key_path}.each", when + ((name, active),), label, out)
+
+
+def flatten_space(space: dict[str, Any]) -> list[Node]:
+    """The nodes of ``space`` (name -> param) in order: every parent before its sub-params.
+
+    Example:
+        >>> space = {"opt": ConditionalParam(choice={"adam": {"beta1": FloatParam(**{"float": [0.8, 0.99]})}, "sgd": None})}
+        >>> [(n.name, n.when) for n in flatten_space(space)]
+        [('opt', ()), ('opt.beta1', (('opt', ('adam',)),))]
+    """
+    out: list[Node] = []
+    _flatten(space, "", "space", (), None, out)
+    return out
+
+
+def is_conditional(space: dict[str, Any]) -> bool:
+    """Whether ``space`` has params that are active only under a condition."""
+    return any(isinstance(p, (ConditionalParam, CountParam)) for p in space.values())
+
+
+def resolve(nodes: list[Node], values: dict[str, Any]) -> dict[str, Any]:
+    """The trainable's config from values by node label: active params only, constants filled in."""
+    config: dict[str, Any] = {}
+    for node in nodes:
+        if not node.active(config):
+            continue
+        if isinstance(node.param, ConstantParam):
+            config[node.name] = node.param.value
+        elif node.label in values:
+            config[node.name] = values[node.label]
+    return config
+
+
+def sample_config(space: dict[str, Any], seed: int | None = None, rng: random.Random | None = None) -> dict[str, Any]:
     """Draw one config from ``space`` (name -> param) without any search algorithm.
+
+    Only the params whose conditions hold are drawn (and present).
 
     Example:
         >>> sample_config({"lr": FloatParam(**{"float": [0.1, 0.2]}), "depth": ConstantParam(constant=2)}, seed=0)["depth"]
         2
     """
-    rng = random.Random(seed)
-    return {name: param.sample(rng) for name, param in space.items()}
+    rng = rng or random.Random(seed)
+    config: dict[str, Any] = {}
+    for node in flatten_space(space):
+        if node.active(config):
+            config[node.name] = node.param.sample(rng)
+    return config
+
+
+def _count(node: Node) -> int | None:
+    param = node.param
+    if isinstance(param, IntParam):
+        return (param.high - param.low) // (param.step or 1) + 1
+    if isinstance(param, FloatParam):
+        return None
+    return len(node.values or [])
+
+
+def space_size(space: dict[str, Any]) -> int | None:
+    """How many distinct configs ``space`` holds, or None when a float range makes it infinite."""
+    nodes = flatten_space(space)
+    if any(_count(n) is None for n in nodes):
+        return None
+
+    def size(config: dict[str, Any], index: int) -> int:
+        while index < len(nodes) and not nodes[index].active(config):
+            index += 1
+        if index == len(nodes):
+            return 1
+        node = nodes[index]
+        if isinstance(node.param, (ConditionalParam, CountParam)):
+            return sum(size({**config, node.name: v}, index + 1) for v in node.values or [])
+        return (_count(node) or 1) * size(config, index + 1)
+
+    return size({}, 0)
+
+
+def enumerate_configs(space: dict[str, Any], limit: int = 20) -> list[dict[str, Any]]:
+    """The first ``limit`` configs of a finite space, in order (conditions respected).
+
+    Example:
+        >>> enumerate_configs({"a": ChoiceParam(choice=[1, 2]), "b": ConstantParam(constant="x")})
+        [{'a': 1, 'b': 'x'}, {'a': 2, 'b': 'x'}]
+    """
+    nodes = flatten_space(space)
+    out: list[dict[str, Any]] = []
+
+    def walk(config: dict[str, Any], index: int) -> None:
+        while index < len(nodes) and not nodes[index].active(config):
+            index += 1
+        if len(out) >= limit:
+            return
+        if index == len(nodes):
+            out.append(config)
+            return
+        node = nodes[index]
+        for value in node.values or []:
+            walk({**config, node.name: value}, index + 1)
+            if len(out) >= limit:
+                return
+
+    if space_size(space) is not None:
+        walk({}, 0)
+    return out

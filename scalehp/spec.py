@@ -213,13 +213,32 @@ class Resources(_Model):
         return self
 
 
+class WarmStart(_Model):
+    """Earlier runs whose best trials seed the search (their configs with their known results)."""
+
+    runs: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1,
+        description="run folders or experiment folders (every run in them), relative to the working folder",
+    )
+    top: Integer = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="best trials carried over (keep it large: the model learns from bad trials too)",
+    )
+
+
 class Search(_Model):
     """How new configs are suggested."""
 
     algorithm: Literal["random", "grid", "hyperopt", "optuna"] = "random"
+    sampler: Literal["tpe", "cmaes", "nsga2"] | None = Field(
+        None, description="optuna's sampler (default: tpe, nsga2 for several metrics)"
+    )
     initial_points: Integer | None = Field(
         None, ge=1, description="random configs before a model-based searcher starts modelling"
     )
+    warm_start: WarmStart | None = Field(None, description="seed the search with the best trials of earlier runs")
 
 
 class AshaOptions(_Model):
@@ -289,7 +308,10 @@ class Experiment(_Model):
     trainable: Annotated[str, AfterValidator(_check_trainable)] = Field(
         description="'module:function' imported at run time"
     )
-    metric: Metric
+    metric: Metric = Field(description="the metric to optimise, or a list of metrics for multi-objective search")
+    metrics: tuple[Metric, ...] | None = Field(
+        None, description="every metric of a multi-objective search; filled in from a list under 'metric'"
+    )
     budget: Budget
     resources: Resources = Field(default_factory=Resources)
     concurrency: Integer | None = Field(
@@ -305,6 +327,32 @@ class Experiment(_Model):
 
     _source: str = PrivateAttr("<dict>")
     _lines: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metric_list(cls, data: Any) -> Any:
+        # `metric: [a, b]` means several objectives: `metric` is the first, `metrics` all of them
+        if isinstance(data, dict) and isinstance(data.get("metric"), list) and data["metric"]:
+            objectives = data["metric"]
+            if data.get("metrics") not in (None, objectives):
+                raise ValueError("give the metrics once, as a list under 'metric'")
+            data = {**data, "metric": objectives[0], "metrics": objectives}
+        return data
+
+    @model_validator(mode="after")
+    def _check_metrics(self) -> Experiment:
+        if self.metrics:
+            if self.metrics[0] != self.metric:
+                raise ValueError("give the metrics once, as a list under 'metric'")
+            names = [m.name for m in self.metrics]
+            if len(set(names)) != len(names):
+                raise ValueError(f"metric lists a name twice: {', '.join(names)}")
+        return self
+
+    @property
+    def objectives(self) -> tuple[Metric, ...]:
+        """Every metric the search optimises: ``metrics`` if given, else the one ``metric``."""
+        return self.metrics or (self.metric,)
 
     @field_validator("space")
     @classmethod
@@ -348,7 +396,14 @@ def _known_keys() -> set[str]:
     stack: list[type[BaseModel]] = [Experiment]
     from scalehp import space as _space
 
-    stack += [_space.FloatParam, _space.IntParam, _space.ChoiceParam, _space.GridParam, _space.ConstantParam]
+    stack += [
+        _space.FloatParam,
+        _space.IntParam,
+        _space.ChoiceParam,
+        _space.GridParam,
+        _space.ConstantParam,
+        _space.CountParam,
+    ]
     seen: set[type] = set()
     while stack:
         model = stack.pop()
@@ -364,7 +419,7 @@ def _known_keys() -> set[str]:
     return keys
 
 
-_NOISE = {"bare", "ambiguous", "float", "int", "choice", "grid", "constant"}
+_NOISE = {"bare", "ambiguous", "float", "int", "choice", "grid", "constant", "conditional", "count"}
 
 
 def _dotted(loc: tuple) -> str:
@@ -373,13 +428,19 @@ def _dotted(loc: tuple) -> str:
 
 def _clean_loc(loc: tuple) -> tuple:
     out: list[Any] = []
-    for i, part in enumerate(loc):
+    after_param = False
+    for part in loc:
         if isinstance(part, str) and "[" in part:
             continue  # pydantic's validator/union labels
-        # space.<name>.<kind-tag>.<field>: drop the union tag, keep the user's own keys
-        if len(out) == 2 and out[0] == "space" and part in _NOISE and i == 2:
+        # space.<name>.<kind-tag>.<field> (also nested: …choice.<option>.<name>, …each.<name>):
+        # drop the union tag, keep the user's own keys
+        if after_param and part in _NOISE:
+            after_param = False
             continue
         out.append(part)
+        after_param = out[0] == "space" and (
+            len(out) == 2 or (len(out) >= 4 and out[-3] == "choice") or (len(out) >= 3 and out[-2] == "each")
+        )
     return tuple(out)
 
 
@@ -464,6 +525,11 @@ def load_experiment(source: str | Path | dict[str, Any]) -> Experiment:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of experiment files, for editors (``scalehp schema``)."""
     schema = Experiment.model_json_schema(by_alias=True)
+    metric = schema["properties"]["metric"]
+    schema["properties"]["metric"] = {
+        "anyOf": [{"$ref": "#/$defs/Metric"}, {"type": "array", "items": {"$ref": "#/$defs/Metric"}, "minItems": 1}],
+        "description": metric["description"],
+    }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "scalehp experiment"
     return schema

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scalehp.errors import ResultsError
+from scalehp.results.schema import column_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+    from scalehp.results.store import Results
 
 
 def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
@@ -46,3 +49,33 @@ def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFram
             keep[i] = False
     front = scored[keep]
     return front.sort_values(columns[0], ascending=objectives[columns[0]] == "min", kind="stable")
+
+
+def objectives(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(name, mode)`` of every metric a run optimised, from its ``plan.json``."""
+    experiment = plan["experiment"]
+    metrics = experiment.get("metrics") or [experiment["metric"]]
+    return [(m["name"], m["mode"]) for m in metrics]
+
+
+def run_front(results: Results, metrics: list[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """The trials of ``results`` on the Pareto front, by their metrics at the last step.
+
+    Args:
+        results: the results of one or more runs (every run must have optimised the same metrics).
+        metrics: ``(name, mode)`` pairs; default: the metrics in the runs' plans.
+
+    Raises:
+        ResultsError: the runs optimised different metrics, or a metric was never reported.
+    """
+    if metrics is None:
+        found = {tuple(objectives(plan)) for plan in results.plans.values()}
+        if len(found) != 1:
+            raise ResultsError("these runs optimised different metrics; name the metrics to compare")
+        metrics = list(found.pop())
+    trials = results.trials
+    chosen = {column_name("metric", name): mode for name, mode in metrics}
+    missing = [c for c in chosen if c not in trials.columns]
+    if missing:
+        raise ResultsError(f"no trial reported {', '.join(missing)}")
+    return pareto_front(trials, chosen).reset_index(drop=True)

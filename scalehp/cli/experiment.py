@@ -45,17 +45,75 @@ def schema() -> None:
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def plan(file: str, fmt: str) -> None:
+@click.option(
+    "--suggestions",
+    type=int,
+    default=3,
+    show_default=True,
+    help="First configs of an adaptive searcher to show, computed in this process (0: none).",
+)
+def plan(file: str, fmt: str, suggestions: int) -> None:
     """Show what a run of FILE would do, without starting Ray."""
     compiled = load_plan(file)
+    first = _first_suggestions(compiled, suggestions)
     if fmt == "json":
-        click.echo(json.dumps(compiled.to_dict(), indent=2, default=str))
+        data = compiled.to_dict()
+        if first:
+            data["first_suggestions"] = first
+        click.echo(json.dumps(data, indent=2, default=str))
         return
-    for line in describe_plan(compiled):
+    for line in describe_plan(compiled, first):
         click.echo(line)
 
 
-def describe_plan(plan: Any) -> list[str]:
+def _first_suggestions(plan: Any, count: int) -> list[dict[str, Any]]:
+    if count <= 0:
+        return []
+    from scalehp.runner.search import first_suggestions, owns_space
+
+    if not owns_space(plan.experiment):
+        return []
+    return first_suggestions(plan, min(count, plan.trials))
+
+
+def _config_text(config: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={fmt_value(v)}" for k, v in config.items())
+
+
+def _space_lines(plan: Any) -> list[str]:
+    from scalehp.space import CountParam, enumerate_configs, flatten_space, space_size
+
+    exp = plan.experiment
+    nodes = flatten_space(exp.space)
+    lines = ["space"]
+    width = max(len(n.name) for n in nodes)
+    by_label = {n.label: n for n in nodes}
+    for node in nodes:
+        depth = len(node.when)
+        when = ""
+        if node.when:
+            name, allowed = node.when[-1]
+            counted = isinstance(by_label[node.parent].param, CountParam)
+            when = f"  (when {name} >= {min(allowed)})" if counted else f"  (when {name} = {allowed[0]})"
+        lines.append(f"  {('  ' * depth + node.name).ljust(width + 2 * depth)}  {node.param.describe()}{when}")
+    if exp.search.algorithm == "grid":
+        lines.append(
+            f"grid        {plan.grid_points} points, each run {exp.budget.samples} time(s) (Ray's grid: samples x grid points)"
+        )
+    elif plan.grid_points > 1:
+        lines.append(
+            f"grid        {plan.grid_points} points, {exp.budget.samples} random samples of the other params at each"
+            " (Ray's grid: samples x grid points)"
+        )
+    size = space_size(exp.space)
+    if size is not None:
+        lines.append(f"finite      {size} distinct configs" + (f"; the first {min(size, 10)}:" if size else ""))
+        for config in enumerate_configs(exp.space, 10):
+            lines.append(f"            {_config_text(config)}")
+    return lines
+
+
+def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) -> list[str]:
     """The plan as lines of text (what ``scalehp plan`` prints)."""
     exp = plan.experiment
     res = exp.resources
@@ -67,6 +125,9 @@ def describe_plan(plan: Any) -> list[str]:
     at_once = f"{plan.concurrency} at a time" if plan.concurrency else "as many at a time as resources allow"
     grid = f" x {plan.grid_points} grid points" if plan.grid_points > 1 else ""
     searcher = plan.searcher
+    metric = ", ".join(f"{m.name} ({m.mode})" for m in exp.objectives)
+    if len(exp.objectives) > 1:
+        metric += "; several metrics: the Pareto front is the result, ranked by the first"
     if exp.search.algorithm in ("hyperopt", "optuna"):
         first = exp.search.initial_points or (20 if exp.search.algorithm == "hyperopt" else 10)
         searcher += f", first {first} configs at random"
@@ -74,7 +135,7 @@ def describe_plan(plan: Any) -> list[str]:
     lines = [
         f"experiment  {exp.name}  ({exp.source}, digest {plan.digest})",
         f"trainable   {exp.trainable}",
-        f"metric      {exp.metric.name} ({exp.metric.mode})",
+        f"metric      {metric}",
         f"trials      {plan.trials} ({exp.budget.samples} samples{grid}), {at_once}, {per_trial} each",
         f"budget      {exp.budget.max_steps} steps per trial at most"
         + (f", run stops after {exp.budget.time_limit:g} s" if exp.budget.time_limit else ""),
@@ -88,10 +149,23 @@ def describe_plan(plan: Any) -> list[str]:
         )
     else:
         lines.append("scheduler   fifo: every trial runs to the end")
-    lines.append("space")
-    width = max(len(n) for n in exp.space)
-    for name, param in exp.space.items():
-        lines.append(f"  {name.ljust(width)}  {param.describe()}")
+    lines += _space_lines(plan)
+    if suggestions:
+        lines.append(
+            f"suggests    first {len(suggestions)} configs (computed here; the run starts with these when seeded):"
+        )
+        for config in suggestions:
+            lines.append(f"            {_config_text(config)}")
+    if exp.search.warm_start is not None:
+        lines.append(
+            f"warm start  {len(plan.warm_start)} earlier trials carried over with their results"
+            f" (best {exp.search.warm_start.top} of {', '.join(exp.search.warm_start.runs)}):"
+        )
+        for point in plan.warm_start[:10]:
+            values = ", ".join(fmt_value(v) for v in point["values"])
+            lines.append(
+                f"            {values}  {point['run_id']}/{point['trial_id']}  {_config_text(point['config'])}"
+            )
     if plan.rungs:
         lines.append("rungs       step  trials reaching it (synchronous halving; ASHA may promote a few more)")
         for rung in plan.rungs:

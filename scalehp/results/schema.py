@@ -91,23 +91,31 @@ def arrow_type(values: list) -> pa.DataType:
     return pa.string()
 
 
-def param_fields(space: dict, columns: dict[str, str]) -> list[pa.Field]:
-    """One Arrow field per param of a search space (name -> param), in space order."""
-    from scalehp.space import ChoiceParam, ConstantParam, FloatParam, GridParam, IntParam
+def param_type(param) -> pa.DataType:
+    """The Arrow type of one param's column (conditional choices and counts by their values)."""
+    from scalehp.space import ChoiceParam, ConditionalParam, ConstantParam, CountParam, FloatParam, GridParam, IntParam
 
-    fields = []
-    for name, param in space.items():
-        if isinstance(param, FloatParam):
-            kind = pa.float64()
-        elif isinstance(param, IntParam):
-            kind = pa.int64()
-        elif isinstance(param, ChoiceParam):
-            kind = arrow_type(param.options)
-        elif isinstance(param, GridParam):
-            kind = arrow_type(param.values)
-        elif isinstance(param, ConstantParam):
-            kind = arrow_type([param.value])
-        else:  # pragma: no cover - every kind is listed above
-            raise TypeError(f"unknown param kind {param!r}")
-        fields.append(pa.field(columns[name], kind))
-    return fields
+    if isinstance(param, FloatParam):
+        return pa.float64()
+    if isinstance(param, (IntParam, CountParam)):
+        return pa.int64()
+    if isinstance(param, ChoiceParam):
+        return arrow_type(param.options)
+    if isinstance(param, (GridParam, ConditionalParam)):
+        return arrow_type(param.values)
+    if isinstance(param, ConstantParam):
+        return arrow_type([param.value])
+    raise TypeError(f"unknown param kind {param!r}")  # pragma: no cover - every kind is listed above
+
+
+def param_fields(space: dict, columns: dict[str, str]) -> list[pa.Field]:
+    """One Arrow field per param of a search space (name -> param), in space order.
+
+    Nested params of a conditional space get their own column (null while inactive).
+    """
+    from scalehp.space import flatten_space
+
+    fields: dict[str, pa.Field] = {}
+    for node in flatten_space(space):
+        fields.setdefault(node.name, pa.field(columns[node.name], param_type(node.param)))
+    return list(fields.values())

@@ -1,19 +1,66 @@
-"""The search space as Ray Tune domains, and the search algorithm."""
+"""The search space as each searcher needs it, and the search algorithm.
+
+One experiment file means the same space under every searcher:
+
+* ``random`` / ``grid`` on a flat space: Ray's ``BasicVariantGenerator`` over Tune domains
+  (``samples`` trials per grid point, Ray's semantics);
+* ``random`` on a conditional space: :func:`~scalehp.space.sample_config` with a seeded
+  ``random.Random``, one draw per trial, so only active params are drawn (Ray 2.60's
+  ``BasicVariantGenerator`` can make a value depend on another through ``tune.sample_from``,
+  but every key of ``param_space`` stays in the config, so an inactive param would have to
+  carry a fake value);
+* ``hyperopt``: a hyperopt space with a nested ``hp.choice`` per conditional param, handed
+  to Ray's ``HyperOptSearch`` directly;
+* ``optuna``: a define-by-run function (:class:`DefineByRun`) that suggests a param only
+  when its conditions hold, handed to Ray's ``OptunaSearch``.
+
+Every searcher's suggestion is turned into the one config form of
+:mod:`scalehp.space` (flat, dotted names, active params only, constants filled in) before
+Ray hands it to the trainable, so the trainable and the Parquet columns never see a
+searcher's own encoding. Warm-start points (``plan.warm_start``) are added to hyperopt's
+and optuna's history as finished trials with their known results.
+"""
 
 from __future__ import annotations
 
+import math
+import pickle
+import random
 from typing import Any
 
 from scalehp.compiler import Plan
 from scalehp.errors import RunError
-from scalehp.space import ChoiceParam, ConstantParam, FloatParam, GridParam, IntParam
+from scalehp.space import (
+    ChoiceParam,
+    ConditionalParam,
+    ConstantParam,
+    CountParam,
+    FloatParam,
+    GridParam,
+    IntParam,
+    Node,
+    flatten_space,
+    is_conditional,
+    resolve,
+    sample_config,
+)
 from scalehp.spec import Experiment
+
+_BRANCH = "__scalehp_branch__"
+
+
+def owns_space(experiment: Experiment) -> bool:
+    """Whether the searcher holds the space itself (Ray's ``param_space`` is then empty)."""
+    algorithm = experiment.search.algorithm
+    return algorithm in ("hyperopt", "optuna") or (algorithm == "random" and is_conditional(experiment.space))
 
 
 def param_space(experiment: Experiment) -> dict[str, Any]:
-    """The search space as Ray Tune domains."""
+    """The search space as Ray Tune domains (empty when the searcher holds the space)."""
     from ray import tune
 
+    if owns_space(experiment):
+        return {}
     grid = experiment.search.algorithm == "grid"
     space: dict[str, Any] = {}
     for name, p in experiment.space.items():
@@ -35,9 +82,335 @@ def param_space(experiment: Experiment) -> dict[str, Any]:
             space[name] = tune.grid_search(list(p.values))
         elif isinstance(p, ConstantParam):
             space[name] = p.value
-        else:  # pragma: no cover - every kind is listed above
+        else:  # pragma: no cover - conditional spaces are held by the searcher (owns_space)
             raise TypeError(f"unknown param kind {p!r}")
     return space
+
+
+# ---------------------------------------------------------------------------
+# Values: clip what a searcher returns into the param's own domain
+
+
+def _fit(param: Any, value: Any) -> Any:
+    if isinstance(param, FloatParam):
+        return float(min(param.high, max(param.low, value)))
+    if isinstance(param, (IntParam, CountParam)):
+        value = int(round(value))
+        if isinstance(param, IntParam) and param.step and param.step > 1:
+            value = param.low + param.step * round((value - param.low) / param.step)
+        return min(param.high, max(param.low, value))
+    return value.item() if hasattr(value, "item") else value
+
+
+def config_from(nodes: list[Node], values: dict[str, Any]) -> dict[str, Any]:
+    """The trainable's config from a searcher's values by node label."""
+    by_label = {n.label: n for n in nodes}
+    fitted = {k: _fit(by_label[k].param, v) for k, v in values.items() if k in by_label}
+    return resolve(nodes, fitted)
+
+
+# ---------------------------------------------------------------------------
+# hyperopt: nested hp.choice
+
+
+def _children(nodes: list[Node], parent: Node, option: Any) -> list[Node]:
+    return [n for n in nodes if n.parent == parent.label and option in n.when[-1][1]]
+
+
+def hyperopt_space(nodes: list[Node]) -> dict[str, Any]:
+    """The space as hyperopt expressions: a nested ``hp.choice`` per conditional or count param.
+
+    A branch of a choice is a dict marked with ``__scalehp_branch__`` holding the option
+    under the choice's label and the expressions of its sub-params; a sub-param active
+    under several options (a layer's width under every count above it) is one expression
+    shared by those branches.
+    """
+    from hyperopt import hp
+
+    built: dict[str, Any] = {}
+
+    def expr(node: Node) -> Any:
+        if node.label in built:
+            return built[node.label]
+        p, label = node.param, node.label
+        if isinstance(p, FloatParam):
+            if p.log:
+                low, high = math.log(p.low), math.log(p.high)
+                out = hp.qloguniform(label, low, high, p.step) if p.step else hp.loguniform(label, low, high)
+            else:
+                out = hp.quniform(label, p.low, p.high, p.step) if p.step else hp.uniform(label, p.low, p.high)
+        elif isinstance(p, IntParam):
+            if p.log:
+                out = hp.qloguniform(label, math.log(p.low), math.log(p.high), 1)
+            else:
+                out = hp.quniform(label, p.low, p.high, p.step or 1)
+        elif isinstance(p, ChoiceParam):
+            out = hp.choice(label, list(p.options))
+        elif isinstance(p, (ConditionalParam, CountParam)):
+            out = hp.choice(label, [branch(node, option) for option in p.values])
+        else:  # pragma: no cover - constants are filled in by resolve(); grids are rejected by the compiler
+            raise TypeError(f"hyperopt cannot search {p!r}")
+        built[node.label] = out
+        return out
+
+    def branch(node: Node, option: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {_BRANCH: True, node.label: option}
+        for child in _children(nodes, node, option):
+            if not isinstance(child.param, ConstantParam):
+                out[child.label] = expr(child)
+        return out
+
+    return {n.label: expr(n) for n in nodes if n.parent is None and not isinstance(n.param, ConstantParam)}
+
+
+def hyperopt_values(sample: dict[str, Any]) -> dict[str, Any]:
+    """The values by label in what hyperopt's space evaluates to (branches flattened)."""
+    out: dict[str, Any] = {}
+    for key, value in sample.items():
+        if key == _BRANCH:
+            continue
+        if isinstance(value, dict) and value.get(_BRANCH):
+            out.update(hyperopt_values(value))
+        else:
+            out[key] = value
+    return out
+
+
+def _hyperopt_point(nodes: list[Node], config: dict[str, Any]) -> dict[str, list]:
+    """A config as hyperopt's ``misc.vals``: choices as option indices, inactive labels empty."""
+    vals: dict[str, list] = {}
+    for node in nodes:
+        if isinstance(node.param, ConstantParam):
+            continue
+        value = config.get(node.name)
+        if not (node.active(config) and node.name in config):
+            vals.setdefault(node.label, [])
+            continue
+        p = node.param
+        if isinstance(p, ChoiceParam):
+            value = p.options.index(value)
+        elif isinstance(p, (ConditionalParam, CountParam)):
+            value = p.values.index(value)
+        elif isinstance(p, FloatParam) and p.log and not p.step:
+            value = float(value)
+        vals[node.label] = [value]
+    return vals
+
+
+def _add_hyperopt_history(search: Any, nodes: list[Node], plan: Plan) -> None:
+    import hyperopt
+
+    trials = search._hpopt_trials
+    sign = 1.0 if plan.experiment.metric.mode == "min" else -1.0
+    for point in plan.warm_start:
+        tid = trials.new_trial_ids(1)[0]
+        vals = _hyperopt_point(nodes, point["config"])
+        idxs = {label: ([tid] if v else []) for label, v in vals.items()}
+        doc = {
+            "state": hyperopt.JOB_STATE_DONE,
+            "tid": tid,
+            "spec": None,
+            "result": {"loss": sign * point["values"][0], "status": hyperopt.STATUS_OK},
+            "misc": {
+                "tid": tid,
+                "cmd": ("domain_attachment", "FMinIter_Domain"),
+                "workdir": None,
+                "idxs": idxs,
+                "vals": vals,
+            },
+            "exp_key": None,
+            "owner": None,
+            "version": 0,
+            "book_time": None,
+            "refresh_time": None,
+        }
+        trials.insert_trial_docs([doc])
+    trials.refresh()
+
+
+# ---------------------------------------------------------------------------
+# optuna: define-by-run
+
+
+def _suggest(trial: Any, node: Node) -> Any:
+    p, label = node.param, node.label
+    if isinstance(p, FloatParam):
+        return trial.suggest_float(label, p.low, p.high, log=p.log, step=p.step)
+    if isinstance(p, IntParam):
+        return trial.suggest_int(label, p.low, p.high, step=p.step or 1, log=p.log)
+    if isinstance(p, CountParam):
+        return trial.suggest_int(label, p.low, p.high)
+    if isinstance(p, ChoiceParam):
+        return trial.suggest_categorical(label, list(p.options))
+    if isinstance(p, ConditionalParam):
+        return trial.suggest_categorical(label, p.values)
+    raise TypeError(f"optuna cannot search {p!r}")  # pragma: no cover - rejected by the compiler
+
+
+def optuna_distributions(nodes: list[Node], config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The params and distributions (by label) of one config, as optuna's ``create_trial`` takes them."""
+    import optuna
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.params: dict[str, Any] = {}
+            self.distributions: dict[str, Any] = {}
+
+        def _record(self, label: str, distribution: Any) -> Any:
+            value = values[label]
+            self.params[label] = value
+            self.distributions[label] = distribution
+            return value
+
+        def suggest_float(self, label: str, low: float, high: float, log: bool, step: float | None) -> Any:
+            return self._record(label, optuna.distributions.FloatDistribution(low, high, log=log, step=step))
+
+        def suggest_int(self, label: str, low: int, high: int, step: int = 1, log: bool = False) -> Any:
+            return self._record(label, optuna.distributions.IntDistribution(low, high, log=log, step=step))
+
+        def suggest_categorical(self, label: str, choices: list) -> Any:
+            return self._record(label, optuna.distributions.CategoricalDistribution(choices))
+
+    values = {n.label: config[n.name] for n in nodes if n.name in config}
+    recorder = Recorder()
+    DefineByRun(nodes)(recorder)
+    return recorder.params, recorder.distributions
+
+
+class DefineByRun:
+    """Optuna's define-by-run space: suggests a param only when its conditions hold.
+
+    A plain class (not a closure) so that Ray can pickle the searcher's state.
+    """
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+
+    def __call__(self, trial: Any) -> None:
+        config: dict[str, Any] = {}
+        for node in self.nodes:
+            if not node.active(config) or isinstance(node.param, ConstantParam):
+                continue
+            if node.parent is not None and node.name in config:
+                continue  # the same name was already drawn under the chosen option
+            config[node.name] = _suggest(trial, node)
+        return None
+
+
+def optuna_sampler(plan: Plan) -> Any:
+    """Optuna's sampler for the plan (seeded)."""
+    import optuna
+
+    experiment = plan.experiment
+    seed, startup = experiment.seed, experiment.search.initial_points or 10
+    if plan.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
+    if plan.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, startup)))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+
+def _add_optuna_history(search: Any, nodes: list[Node], plan: Plan) -> None:
+    import optuna
+
+    for point in plan.warm_start:
+        params, distributions = optuna_distributions(nodes, point["config"])
+        values = point["values"]
+        trial = optuna.trial.create_trial(
+            params=params,
+            distributions=distributions,
+            **({"values": values} if len(values) > 1 else {"value": values[0]}),
+        )
+        search._ot_study.add_trial(trial)
+
+
+# ---------------------------------------------------------------------------
+# The searcher
+
+
+def _base_searcher(plan: Plan) -> Any:
+    """Ray's search algorithm for the plan, suggesting configs in scalehp's config form."""
+    from ray.tune.search import Searcher
+
+    experiment = plan.experiment
+    algorithm = experiment.search.algorithm
+    nodes = flatten_space(experiment.space)
+    metric, mode = experiment.metric.name, experiment.metric.mode
+
+    if algorithm == "random":
+
+        class ConditionalRandomSearch(Searcher):
+            """One seeded draw per trial; only the params whose conditions hold are drawn."""
+
+            def __init__(self) -> None:
+                super().__init__(metric=metric, mode=mode)
+                self.rng = random.Random(experiment.seed)
+
+            def suggest(self, trial_id: str) -> dict[str, Any]:
+                return sample_config(experiment.space, rng=self.rng)
+
+            def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+                return None
+
+            def save(self, checkpoint_path: str) -> None:
+                with open(checkpoint_path, "wb") as file:
+                    pickle.dump(self.rng.getstate(), file)
+
+            def restore(self, checkpoint_path: str) -> None:
+                with open(checkpoint_path, "rb") as file:
+                    self.rng.setstate(pickle.load(file))
+
+        return ConditionalRandomSearch()
+
+    if algorithm == "hyperopt":
+        from ray.tune.search.hyperopt import HyperOptSearch
+
+        class ScalehpHyperOpt(HyperOptSearch):
+            def suggest(self, trial_id: str) -> Any:
+                sample = super().suggest(trial_id)
+                if not isinstance(sample, dict):
+                    return sample
+                return config_from(nodes, hyperopt_values(sample))
+
+        search = ScalehpHyperOpt(
+            space=hyperopt_space(nodes),
+            metric=metric,
+            mode=mode,
+            n_initial_points=experiment.search.initial_points or 20,
+            random_state_seed=experiment.seed,
+        )
+        _add_hyperopt_history(search, nodes, plan)
+        return search
+
+    if algorithm == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+        from ray.tune.utils.util import flatten_dict
+
+        class ScalehpOptuna(OptunaSearch):
+            def suggest(self, trial_id: str) -> Any:
+                sample = super().suggest(trial_id)
+                if not isinstance(sample, dict):
+                    return sample
+                return config_from(nodes, flatten_dict(sample, delimiter="/"))
+
+        import optuna
+
+        objectives = experiment.objectives
+        several = len(objectives) > 1
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line per run
+        try:
+            search = ScalehpOptuna(
+                space=DefineByRun(nodes),
+                metric=[m.name for m in objectives] if several else metric,
+                mode=[m.mode for m in objectives] if several else mode,
+                sampler=optuna_sampler(plan),
+            )
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        _add_optuna_history(search, nodes, plan)
+        return search
+    raise RunError(f"search algorithm {algorithm!r} does not take a conditional space")  # pragma: no cover
 
 
 def searcher(plan: Plan) -> Any:
@@ -45,28 +418,23 @@ def searcher(plan: Plan) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
     experiment = plan.experiment
-    algorithm = experiment.search.algorithm
     limit = plan.concurrency or 0
-    if algorithm in ("random", "grid"):
+    if not owns_space(experiment):
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
+        # samples x grid points, Ray's own semantics; the generator limits concurrency itself
         return BasicVariantGenerator(random_state=experiment.seed, max_concurrent=limit)
-    if algorithm == "hyperopt":
-        from ray.tune.search.hyperopt import HyperOptSearch
-
-        searcher = HyperOptSearch(
-            n_initial_points=experiment.search.initial_points or 20,
-            random_state_seed=experiment.seed,
-        )
-    elif algorithm == "optuna":
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
-
-        sampler = optuna.samplers.TPESampler(
-            seed=experiment.seed, n_startup_trials=experiment.search.initial_points or 10
-        )
-        searcher = OptunaSearch(sampler=sampler)
-    else:  # pragma: no cover - validated in spec
-        raise RunError(f"unknown search algorithm {algorithm!r}")
+    search = _base_searcher(plan)
     # a model-based searcher suggests better configs when fewer trials are still out
-    return ConcurrencyLimiter(searcher, max_concurrent=limit) if limit else searcher
+    return ConcurrencyLimiter(search, max_concurrent=limit) if limit else search
+
+
+def first_suggestions(plan: Plan, count: int = 5) -> list[dict[str, Any]]:
+    """The first ``count`` configs the searcher suggests, computed in this process without starting Ray.
+
+    With a seed these are exactly the configs the run starts with (one at a time; with
+    several trials at once a model-based searcher may learn in between). Needs a searcher
+    that holds the space (conditional random, hyperopt, optuna).
+    """
+    search = _base_searcher(plan)
+    return [search.suggest(f"plan_{i}") for i in range(count)]

@@ -1,0 +1,130 @@
+"""Warm start: the best trials of earlier runs seed a new search.
+
+``search.warm_start: {runs: [...], top: 10}`` names run folders or experiment folders
+(a bare experiment name is looked up under the results root too). Their trials are read
+from the Parquet tables, each one's params are fitted to the *current* space (a trial
+whose active params fall outside it, or that lacks a metric, is left out), and the ``top``
+best by the first metric are carried over with their known results: the searcher counts
+them as finished trials (hyperopt and optuna both model them), so nothing is re-run.
+The value carried over for each metric is the trial's value at its last step, which is
+what the searcher is told when a trial of this run ends.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from scalehp.errors import ResultsError
+from scalehp.results.schema import column_name
+from scalehp.space import (
+    ChoiceParam,
+    ConditionalParam,
+    ConstantParam,
+    CountParam,
+    FloatParam,
+    GridParam,
+    IntParam,
+    flatten_space,
+)
+from scalehp.spec import Experiment
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fits(param: Any, value: Any) -> bool:
+    """Whether ``value`` is one the param can take."""
+    if isinstance(param, FloatParam):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and param.low <= value <= param.high
+    if isinstance(param, (IntParam, CountParam)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+        return ok and param.low <= value <= param.high
+    if isinstance(param, ChoiceParam):
+        return value in param.options
+    if isinstance(param, (ConditionalParam, GridParam)):
+        return value in param.values
+    return isinstance(param, ConstantParam)
+
+
+def _config(nodes: list, row: dict[str, Any]) -> dict[str, Any] | None:
+    config: dict[str, Any] = {}
+    for node in nodes:
+        if not node.active(config) or node.name in config:
+            continue
+        if isinstance(node.param, ConstantParam):
+            config[node.name] = node.param.value
+            continue
+        value = _plain(row.get(column_name("param", node.name)))
+        if _missing(value) or not fits(node.param, value):
+            if any(n.name == node.name and n is not node for n in nodes):
+                continue  # declared again under another option: that declaration may fit
+            return None
+        if isinstance(node.param, (IntParam, CountParam)):
+            value = int(value)
+        config[node.name] = value
+    return config
+
+
+def _runs(experiment: Experiment, ref: str, index: int) -> list[dict[str, Any]]:
+    from scalehp.results.store import read_results
+
+    path = Path(ref)
+    if not path.exists() and (Path(experiment.results) / ref).exists():
+        path = Path(experiment.results) / ref
+    try:
+        results = read_results(path)
+        trials = results.trials
+    except ResultsError as exc:
+        raise experiment.error(f"search.warm_start.runs.{index}", f"cannot read earlier results: {exc}") from None
+    if not len(trials):
+        return []
+    return trials.to_dict("records")
+
+
+def carried_over(experiment: Experiment) -> tuple[tuple[dict[str, Any], ...], int]:
+    """The earlier trials that seed the search, best first, and how many were left out.
+
+    Each is ``{"config": …, "values": [one per metric], "run_id": …, "trial_id": …}``.
+
+    Raises:
+        SpecError: a named run or experiment folder holds no readable results.
+    """
+    options = experiment.search.warm_start
+    if options is None:
+        return (), 0
+    nodes = flatten_space(experiment.space)
+    objectives = experiment.objectives
+    points: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    skipped = 0
+    for index, ref in enumerate(options.runs):
+        for row in _runs(experiment, ref, index):
+            if row.get("status") == "error":
+                continue
+            values = [_plain(row.get(column_name("metric", m.name))) for m in objectives]
+            config = _config(nodes, row)
+            if config is None or any(_missing(v) for v in values):
+                skipped += 1
+                continue
+            key = repr(sorted(config.items(), key=lambda kv: kv[0]))
+            if key in seen:
+                continue
+            seen.add(key)
+            points.append(
+                {
+                    "config": config,
+                    "values": [float(v) for v in values],
+                    "run_id": row["run_id"],
+                    "trial_id": row["trial_id"],
+                }
+            )
+    sign = 1.0 if objectives[0].mode == "min" else -1.0
+    points.sort(key=lambda p: sign * p["values"][0])
+    return tuple(points[: options.top]), skipped
