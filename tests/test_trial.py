@@ -24,7 +24,7 @@ def test_local_trial_runs_a_trainable_and_round_trips_checkpoints(tmp_path):
         (0, {"loss": 1}, "step must be an integer >= 1"),
         (1.5, {"loss": 1}, "step must be an integer"),
         (9, {"loss": 1}, "beyond budget.max_steps"),
-        (1, {"acc": 1}, "metric 'loss' is missing"),
+        (1, {"acc": 1}, "but not the experiment's metric 'loss'"),
         (1, {"loss": 1, "step": 3}, "reserved"),
     ],
 )
