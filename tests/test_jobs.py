@@ -61,3 +61,18 @@ def test_submit_checks_the_file_before_contacting_anyone(tmp_path):
 def test_an_unreachable_cluster_is_one_clear_error(no_token):
     with pytest.raises(RunError, match="cannot reach the Ray Jobs API at http://127.0.0.1:9"):
         jobs.list_jobs("http://127.0.0.1:9")
+
+
+def test_node_types_an_autoscaler_may_start_count_for_the_resource_check():
+    from ray.core.generated import autoscaler_pb2
+
+    from scalehp.runner.session import node_types
+
+    config = autoscaler_pb2.ClusterConfig(
+        node_group_configs=[
+            autoscaler_pb2.NodeGroupConfig(name="gpu", resources={"CPU": 4, "GPU": 1}, min_count=0, max_count=2),
+            autoscaler_pb2.NodeGroupConfig(name="off", resources={"CPU": 64}, min_count=0, max_count=0),
+        ]
+    )
+    assert node_types(config) == [{"CPU": 4.0, "GPU": 1.0}]
+    assert node_types(None) == []
