@@ -2,6 +2,7 @@
 
 ``submit`` checks the experiment file here (a mistake is a :class:`SpecError` before anything
 reaches the cluster), then submits ``python -m scalehp.cli run FILE --address auto --results ROOT``
+(its progress lines and summary are the job's log)
 with a runtime environment whose ``working_dir`` is the project (without results, virtual
 environments, caches and ``.git``), so the trainable imports on every node. Every piece of the
 entrypoint built from the file or the command line is shell-quoted: Ray runs it through a shell.
@@ -166,9 +167,9 @@ def entrypoint(file: str, results: str, python: str = "python") -> str:
 
     Example:
         >>> entrypoint("exp dir/a;b.yaml", "/data/results")
-        "python -m scalehp.cli run 'exp dir/a;b.yaml' --address auto --results /data/results --quiet"
+        "python -m scalehp.cli run 'exp dir/a;b.yaml' --address auto --results /data/results"
     """
-    parts = [python, "-m", "scalehp.cli", "run", file, "--address", "auto", "--results", results, "--quiet"]
+    parts = [python, "-m", "scalehp.cli", "run", file, "--address", "auto", "--results", results]
     return " ".join(shlex.quote(p) for p in parts)
 
 

@@ -100,6 +100,11 @@ def test_submitted_run_spreads_over_workers_and_is_fetched(cluster, tmp_path):
     status = CliRunner().invoke(main, ["jobs", "status", job_id, "--address", address])
     assert "SUCCEEDED" in status.stdout and "cluster-paced" in status.stdout
 
+    followed = CliRunner().invoke(main, ["jobs", "logs", job_id, "--follow", "--address", address])
+    assert followed.exit_code == 0 and "4 trials in" in followed.stdout and "SUCCEEDED" in followed.stderr
+    stopped = CliRunner().invoke(main, ["jobs", "stop", job_id, "--address", address])
+    assert stopped.exit_code == 0 and "already ended" in stopped.stdout
+
     fetched = CliRunner().invoke(main, ["jobs", "fetch", job_id, "--address", address, "--to", str(tmp_path)])
     assert fetched.exit_code == 0, fetched.output
     run = Path(fetched.stdout.strip().splitlines()[0])

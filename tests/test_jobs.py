@@ -44,7 +44,7 @@ def test_entrypoint_quotes_every_piece(file):
     command = jobs.entrypoint(file, "/data/my results")
     assert shlex.split(command) == [
         "python", "-m", "scalehp.cli", "run", file,
-        "--address", "auto", "--results", "/data/my results", "--quiet",
+        "--address", "auto", "--results", "/data/my results",
     ]  # fmt: skip
 
 

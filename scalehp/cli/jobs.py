@@ -47,8 +47,12 @@ def _status(info: Any) -> str:
 @click.option("--follow", is_flag=True, help="Stream the job's log until it ends.")
 def submit(file: str, address: str, results: str | None, working_dir: str, python: str, follow: bool) -> None:
     """Submit the experiment in FILE to a Ray cluster; prints the job id."""
+    import logging
+
     from scalehp import jobs
 
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # Ray's packaging chatter, unless --debug
+        logging.getLogger("ray").setLevel(logging.WARNING)
     submission = jobs.submit(file, address, results=results, working_dir=working_dir, python=python)
     click.echo(submission.job_id)
     click.echo(f"results   {submission.results}", err=True)

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 @contextmanager
 def ray_session(address: str | None, verbose: bool) -> Iterator[None]:
     import ray
+    from ray.exceptions import AuthenticationError
 
     if ray.is_initialized():  # the caller's own Ray: use it, leave it running
         yield
@@ -29,8 +30,18 @@ def ray_session(address: str | None, verbose: bool) -> Iterator[None]:
             logging_level=logging.INFO if verbose else logging.WARNING,
             configure_logging=True,
         )
+    except AuthenticationError:
+        raise RunError(
+            f"the Ray cluster at {address} refused the auth token (or none was found): "
+            "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to that cluster's token"
+        ) from None
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise RunError(f"cannot start or reach Ray at {address or 'a new local instance'}: {exc}") from None
+        hint = (
+            "; a cluster with token auth also needs its token (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)"
+            if address
+            else ""
+        )
+        raise RunError(f"cannot start or reach Ray at {address or 'a new local instance'}: {exc}{hint}") from None
     _protect_token()
     try:
         yield
