@@ -1,7 +1,7 @@
 """The ``scalehp`` command line: the only place that prints.
 
 One module per group of commands: ``experiment.py`` (validate, schema, plan, run, try),
-``results.py`` (results ls/show).
+``results.py`` (results ls/show), ``jobs.py`` (submit, jobs ls/status/logs/stop/fetch).
 
 Exit codes: 0 success, 1 a run or results error, 2 an invalid experiment or usage error.
 ``--debug`` (or ``SCALEHP_DEBUG=1``) shows full tracebacks.
@@ -116,4 +116,4 @@ def main(debug: bool) -> None:
 
 
 # the commands register themselves on ``main``
-from scalehp.cli import experiment, report, results  # noqa: E402, F401
+from scalehp.cli import experiment, jobs, report, results  # noqa: E402, F401

@@ -46,7 +46,8 @@ FIXED: dict[str, list[pa.Field]] = {
         pa.field("best_value", pa.float64()),  # best value of the experiment's metric
         pa.field("best_step", pa.int64()),
         pa.field("retries", pa.int64()),
-        pa.field("node", pa.string()),
+        pa.field("node", pa.string()),  # IP of the node that ran the trial's last report
+        pa.field("node_id", pa.string()),  # its Ray node id (nodes of one machine share an IP)
         pa.field("started_at", TIME),
         pa.field("ended_at", TIME),
     ],
@@ -57,6 +58,7 @@ FIXED: dict[str, list[pa.Field]] = {
         pa.field("step", pa.int64()),
         pa.field("time", TIME),
         pa.field("elapsed_s", pa.float64()),  # trial's own running time at this report
+        pa.field("node_id", pa.string()),  # Ray node that made this report
     ],
     "events": [
         pa.field("run_id", pa.string()),

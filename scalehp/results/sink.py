@@ -5,6 +5,13 @@ and written as one immutable part file per table when ``flush_rows`` rows are wa
 ``flush_seconds`` have passed, and on :meth:`ParquetSink.close`. Each part is written to a
 hidden temporary name, fsynced and renamed, so a reader (or a run killed at any moment)
 only ever sees whole files; leftovers of a killed writer are swept on start.
+
+A run folder may also be a URI (``s3://bucket/results/exp/run``, ``gs://…``), written through
+pyarrow's filesystems. Object stores have no atomic rename (S3 "rename" is copy + delete), but
+an object only becomes visible once its upload completes: each part is written straight to its
+final name, readers still only ever see whole parts, and a killed writer leaves an incomplete
+multipart upload that no listing shows (expire those with a bucket lifecycle rule). Local paths
+keep the temp-file + fsync + rename commit, and never go through the URI code.
 """
 
 from __future__ import annotations
@@ -111,10 +118,45 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def is_uri(location: str | Path) -> bool:
+    """True for ``s3://…``, ``gs://…`` and other pyarrow filesystem URIs (``file://`` is a local path)."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
+def local_path(location: str | Path) -> Path:
+    text = str(location)
+    return Path(text[len("file://") :] if text.startswith("file://") else text)
+
+
+def filesystem_of(uri: str) -> tuple[Any, str]:
+    """``(pyarrow filesystem, path inside it)`` for a URI."""
+    import pyarrow.fs as pafs
+
+    filesystem, path = pafs.FileSystem.from_uri(uri)
+    return filesystem, path.rstrip("/")
+
+
+def _part_name() -> str:
+    return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def put_part(filesystem: Any, folder: str, table: pa.Table) -> str:
+    """Write ``table`` as a new part object under ``folder`` of an object store.
+
+    The object appears whole when its upload completes, or not at all: no temporary name.
+    """
+    filesystem.create_dir(folder, recursive=True)
+    path = f"{folder}/{_part_name()}"
+    with filesystem.open_output_stream(path) as out:
+        pq.write_table(table, out, compression="zstd")
+    return path
+
+
 def write_part(folder: Path, table: pa.Table) -> Path:
     """Write ``table`` as a new part file in ``folder``, atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+    name = _part_name()
     temporary = folder / f".{name}.tmp"
     with open(temporary, "wb") as handle:
         pq.write_table(table, handle, compression="zstd")
@@ -143,11 +185,14 @@ class ParquetSink:
     """Collects rows for ``trials``, ``reports`` and ``events`` and writes them in parts.
 
     Args:
-        run_dir: the run folder; tables go to ``run_dir/<table>/part-*.parquet``.
+        run_dir: the run folder (a path or an ``s3://``/``gs://`` URI); tables go to
+            ``run_dir/<table>/part-*.parquet``.
         param_fields: the Arrow fields of the ``param_*`` columns (types stable across parts).
         flush_rows: write a table once this many rows wait.
         flush_seconds: write everything waiting once this long has passed since the last write.
         clock: seconds, monotonic; injected by tests.
+        filesystem: a pyarrow filesystem that ``run_dir`` is a path in (object-store
+            semantics: no rename); default: from the URI, or the local disk.
     """
 
     def __init__(
@@ -158,8 +203,12 @@ class ParquetSink:
         flush_rows: int = 5000,
         flush_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        filesystem: Any = None,
     ):
-        self.run_dir = Path(run_dir)
+        if filesystem is None and is_uri(run_dir):
+            filesystem, run_dir = filesystem_of(str(run_dir))
+        self.filesystem = filesystem
+        self.run_dir: Any = local_path(run_dir) if filesystem is None else str(run_dir).rstrip("/")
         self.param_fields = list(param_fields)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
@@ -167,7 +216,7 @@ class ParquetSink:
         self._pending: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self._last_flush = clock()
         self.parts_written = 0
-        swept = sweep(self.run_dir)
+        swept = sweep(self.run_dir) if filesystem is None else 0
         if swept:
             log.info("removed %d half-written part files in %s", swept, self.run_dir)
 
@@ -199,5 +248,9 @@ class ParquetSink:
         if not rows:
             return
         self._pending[table] = []
-        write_part(self.run_dir / table, build_table(table, rows, self.param_fields))
+        data = build_table(table, rows, self.param_fields)
+        if self.filesystem is None:
+            write_part(self.run_dir / table, data)
+        else:
+            put_part(self.filesystem, f"{self.run_dir}/{table}", data)
         self.parts_written += 1

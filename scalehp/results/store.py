@@ -6,6 +6,9 @@ an int column that became float, still reads), and de-duplicated: the last row w
 for a ``(run_id, trial_id, step)`` in ``reports`` and for a ``(run_id, trial_id)`` in
 ``trials`` wins, so retried and resumed trials never show twice. Reading works while a run
 is still writing: only whole part files are ever visible.
+
+A location may be a URI (``s3://bucket/results``, ``gs://…``): runs are then found and read
+through pyarrow's filesystems, with the same rules.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pyarrow.parquet as pq
 
 from scalehp.errors import ResultsError
 from scalehp.results.schema import FIXED, TABLES
+from scalehp.results.sink import filesystem_of, is_uri, local_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -43,8 +47,34 @@ def find_runs(path: str | Path) -> list[Path]:
     return sorted(set(runs), key=lambda p: (p.name, str(p)))
 
 
-def part_files(run_dirs: list[Path], table: str) -> list[Path]:
+def _find_runs_in(filesystem: Any, root: str) -> list[str]:
+    """Like :func:`find_runs`, inside a pyarrow filesystem (paths as strings)."""
+    import pyarrow.fs as pafs
+
+    if filesystem.get_file_info(root).type == pafs.FileType.NotFound:
+        raise ResultsError(f"{root}: no such folder")
+    if filesystem.get_file_info(f"{root}/{PLAN}").is_file:
+        return [root]
+    selector = pafs.FileSelector(root, recursive=True, max_recursion=2)
+    runs = {f.path.rsplit("/", 1)[0] for f in filesystem.get_file_info(selector) if f.base_name == PLAN}
+    return sorted(runs, key=lambda p: (_name(p), p))
+
+
+def _name(run: str | Path) -> str:
+    return str(run).rstrip("/").rsplit("/", 1)[-1]
+
+
+def part_files(run_dirs: list, table: str, filesystem: Any = None) -> list:
     """The committed part files of ``table`` in the given runs (never the hidden temporaries)."""
+    if filesystem is not None:
+        import pyarrow.fs as pafs
+
+        found: list[str] = []
+        for run in run_dirs:
+            selector = pafs.FileSelector(f"{run}/{table}", allow_not_found=True)
+            infos = filesystem.get_file_info(selector)
+            found += sorted(f.path for f in infos if f.is_file and f.base_name.startswith("part-"))
+        return found
     files: list[Path] = []
     for run in run_dirs:
         files += sorted((run / table).glob("part-*.parquet"))
@@ -55,19 +85,19 @@ def _empty(table: str) -> pa.Table:
     return pa.schema(FIXED[table]).empty_table()
 
 
-def read_table(run_dirs: list[Path], table: str) -> pa.Table:
+def read_table(run_dirs: list, table: str, filesystem: Any = None) -> pa.Table:
     """One table over several runs, schemas unified and duplicates dropped."""
     if table not in TABLES:
         raise ResultsError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
-    files = part_files(run_dirs, table)
+    files = part_files(run_dirs, table, filesystem)
     if not files:
         return _empty(table)
-    schemas = [pq.read_schema(f) for f in files]
+    schemas = [pq.read_schema(str(f), filesystem=filesystem) for f in files]
     try:
         schema = pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ResultsError(f"{table}: part files disagree on column types: {exc}") from None
-    data = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table()
+    data = ds.dataset([str(f) for f in files], schema=schema, format="parquet", filesystem=filesystem).to_table()
     keys = _KEYS[table]
     if keys and data.num_rows:
         data = _last_per_key(data, keys)
@@ -100,12 +130,13 @@ class Results:
     """
 
     runs: list[Path]
+    filesystem: Any = None  # a pyarrow filesystem the runs are paths in; None: local
     _cache: dict[str, pa.Table] = field(default_factory=dict, repr=False)
 
     def table(self, name: str) -> pa.Table:
         """``trials``, ``reports`` or ``events`` as a pyarrow Table."""
         if name not in self._cache:
-            self._cache[name] = read_table(self.runs, name)
+            self._cache[name] = read_table(self.runs, name, self.filesystem)
         return self._cache[name]
 
     @property
@@ -126,7 +157,12 @@ class Results:
         plans = {}
         for run in self.runs:
             try:
-                plans[run.name] = json.loads((run / PLAN).read_text())
+                if self.filesystem is None:
+                    text = (run / PLAN).read_text()
+                else:
+                    with self.filesystem.open_input_stream(f"{run}/{PLAN}") as stream:
+                        text = stream.read().decode()
+                plans[_name(run)] = json.loads(text)
             except (OSError, ValueError) as exc:
                 raise ResultsError(f"{run / PLAN}: unreadable plan ({exc.__class__.__name__})") from None
         return plans
@@ -146,7 +182,14 @@ def read_results(path: str | Path) -> Results:
     Raises:
         ResultsError: nothing under ``path`` looks like a scalehp run.
     """
-    runs = find_runs(path)
+    if is_uri(path):
+        try:
+            filesystem, root = filesystem_of(str(path))
+        except (ValueError, OSError) as exc:
+            raise ResultsError(f"{path}: cannot open ({exc})") from None
+        runs: list = _find_runs_in(filesystem, root)
+    else:
+        filesystem, runs = None, find_runs(local_path(path))
     if not runs:
         raise ResultsError(f"{path}: no scalehp runs here (no {PLAN} found up to two folders down)")
-    return Results(runs)
+    return Results(runs, filesystem)

@@ -32,7 +32,7 @@ from typing import Any, Callable
 from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import ResultsError, RunError, SpecError
 from scalehp.results.schema import param_fields
-from scalehp.results.sink import ParquetSink
+from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
 from scalehp.results.store import PLAN, read_results
 from scalehp.runner.callback import Progress, Recorder, make_callback, run_stopper
 from scalehp.runner.schedulers import scheduler
@@ -54,7 +54,7 @@ class RunSummary:
     """What a finished run produced: where its tables are and which trial won."""
 
     run_id: str
-    path: Path
+    path: Path | str  # a local folder, or a URI (s3://…, gs://…)
     trials: int
     completed: int
     stopped: int
@@ -77,8 +77,10 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
-def _run_dir(root: str | Path, experiment: str, run_id: str) -> Path:
-    base = Path(root).resolve()
+def _run_dir(root: str | Path, experiment: str, run_id: str) -> Path | str:
+    if is_uri(root):  # experiment names and run ids never hold '/' or '..' (validated)
+        return f"{str(root).rstrip('/')}/{experiment}/{run_id}"
+    base = Path(str(root).removeprefix("file://")).resolve()
     path = (base / experiment / run_id).resolve()
     if base not in path.parents:  # names are validated; this is the last line of defence
         raise RunError(f"run folder {path} would leave the results root {base}")
@@ -98,15 +100,21 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_plan(run_dir: Path, plan: Plan, run_id: str) -> None:
+def write_plan(run_dir: Path | str, plan: Plan, run_id: str) -> None:
     """Write ``plan.json`` (atomically) before any trial starts."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     data = {
         "run_id": run_id,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         **plan.to_dict(),
         "versions": versions(),
     }
+    if isinstance(run_dir, str):  # an object store: the object appears whole, or not at all
+        filesystem, path = filesystem_of(run_dir)
+        filesystem.create_dir(path, recursive=True)
+        with filesystem.open_output_stream(f"{path}/{PLAN}") as out:
+            out.write(json.dumps(data, indent=2, default=str).encode())
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
     temporary = run_dir / f".{PLAN}.tmp"
     temporary.write_text(json.dumps(data, indent=2, default=str))
     os.replace(temporary, run_dir / PLAN)
@@ -291,7 +299,7 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
         }
     return RunSummary(
         run_id=plan["run_id"],
-        path=Path(run_dir),
+        path=run_dir if is_uri(run_dir) else Path(run_dir),
         trials=len(trials),
         completed=int(counts.get("completed", 0)),
         stopped=int(counts.get("stopped", 0)),

@@ -24,6 +24,7 @@ _RAY_KEYS = {
     "episodes_total",
     "timesteps_total",
     "node_ip",
+    "node_id",
     "hostname",
     "pid",
     "time_this_iter_s",
@@ -97,7 +98,7 @@ def _utc(seconds: float | None) -> dt.datetime | None:
 
 
 class _TrialState:
-    __slots__ = ("started", "step", "metrics", "best", "best_step", "node", "stopped", "retries")
+    __slots__ = ("started", "step", "metrics", "best", "best_step", "node", "node_id", "stopped", "retries")
 
     def __init__(self) -> None:
         self.started = time.time()
@@ -106,6 +107,7 @@ class _TrialState:
         self.best: float | None = None
         self.best_step: int | None = None
         self.node: str | None = None
+        self.node_id: str | None = None
         self.stopped = False
         self.retries = 0
 
@@ -247,6 +249,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             state.step = int(step) if step is not None else state.step
             state.metrics = metrics
             state.node = result.get("node_ip") or result.get("hostname")
+            state.node_id = result.get("node_id") or state.node_id
             value = metrics.get(metric_column)
             if value is not None and not math.isnan(value):
                 if state.best is None or better(value, state.best):
@@ -259,6 +262,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 "step": step,
                 "time": result.get("timestamp") or time.time(),
                 "elapsed_s": result.get("time_total_s"),
+                "node_id": result.get("node_id"),
                 **self.params(trial.config),
                 **metrics,
             }
@@ -282,6 +286,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                     "best_step": state.best_step,
                     "retries": state.retries,
                     "node": state.node,
+                    "node_id": state.node_id,
                     "started_at": _utc(state.started),
                     "ended_at": _utc(time.time()),
                     **self.params(trial.config),

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 @contextmanager
 def ray_session(address: str | None, verbose: bool) -> Iterator[None]:
     import ray
+    from ray.exceptions import AuthenticationError
 
     if ray.is_initialized():  # the caller's own Ray: use it, leave it running
         yield
@@ -29,8 +30,18 @@ def ray_session(address: str | None, verbose: bool) -> Iterator[None]:
             logging_level=logging.INFO if verbose else logging.WARNING,
             configure_logging=True,
         )
+    except AuthenticationError:
+        raise RunError(
+            f"the Ray cluster at {address} refused the auth token (or none was found): "
+            "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to that cluster's token"
+        ) from None
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise RunError(f"cannot start or reach Ray at {address or 'a new local instance'}: {exc}") from None
+        hint = (
+            "; a cluster with token auth also needs its token (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)"
+            if address
+            else ""
+        )
+        raise RunError(f"cannot start or reach Ray at {address or 'a new local instance'}: {exc}{hint}") from None
     _protect_token()
     try:
         yield
@@ -56,6 +67,7 @@ def check_resources(experiment: Experiment) -> dict[str, float]:
     request = {"CPU": experiment.resources.cpu, "GPU": experiment.resources.gpu, **experiment.resources.custom}
     request = {k: float(v) for k, v in request.items() if v}
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    nodes += node_types(_cluster_config())  # an autoscaling cluster can still add these
     if not any(all(node.get(k, 0.0) >= v for k, v in request.items()) for node in nodes):
         largest = {k: max((n.get(k, 0.0) for n in nodes), default=0.0) for k in request}
         wanted = ", ".join(f"{k}={v:g}" for k, v in request.items())
@@ -65,6 +77,28 @@ def check_resources(experiment: Experiment) -> dict[str, float]:
             f"one trial needs {wanted} but the largest node has {have}; lower resources or add nodes",
         )
     return request
+
+
+def _cluster_config() -> object | None:
+    """The autoscaler's node types as Ray 2.60 keeps them in the GCS (None without an autoscaler)."""
+    from ray._private.state import state
+
+    try:
+        return state.get_cluster_config()
+    except (AttributeError, RuntimeError, ConnectionError) as exc:  # private API: degrade to alive nodes
+        log.debug("no autoscaler cluster config: %s", exc)
+        return None
+
+
+def node_types(config: object | None) -> list[dict[str, float]]:
+    """Resources of each node type an autoscaler may start (``max_count`` not 0)."""
+    if config is None:
+        return []
+    return [
+        {k: float(v) for k, v in group.resources.items()}
+        for group in getattr(config, "node_group_configs", [])
+        if group.max_count != 0
+    ]
 
 
 @contextmanager

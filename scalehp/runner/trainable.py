@@ -15,7 +15,7 @@ class _RayTrial(Trial):
     def _report(self, step: int, metrics: dict[str, Any], checkpoint: Any) -> None:
         from ray import tune
 
-        result = {**metrics, "step": step}
+        result = {**metrics, "step": step, "node_id": _node_id()}
         if checkpoint is None:
             tune.report(result)
             return
@@ -34,6 +34,16 @@ class _RayTrial(Trial):
         if isinstance(state, dict) and isinstance(state.get("step"), int):
             self._last_step = state["step"]
         return state
+
+
+def _node_id() -> str | None:
+    """The Ray node running this trial (all nodes of a one-machine cluster share one IP)."""
+    import ray
+
+    try:
+        return ray.get_runtime_context().get_node_id()
+    except RuntimeError:
+        return None
 
 
 def _trial_index(trial_id: str) -> int:

@@ -1,0 +1,181 @@
+"""Integration tests on a real multi-node Ray cluster on this machine: a head (no CPU) and two
+workers (2 CPUs, 1 declared GPU, 1 ``slot`` each), each its own raylet, started by
+``cluster/local.py`` with token authentication and the dashboard on 127.0.0.1, and stopped by
+PID at the end whatever happens. Experiments are submitted through the Ray Jobs API."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from scalehp import jobs
+from scalehp.cli import main
+from scalehp.results.store import read_results
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+PACED = "tests/experiments/cluster_paced.yaml"
+TOO_BIG = "tests/experiments/cluster_too_big.yaml"
+
+
+def _local_cluster_module():
+    spec = importlib.util.spec_from_file_location("scalehp_local_cluster", ROOT / "cluster" / "local.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    local = _local_cluster_module()
+    folder = Path(tempfile.mkdtemp(prefix="shp-", dir="/tmp"))  # short: Ray's socket paths have a limit
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    try:
+        state = local.start(
+            folder,
+            2,
+            head_cpus=0,
+            worker_cpus=2,
+            worker_gpus=1,
+            worker_resources={"slot": 1},
+            first_port=random.randrange(31000, 38000, 100),
+        )
+        os.environ.pop("RAY_AUTH_TOKEN", None)
+        os.environ["RAY_AUTH_TOKEN_PATH"] = state["token_path"]
+        yield {**state, "folder": folder, "local": local, "token": Path(state["token_path"]).read_text().strip()}
+    finally:
+        local.stop(folder)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    for node in state["nodes"]:  # every process group we started is gone
+        with pytest.raises(ProcessLookupError):
+            os.killpg(node["pid"], 0)
+
+
+def _wait(address: str, job_id: str, timeout: float = 240) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = jobs.job_info(address, job_id)
+        if jobs.is_done(info):
+            return str(info.status.value)
+        time.sleep(1)
+    jobs.stop_job(address, job_id)
+    raise AssertionError(f"job {job_id} did not end in {timeout} s:\n{jobs.job_logs(address, job_id)[-3000:]}")
+
+
+def _check_complete(run: Path, trials_expected: int = 4, steps: int = 8):
+    results = read_results(run)
+    trials, reports = results.trials, results.reports
+    assert len(trials) == trials_expected and set(trials["status"]) == {"completed"}
+    assert (trials["steps"] == steps).all()
+    # no report lost: every step of every trial, once
+    assert len(reports) == trials_expected * steps
+    for _, group in reports.groupby("trial_id"):
+        assert sorted(group["step"]) == list(range(1, steps + 1))
+    return trials, reports
+
+
+def test_submitted_run_spreads_over_workers_and_is_fetched(cluster, tmp_path):
+    address, token = cluster["dashboard"], cluster["token"]
+    shared = cluster["folder"] / "results"  # storage every node of this machine shares
+    out = CliRunner().invoke(main, ["submit", PACED, "--address", address, "--results", str(shared)])
+    assert out.exit_code == 0, out.output
+    job_id = out.stdout.strip().splitlines()[0]
+    assert job_id.startswith("scalehp-cluster-paced-")
+    assert _wait(address, job_id) == "SUCCEEDED", jobs.job_logs(address, job_id)[-3000:]
+
+    listed = CliRunner().invoke(main, ["jobs", "ls", "--address", address, "--format", "json"])
+    assert listed.exit_code == 0 and job_id in listed.stdout
+    status = CliRunner().invoke(main, ["jobs", "status", job_id, "--address", address])
+    assert "SUCCEEDED" in status.stdout and "cluster-paced" in status.stdout
+
+    followed = CliRunner().invoke(main, ["jobs", "logs", job_id, "--follow", "--address", address])
+    assert followed.exit_code == 0 and "4 trials in" in followed.stdout and "SUCCEEDED" in followed.stderr
+    stopped = CliRunner().invoke(main, ["jobs", "stop", job_id, "--address", address])
+    assert stopped.exit_code == 0 and "already ended" in stopped.stdout
+
+    fetched = CliRunner().invoke(main, ["jobs", "fetch", job_id, "--address", address, "--to", str(tmp_path)])
+    assert fetched.exit_code == 0, fetched.output
+    run = Path(fetched.stdout.strip().splitlines()[0])
+    assert run.parent == tmp_path / "cluster-paced" and not (run / "ray").exists()
+    trials, reports = _check_complete(run)
+
+    # two workers ran trials (all nodes share one IP here: the Ray node id tells them apart)
+    assert trials["node_id"].notna().all() and trials["node_id"].nunique() == 2
+    assert reports["node_id"].nunique() == 2
+    # CPU, a fractional GPU and the custom resource reached Ray's placement
+    assert (trials["metric_assigned_CPU"] == 1).all()
+    assert (trials["metric_assigned_GPU"] == 0.5).all()
+    assert (trials["metric_assigned_slot"] == 1).all()
+
+    # the token is nowhere in what the run wrote, nor in the job's log or metadata
+    for path in list((shared / "cluster-paced").rglob("*.json")) + list(run.rglob("*")):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+    assert token not in jobs.job_logs(address, job_id)
+    assert token not in str(jobs.job_info(address, job_id))
+
+
+def test_impossible_resources_fail_the_job_before_any_trial(cluster, tmp_path):
+    address = cluster["dashboard"]
+    submission = jobs.submit(TOO_BIG, address, results=str(tmp_path / "results"))
+    assert _wait(address, submission.job_id, timeout=120) == "FAILED"
+    log = jobs.job_logs(address, submission.job_id)
+    assert "resources: one trial needs" in log and "slot=2" in log and "Traceback" not in log
+    assert not list((tmp_path / "results").rglob("part-*.parquet"))
+
+
+@pytest.mark.parametrize("token", ["wrong", None])
+def test_submission_without_the_right_token_is_refused(cluster, tmp_path, monkeypatch, token):
+    address = cluster["dashboard"]
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token either
+    if token:
+        monkeypatch.setenv("RAY_AUTH_TOKEN", "0" * 64)
+    for args in (["submit", PACED], ["jobs", "ls"]):
+        out = CliRunner().invoke(main, [*args, "--address", address])
+        assert out.exit_code == 1, out.output
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: the Ray cluster at"), out.stderr
+        assert ("refused the token" if token else "requires a token") in lines[0]
+        assert cluster["token"] not in out.output
+
+
+def test_worker_killed_mid_run_trials_resume_elsewhere(cluster, tmp_path):
+    """Last in the module: it leaves the cluster with one worker."""
+    address = cluster["dashboard"]
+    shared = tmp_path / "results"
+    submission = jobs.submit(PACED, address, results=str(shared))
+    # wait until trials have reported (parts are flushed every few seconds), then kill worker 2
+    deadline = time.monotonic() + 120
+    while not list(shared.glob("cluster-paced/*/reports/part-*.parquet")):
+        assert time.monotonic() < deadline, jobs.job_logs(address, submission.job_id)[-3000:]
+        assert not jobs.is_done(jobs.job_info(address, submission.job_id))
+        time.sleep(0.5)
+    killed = cluster["nodes"][-1]
+    cluster["local"].stop_node(killed["pid"], grace=0)
+    assert _wait(address, submission.job_id) == "SUCCEEDED", jobs.job_logs(address, submission.job_id)[-3000:]
+
+    (run,) = shared.glob("cluster-paced/*")
+    trials, reports = _check_complete(run)
+    retried = trials[trials["retries"] > 0]
+    assert len(retried) >= 1
+    # each retried trial went on from its checkpoint (not from step 1), on another node
+    for trial_id in retried["trial_id"]:
+        rows = reports[reports["trial_id"] == trial_id]
+        before, after = rows[rows["metric_restored_from"] == 0], rows[rows["metric_restored_from"] > 0]
+        assert len(before) >= 1 and len(after) >= 1
+        assert after["step"].min() == after["metric_restored_from"].min() + 1
+        assert set(before["node_id"]).isdisjoint(after["node_id"])
+        assert trials.set_index("trial_id").loc[trial_id, "node_id"] in set(after["node_id"])
