@@ -109,7 +109,8 @@ def make_root(root: Path, rows: int, runs: int, trials: int, part_rows: int, see
                 "metric_loss": pa.array(loss[s]),
                 "metric_acc": pa.array(1.0 - loss[s] / 10),
             }
-            write_part(run_dir / "reports", pa.table([columns[f.name] for f in schema], schema=schema))
+            table = [columns.get(f.name, pa.nulls(n, f.type)) for f in schema]  # e.g. node_id: none here
+            write_part(run_dir / "reports", pa.table(table, schema=schema))
             parts += 1
         best = loss.reshape(steps, trials).min(axis=0)
         best_step = loss.reshape(steps, trials).argmin(axis=0) + 1
