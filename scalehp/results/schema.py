@@ -1,0 +1,113 @@
+"""The Parquet contract: tables, fixed columns and how names become columns.
+
+Three tables live in every run folder, each a folder of part files:
+
+``trials``   one row per trial in its final state
+``reports``  one row per ``trial.report`` (the config in effect at that step included)
+``events``   one row per scheduler decision (ASHA rung decisions, …)
+
+Every table has ``run_id``, ``experiment`` and ``trial_id``. The config is spread into
+``param_<name>`` columns and reported values into ``metric_<name>`` columns (always
+float64). Names become columns by one rule: every character that is not a letter, digit
+or ``_`` becomes ``_`` (``val/loss`` -> ``metric_val_loss``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+TABLES = ("trials", "reports", "events")
+
+_NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]")
+
+
+def column_name(prefix: str, name: str) -> str:
+    """The Parquet column for a param or metric name.
+
+    Example:
+        >>> column_name("metric", "val/loss")
+        'metric_val_loss'
+    """
+    return f"{prefix}_{_NOT_IDENTIFIER.sub('_', name)}"
+
+
+TIME = pa.timestamp("us", tz="UTC")
+
+FIXED: dict[str, list[pa.Field]] = {
+    "trials": [
+        pa.field("run_id", pa.string()),
+        pa.field("experiment", pa.string()),
+        pa.field("trial_id", pa.string()),
+        pa.field("status", pa.string()),  # completed | stopped | error
+        pa.field("error", pa.string()),
+        pa.field("steps", pa.int64()),  # last step reported
+        pa.field("best_value", pa.float64()),  # best value of the experiment's metric
+        pa.field("best_step", pa.int64()),
+        pa.field("retries", pa.int64()),
+        pa.field("node", pa.string()),
+        pa.field("started_at", TIME),
+        pa.field("ended_at", TIME),
+    ],
+    "reports": [
+        pa.field("run_id", pa.string()),
+        pa.field("experiment", pa.string()),
+        pa.field("trial_id", pa.string()),
+        pa.field("step", pa.int64()),
+        pa.field("time", TIME),
+        pa.field("elapsed_s", pa.float64()),  # trial's own running time at this report
+    ],
+    "events": [
+        pa.field("run_id", pa.string()),
+        pa.field("experiment", pa.string()),
+        pa.field("trial_id", pa.string()),
+        pa.field("time", TIME),
+        pa.field("step", pa.int64()),
+        pa.field("scheduler", pa.string()),
+        pa.field("action", pa.string()),  # continue | stop
+        pa.field("rung", pa.int64()),  # the rung's step, for ASHA
+        pa.field("value", pa.float64()),  # the trial's metric at the decision
+        pa.field("cutoff", pa.float64()),  # the value it had to beat
+    ],
+}
+
+STATUSES = ("completed", "stopped", "error")
+
+
+def arrow_type(values: list) -> pa.DataType:
+    """The Arrow type of a param column from the values the param can take.
+
+    Ints stay int64, floats (or ints mixed with floats) float64, booleans bool; anything
+    else, or a mix, is stored as text.
+    """
+    kinds = {type(v) for v in values if v is not None}
+    if kinds and kinds <= {bool}:
+        return pa.bool_()
+    if kinds and kinds <= {int}:
+        return pa.int64()
+    if kinds and kinds <= {int, float}:
+        return pa.float64()
+    return pa.string()
+
+
+def param_fields(space: dict, columns: dict[str, str]) -> list[pa.Field]:
+    """One Arrow field per param of a search space (name -> param), in space order."""
+    from scalehp.space import ChoiceParam, ConstantParam, FloatParam, GridParam, IntParam
+
+    fields = []
+    for name, param in space.items():
+        if isinstance(param, FloatParam):
+            kind = pa.float64()
+        elif isinstance(param, IntParam):
+            kind = pa.int64()
+        elif isinstance(param, ChoiceParam):
+            kind = arrow_type(param.options)
+        elif isinstance(param, GridParam):
+            kind = arrow_type(param.values)
+        elif isinstance(param, ConstantParam):
+            kind = arrow_type([param.value])
+        else:  # pragma: no cover - every kind is listed above
+            raise TypeError(f"unknown param kind {param!r}")
+        fields.append(pa.field(columns[name], kind))
+    return fields

@@ -1,0 +1,203 @@
+"""Buffered, crash-safe writing of result rows as Parquet part files.
+
+The sink knows nothing of Ray: the runner feeds it plain rows. Rows are kept in memory
+and written as one immutable part file per table when ``flush_rows`` rows are waiting or
+``flush_seconds`` have passed, and on :meth:`ParquetSink.close`. Each part is written to a
+hidden temporary name, fsynced and renamed, so a reader (or a run killed at any moment)
+only ever sees whole files; leftovers of a killed writer are swept on start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from scalehp.results.schema import FIXED, TABLES
+
+log = logging.getLogger(__name__)
+
+UTC = dt.timezone.utc
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:  # numpy scalars, torch scalars
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _as_time(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return dt.datetime.fromtimestamp(float(value), tz=UTC)
+
+
+def _column(values: list[Any], kind: pa.DataType) -> pa.Array:
+    if pa.types.is_floating(kind):
+        return pa.array([_as_float(v) for v in values], kind)
+    if pa.types.is_integer(kind):
+        return pa.array([_as_int(v) for v in values], kind)
+    if pa.types.is_boolean(kind):
+        return pa.array([None if v is None else bool(v) for v in values], kind)
+    if pa.types.is_timestamp(kind):
+        return pa.array([_as_time(v) for v in values], kind)
+    return pa.array([_as_text(v) for v in values], pa.string())
+
+
+def build_table(table: str, rows: list[dict[str, Any]], param_fields: list[pa.Field]) -> pa.Table:
+    """Rows -> an Arrow table with the contract's column types.
+
+    Fixed and param columns always appear with their declared types; ``metric_*`` columns
+    appear when some row has them and are always float64.
+    """
+    fields = list(FIXED[table])
+    if table != "events":
+        fields += param_fields
+    known = {f.name for f in fields}
+    metrics = sorted({k for row in rows for k in row if k.startswith("metric_") and k not in known})
+    fields += [pa.field(m, pa.float64()) for m in metrics]
+    extra = sorted({k for row in rows for k in row} - known - set(metrics))
+    fields += [pa.field(k, pa.string()) for k in extra]
+    arrays = [_column([row.get(f.name) for row in rows], f.type) for f in fields]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_part(folder: Path, table: pa.Table) -> Path:
+    """Write ``table`` as a new part file in ``folder``, atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+    temporary = folder / f".{name}.tmp"
+    with open(temporary, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+        handle.flush()
+        os.fsync(handle.fileno())
+    final = folder / name
+    os.replace(temporary, final)
+    _fsync_dir(folder)
+    return final
+
+
+def sweep(run_dir: Path) -> int:
+    """Remove half-written parts a killed writer left behind; return how many."""
+    removed = 0
+    for table in TABLES:
+        folder = run_dir / table
+        if not folder.is_dir():
+            continue
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+class ParquetSink:
+    """Collects rows for ``trials``, ``reports`` and ``events`` and writes them in parts.
+
+    Args:
+        run_dir: the run folder; tables go to ``run_dir/<table>/part-*.parquet``.
+        param_fields: the Arrow fields of the ``param_*`` columns (types stable across parts).
+        flush_rows: write a table once this many rows wait.
+        flush_seconds: write everything waiting once this long has passed since the last write.
+        clock: seconds, monotonic; injected by tests.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        param_fields: list[pa.Field],
+        *,
+        flush_rows: int = 5000,
+        flush_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.run_dir = Path(run_dir)
+        self.param_fields = list(param_fields)
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._clock = clock
+        self._pending: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+        self._last_flush = clock()
+        self.parts_written = 0
+        swept = sweep(self.run_dir)
+        if swept:
+            log.info("removed %d half-written part files in %s", swept, self.run_dir)
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        """Queue one row; writes a part when a bound is reached."""
+        if table not in self._pending:
+            raise ValueError(f"unknown table {table!r}; expected one of {TABLES}")
+        self._pending[table].append(row)
+        if len(self._pending[table]) >= self.flush_rows:
+            self._write(table)
+        self.tick()
+
+    def tick(self) -> None:
+        """Flush everything if ``flush_seconds`` passed; call it now and then."""
+        if self._clock() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every waiting row now."""
+        for table in TABLES:
+            self._write(table)
+        self._last_flush = self._clock()
+
+    def close(self) -> None:
+        self.flush()
+
+    def _write(self, table: str) -> None:
+        rows = self._pending[table]
+        if not rows:
+            return
+        self._pending[table] = []
+        write_part(self.run_dir / table, build_table(table, rows, self.param_fields))
+        self.parts_written += 1
