@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scalehp.results.schema import column_name
+from scalehp.scheduling import Bracket, scheduler_plan
 from scalehp.space import ChoiceParam, ConstantParam, FloatParam, GridParam, IntParam
 from scalehp.spec import Experiment, SpecError
 
@@ -45,6 +46,9 @@ class Plan:
     expected_steps: int = 0  # steps under the scheduler's expected early stopping
     columns: dict[str, str] = field(default_factory=dict)  # param name -> Parquet column
     warnings: tuple[str, ...] = ()
+    brackets: tuple[Bracket, ...] = ()  # hyperband
+    perturbation_steps: tuple[int, ...] = ()  # pbt/pb2: steps at which a trial can be exploited
+    keep_checkpoints: int | None = 2  # per trial; None keeps all
 
     @property
     def name(self) -> str:
@@ -56,6 +60,8 @@ class Plan:
         data["experiment"] = self.experiment.to_dict()
         data["rungs"] = [asdict(r) for r in self.rungs]
         data["warnings"] = list(self.warnings)
+        data["brackets"] = [asdict(b) for b in self.brackets]
+        data["perturbation_steps"] = list(self.perturbation_steps)
         return data
 
 
@@ -170,8 +176,20 @@ def compile_plan(experiment: Experiment) -> Plan:
     rungs: tuple[Rung, ...] = ()
     expected = step_budget
     scheduler_options: dict[str, Any] = {"max_steps": max_steps}
+    extra: dict[str, Any] = {"keep_checkpoints": experiment.checkpoints.keep}
     if scheduler == "asha":
         scheduler_options, rungs, expected = _asha(experiment, trials)
+    elif scheduler != "fifo":
+        planned = scheduler_plan(experiment, trials)
+        scheduler_options, expected = planned.options, planned.expected_steps
+        warnings += planned.warnings
+        extra = {
+            "brackets": planned.brackets,
+            "perturbation_steps": planned.perturbation_steps,
+            "keep_checkpoints": planned.keep_checkpoints,
+        }
+        if scheduler in ("pbt", "pb2"):
+            concurrency = None  # the whole population is created; Ray takes turns as resources allow
 
     searcher = {
         "random": "random sampling",
@@ -193,6 +211,7 @@ def compile_plan(experiment: Experiment) -> Plan:
         expected_steps=expected,
         columns=columns,
         warnings=tuple(warnings),
+        **extra,
     )
 
 

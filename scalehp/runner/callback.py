@@ -166,7 +166,8 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 "step": step,
                 "time": result.get("timestamp") or time.time(),
                 "elapsed_s": result.get("time_total_s"),
-                **self.params(trial.config),
+                # the config the trial ran this step with (a PBT exploit changes trial.config before this call)
+                **self.params(result.get("config") or trial.config),
                 **{column_name("metric", k): v for k, v in metrics.items()},
             }
             sink.add("reports", row)
