@@ -60,7 +60,7 @@ class Plan:
         data["experiment"] = self.experiment.to_dict()
         data["rungs"] = [asdict(r) for r in self.rungs]
         data["warnings"] = list(self.warnings)
-        data["brackets"] = [asdict(b) for b in self.brackets]
+        data["brackets"] = [{**asdict(b), "rungs": list(b.rungs)} for b in self.brackets]
         data["perturbation_steps"] = list(self.perturbation_steps)
         return data
 

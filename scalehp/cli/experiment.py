@@ -119,7 +119,9 @@ def _describe_scheduler(plan: Any) -> list[str]:
         lines = [f"scheduler   hyperband: reduction factor {o['reduction_factor']:g}, {o['brackets']} brackets"]
         lines.append("brackets    bracket  trials  halving at steps (trials are paused until their bracket catches up)")
         for b in plan.brackets:
-            lines.append(f"            {str(b.index).rjust(7)}  {str(b.trials).rjust(6)}  {', '.join(map(str, b.rungs))}")
+            lines.append(
+                f"            {str(b.index).rjust(7)}  {str(b.trials).rjust(6)}  {', '.join(map(str, b.rungs))}"
+            )
         return lines
     explore = (
         "a GP bandit picks new values within the space's bounds"
