@@ -119,14 +119,14 @@ def test_pbt_plan_schedule_and_checkpoints():
     o = p.scheduler_options
     assert o["population"] == 8 and o["exploits_per_round"] == 2 and o["expected_exploits"] == 6
     assert o["mutate"] == {"lr": "float [0.001, 0.5] log", "act": "choice a, b, c"}
-    assert p.keep_checkpoints == 7  # the default 2 is raised to 2 x interval + 1
+    assert p.keep_checkpoints is None  # every checkpoint: a donor's may be restored much later
     assert p.concurrency is None and any("concurrency is ignored" in w for w in p.warnings)
-    assert plan(checkpoints={"keep": None}).keep_checkpoints is None
-    assert plan(checkpoints={"keep": 20}).keep_checkpoints == 20
+    kept = plan(checkpoints={"keep": 20})
+    assert kept.keep_checkpoints is None and any("checkpoints.keep is ignored" in w for w in kept.warnings)
     assert plan(scheduler={"pbt": {"mutate": ["lr"], "burn_in_steps": 5}}).perturbation_steps == (5, 8, 11)
     text = "\n".join(describe_plan(p))
     assert "perturb at  steps 3, 6, 9" in text and "about 6 (3 rounds x 2 trials)" in text
-    assert "last 7 kept per trial" in text and "population 8" in text
+    assert "all kept per trial" in text and "population 8" in text
     assert plan(scheduler={"pb2": {"mutate": ["lr", "depth"]}}).perturbation_steps == (3, 6, 9)
 
 
@@ -152,5 +152,5 @@ def test_median_stopping_plan():
 
 def test_plan_json_has_schedule():
     data = plan().to_dict()
-    assert data["perturbation_steps"] == [3, 6, 9] and data["keep_checkpoints"] == 7
+    assert data["perturbation_steps"] == [3, 6, 9] and data["keep_checkpoints"] is None
     assert plan(scheduler="hyperband").to_dict()["brackets"][0] == {"index": 0, "trials": 3, "rungs": [12]}
