@@ -154,3 +154,32 @@ def test_plan_json_has_schedule():
     data = plan().to_dict()
     assert data["perturbation_steps"] == [3, 6, 9] and data["keep_checkpoints"] is None
     assert plan(scheduler="hyperband").to_dict()["brackets"][0] == {"index": 0, "trials": 3, "rungs": [12]}
+
+
+def test_set_hyperparams_overrides_a_loaded_optimizer():
+    import torch
+
+    from scalehp import pytorch
+
+    model = torch.nn.Linear(2, 1)
+    donor = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    state = pytorch.state(4, model, donor)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.5)
+    assert pytorch.load_state(state, model, optimizer) == 4
+    assert optimizer.param_groups[0]["lr"] == 0.1  # the donor's, as loaded
+    pytorch.set_hyperparams(optimizer, lr=0.02, momentum=0.8, weight_decay=None, betas=(0.9, 0.9))
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.02, 0.8, 1e-3) and "betas" not in group
+
+
+def test_schedule_trainable_resumes_from_a_donor_checkpoint():
+    from experiments.trainables.schedule import train
+    from scalehp.trial import LocalTrial
+
+    donor = LocalTrial(max_steps=4, metric="loss", seed=1)
+    train({"lr": 0.1, "dim": 3, "inner": 2}, donor)
+    trial = LocalTrial(max_steps=6, metric="loss", seed=2)
+    trial.checkpoint = donor.checkpoint  # what a PBT exploit hands over
+    train({"lr": 0.01, "dim": 3, "inner": 2}, trial)
+    assert [r["step"] for r in trial.reports] == [5, 6]
+    assert {r["lr_used"] for r in trial.reports} == {0.01}
