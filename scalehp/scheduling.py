@@ -155,7 +155,9 @@ def _keep_checkpoints(experiment: Experiment, name: str) -> tuple[int | None, li
     keep = experiment.checkpoints.keep
     warnings = []
     if keep is not None and keep != 2:  # 2 is the default
-        warnings.append(f"{name} keeps every checkpoint (a donor's can be restored much later); checkpoints.keep is ignored")
+        warnings.append(
+            f"{name} keeps every checkpoint (a donor's can be restored much later); checkpoints.keep is ignored"
+        )
     return None, warnings
 
 

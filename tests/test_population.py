@@ -40,7 +40,9 @@ def raw_reports(run_dir):
 
 
 def test_pbt_exploits_match_reports(ray_local, tmp_path):
-    exp = experiment(tmp_path, {"pbt": {"interval_steps": 2, "quantile": 0.5, "mutate": ["lr"]}})
+    exp = experiment(
+        tmp_path, {"pbt": {"interval_steps": 2, "quantile": 0.5, "mutate": ["lr"]}}, budget={"samples": 4, "max_steps": 8}
+    )
     summary = run(exp)
     results = read_results(summary.path)
     events, trials = results.events, results.trials
@@ -49,9 +51,9 @@ def test_pbt_exploits_match_reports(ray_local, tmp_path):
     assert set(events["action"]) <= {"continue", "exploit", "explore", "skip"}
     exploits = events[events["action"] == "exploit"].sort_values("time")
     explores = events[events["action"] == "explore"].sort_values("time")
-    assert len(exploits) >= 2, "half of 4 trials in the bottom quantile at 4 perturbation steps: some exploits"
+    assert len(exploits) >= 2, "half of 4 trials in the bottom quantile at 3 perturbation steps: some exploits"
     assert len(exploits) == len(explores)
-    assert set(events["step"]) <= {2, 4, 6, 8}
+    assert set(events["step"]) <= {2, 4, 6}
 
     rows = raw_reports(summary.path)
     by_trial: dict[str, list[dict]] = {}
@@ -100,7 +102,7 @@ def test_pb2_runs_and_records_exploits(ray_local, tmp_path):
     exp = experiment(
         tmp_path,
         {"pb2": {"interval_steps": 2, "quantile": 0.5, "mutate": ["lr"]}},
-        budget={"samples": 4, "max_steps": 8},
+        budget={"samples": 4, "max_steps": 6},
     )
     results = read_results(run(exp).path)
     events = results.events

@@ -19,17 +19,13 @@ import scalehp
 def train(config: dict, trial: scalehp.Trial) -> None:
     dim, inner, noise = int(config.get("dim", 20)), int(config.get("inner", 10)), float(config.get("noise", 1.0))
     state = trial.restore()
-    if state is None:
-        rng = np.random.default_rng(trial.seed)
-        w, start = np.full(dim, 10.0), 0
-    else:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state["rng"]
-        w, start = state["w"], state["step"]
+    w, start = (np.full(dim, 10.0), 0) if state is None else (state["w"], state["step"])
     for step in range(start + 1, trial.max_steps + 1):
+        # the noise of a step depends on this trial and the step only: a trial that copies a
+        # donor's weights does not also copy its future noise, and a resumed trial repeats itself
+        rng = np.random.default_rng([trial.seed, step])
         lr = float(config["lr"])
         for _ in range(inner):
             w = w - lr * (w + noise * rng.standard_normal(dim))
         loss = 0.5 * float(w @ w)
-        checkpoint = {"step": step, "w": w.copy(), "rng": rng.bit_generator.state}
-        trial.report(step, {"loss": loss, "lr_used": lr}, checkpoint=checkpoint)
+        trial.report(step, {"loss": loss, "lr_used": lr}, checkpoint={"step": step, "w": w.copy()})

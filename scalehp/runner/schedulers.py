@@ -125,6 +125,8 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
                 seen["good"], seen["bad"] = list(good), list(bad)
                 return good, bad
 
+            # a bracket whose last rung is below max_steps (Ray rounds rungs down) stops its trials there
+            ending = dict(bracket._live_trials) if bracket.cur_iter_done() and bracket.finished() else {}
             bracket.successive_halving = recorded
             try:
                 return super()._process_bracket(tune_controller, bracket)
@@ -132,6 +134,20 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
                 del bracket.successive_halving
                 if seen:
                     _record_halving(seen)
+                for t, result in ending.items():
+                    step = (result or {}).get(time_attr)
+                    if step is not None and step < self._max_t_attr:
+                        record(
+                            {
+                                "trial_id": t.trial_id,
+                                "step": step,
+                                "scheduler": "hyperband",
+                                "action": "stop",
+                                "rung": bracket._cumul_r,
+                                "bracket": bracket._halves,
+                                "value": (result or {}).get(metric),
+                            }
+                        )
 
     def _record_halving(seen: dict[str, Any]) -> None:
         values = {t: (r or {}).get(metric) for t, r in seen["results"].items()}
