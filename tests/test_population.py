@@ -39,9 +39,12 @@ def raw_reports(run_dir):
     return pa.concat_tables(tables, promote_options="permissive").to_pylist()
 
 
-def test_pbt_exploits_match_reports(ray_local, tmp_path):
+@pytest.mark.parametrize("synch", [True, False], ids=["synch", "async"])
+def test_pbt_exploits_match_reports(ray_local, tmp_path, synch):
     exp = experiment(
-        tmp_path, {"pbt": {"interval_steps": 2, "quantile": 0.5, "mutate": ["lr"]}}, budget={"samples": 4, "max_steps": 8}
+        tmp_path,
+        {"pbt": {"interval_steps": 2, "quantile": 0.5, "mutate": ["lr"], "synch": synch}},
+        budget={"samples": 4, "max_steps": 10 if not synch else 8},
     )
     summary = run(exp)
     results = read_results(summary.path)
@@ -51,9 +54,12 @@ def test_pbt_exploits_match_reports(ray_local, tmp_path):
     assert set(events["action"]) <= {"continue", "exploit", "explore", "skip"}
     exploits = events[events["action"] == "exploit"].sort_values("time")
     explores = events[events["action"] == "explore"].sort_values("time")
-    assert len(exploits) >= 2, "half of 4 trials in the bottom quantile at 3 perturbation steps: some exploits"
     assert len(exploits) == len(explores)
-    assert set(events["step"]) <= {2, 4, 6}
+    assert set(events["step"]) <= {2, 4, 6, 8}
+    if synch:  # all 4 compared at steps 2, 4, 6: the bottom 2 copy the top 2 each time
+        assert len(exploits) == 6 and (exploits["donor_step"] == exploits["step"]).all()
+    else:  # each trial is compared with the others' last values whenever it reaches a perturbation step
+        assert len(exploits) >= 1
 
     rows = raw_reports(summary.path)
     by_trial: dict[str, list[dict]] = {}
@@ -101,14 +107,14 @@ def test_pbt_exploits_match_reports(ray_local, tmp_path):
 def test_pb2_runs_and_records_exploits(ray_local, tmp_path):
     exp = experiment(
         tmp_path,
-        {"pb2": {"interval_steps": 2, "quantile": 0.5, "mutate": ["lr"]}},
+        {"pb2": {"interval_steps": 2, "quantile": 0.5, "mutate": ["lr"], "synch": True}},
         budget={"samples": 4, "max_steps": 6},
     )
     results = read_results(run(exp).path)
     events = results.events
     assert set(results.trials["status"]) == {"completed"}
     explores = events[events["action"] == "explore"]
-    assert len(explores) >= 1 and set(events["scheduler"]) == {"pb2"}
+    assert len(explores) == 4 and set(events["scheduler"]) == {"pb2"}  # 2 of 4 at steps 2 and 4
     for params in explores["new_params"]:
         assert 1e-3 <= json.loads(params)["lr"] <= 0.5
 
