@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scalehp.results.schema import column_name, param_type
+from scalehp.scheduling import Bracket, scheduler_plan
 from scalehp.space import (
     ChoiceParam,
     ConditionalParam,
@@ -58,6 +59,9 @@ class Plan:
     warnings: tuple[str, ...] = ()
     sampler: str | None = None  # optuna's sampler: tpe | cmaes | nsga2
     warm_start: tuple[dict[str, Any], ...] = ()  # earlier trials seeding the search: config, values, run_id, trial_id
+    brackets: tuple[Bracket, ...] = ()  # hyperband
+    perturbation_steps: tuple[int, ...] = ()  # pbt/pb2: steps at which a trial can be exploited
+    keep_checkpoints: int | None = 2  # per trial; None keeps all
 
     @property
     def name(self) -> str:
@@ -70,6 +74,8 @@ class Plan:
         data["rungs"] = [asdict(r) for r in self.rungs]
         data["warnings"] = list(self.warnings)
         data["warm_start"] = list(self.warm_start)
+        data["brackets"] = [{**asdict(b), "rungs": list(b.rungs)} for b in self.brackets]
+        data["perturbation_steps"] = list(self.perturbation_steps)
         return data
 
 
@@ -252,8 +258,20 @@ def compile_plan(experiment: Experiment) -> Plan:
     rungs: tuple[Rung, ...] = ()
     expected = step_budget
     scheduler_options: dict[str, Any] = {"max_steps": max_steps}
+    extra: dict[str, Any] = {"keep_checkpoints": experiment.checkpoints.keep}
     if scheduler == "asha":
         scheduler_options, rungs, expected = _asha(experiment, trials)
+    elif scheduler != "fifo":
+        planned = scheduler_plan(experiment, trials)
+        scheduler_options, expected = planned.options, planned.expected_steps
+        warnings += planned.warnings
+        extra = {
+            "brackets": planned.brackets,
+            "perturbation_steps": planned.perturbation_steps,
+            "keep_checkpoints": planned.keep_checkpoints,
+        }
+        if scheduler in ("pbt", "pb2"):
+            concurrency = None  # the whole population is created; Ray takes turns as resources allow
 
     searcher = {
         "random": "random sampling",
@@ -284,6 +302,7 @@ def compile_plan(experiment: Experiment) -> Plan:
         warnings=tuple(warnings),
         sampler=sampler,
         warm_start=warm,
+        **extra,
     )
 
 

@@ -4,6 +4,7 @@
     scalehp.pytorch.seed_everything(trial.seed)
     state = trial.restore()
     step = scalehp.pytorch.load_state(state, model, optimizer) if state else 0
+    scalehp.pytorch.set_hyperparams(optimizer, lr=config["lr"])   # PBT: the config wins over the donor's
     ...
     trial.report(step, metrics, checkpoint=scalehp.pytorch.state(step, model, optimizer))
 
@@ -80,3 +81,24 @@ def load_state(data: dict[str, Any], model: Any, optimizer: Any = None, *, resto
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
     return int(data["step"])
+
+
+def set_hyperparams(optimizer: Any, **values: Any) -> None:
+    """Set ``lr``, ``momentum``, ``weight_decay``, … in every param group of ``optimizer``.
+
+    Loading an optimizer's state dict also loads the hyperparams it was saved with. After a
+    PBT exploit those are the donor's, not the trial's new (explored) config: call this after
+    :func:`load_state` so the config is what the optimizer uses. Only keys the param groups
+    already have are set; ``None`` values are skipped.
+
+    Example:
+        >>> import torch
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+        >>> set_hyperparams(opt, lr=0.01, momentum=None)
+        >>> opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]
+        (0.01, 0.9)
+    """
+    for group in optimizer.param_groups:
+        for key, value in values.items():
+            if value is not None and key in group:
+                group[key] = value

@@ -67,6 +67,10 @@ def train(config: dict, trial: scalehp.Trial) -> None:
     state = trial.restore()
     if state is not None:
         start = pytorch.load_state(state, model, optimizer)
+        # after a PBT exploit the optimizer state is the donor's: use this trial's (explored) config
+        pytorch.set_hyperparams(
+            optimizer, lr=float(config["lr"]), momentum=config.get("momentum"), weight_decay=config.get("weight_decay")
+        )
     batch = int(config["batch_size"])
     every = int(config.get("checkpoint_every", 5))
     generator = torch.Generator().manual_seed(trial.seed)

@@ -147,6 +147,8 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
             f"scheduler   asha: grace {o['grace_steps']} steps, reduction factor {o['reduction_factor']:g}, "
             f"{o['brackets']} bracket{'s' if o['brackets'] > 1 else ''}"
         )
+    elif plan.scheduler in ("pbt", "pb2", "hyperband", "median_stopping"):
+        lines += _describe_scheduler(plan)
     else:
         lines.append("scheduler   fifo: every trial runs to the end")
     lines += _space_lines(plan)
@@ -179,6 +181,44 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
     lines.append(f"results     {exp.results}/{exp.name}/<run id>/")
     for warning in plan.warnings:
         lines.append(f"warning     {warning}")
+    return lines
+
+
+def _describe_scheduler(plan: Any) -> list[str]:
+    o = plan.scheduler_options
+    name = plan.scheduler
+    if name == "median_stopping":
+        return [
+            f"scheduler   median stopping: after {o['grace_steps']} steps, stop a trial whose best value is worse "
+            f"than the median of the others' running means (at least {o['min_samples']} others)"
+        ]
+    if name == "hyperband":
+        lines = [f"scheduler   hyperband: reduction factor {o['reduction_factor']:g}, {o['brackets']} brackets"]
+        lines.append("brackets    bracket  trials  halving at steps (trials are paused until their bracket catches up)")
+        for b in plan.brackets:
+            lines.append(
+                f"            {str(b.index).rjust(7)}  {str(b.trials).rjust(6)}  {', '.join(map(str, b.rungs))}"
+            )
+        return lines
+    explore = (
+        "a GP bandit picks new values within the space's bounds"
+        if name == "pb2"
+        else f"perturb by x{' or x'.join(f'{f:g}' for f in o['perturbation_factors'])}, "
+        f"resample with probability {o['resample_probability']:g}"
+    )
+    steps = plan.perturbation_steps
+    shown = ", ".join(map(str, steps[:12])) + (", …" if len(steps) > 12 else "")
+    keep = "all kept" if o["keep_checkpoints"] is None else f"last {o['keep_checkpoints']} kept"
+    lines = [
+        f"scheduler   {name}: population {o['population']}, every {o['interval_steps']} steps the bottom "
+        f"{o['quantile']:.0%} copy a top {o['quantile']:.0%} trial's checkpoint and config, then explore"
+        + (" (all trials together)" if o["synch"] else ""),
+        f"explore     {explore}",
+        "mutate      " + "; ".join(f"{k}: {v}" for k, v in o["mutate"].items()),
+        f"perturb at  steps {shown}" + (f" (burn-in {o['burn_in_steps']} steps)" if o["burn_in_steps"] else ""),
+        f"exploits    about {o['expected_exploits']} ({len(steps)} rounds x {o['exploits_per_round']} trials)",
+        f"checkpoints {keep} per trial; the trainable must report a checkpoint at every perturbation step",
+    ]
     return lines
 
 

@@ -4,7 +4,7 @@ Three tables live in every run folder, each a folder of part files:
 
 ``trials``   one row per trial in its final state
 ``reports``  one row per ``trial.report`` (the config in effect at that step included)
-``events``   one row per scheduler decision (ASHA rung decisions, …)
+``events``   one row per scheduler decision (rung stops, PBT exploits and explores, …)
 
 Every table has ``run_id``, ``experiment`` and ``trial_id``. The config is spread into
 ``param_<name>`` columns and reported values into ``metric_<name>`` columns (always
@@ -67,10 +67,16 @@ FIXED: dict[str, list[pa.Field]] = {
         pa.field("time", TIME),
         pa.field("step", pa.int64()),
         pa.field("scheduler", pa.string()),
-        pa.field("action", pa.string()),  # continue | stop
-        pa.field("rung", pa.int64()),  # the rung's step, for ASHA
+        pa.field("action", pa.string()),  # continue | stop | pause | exploit | explore | skip
+        pa.field("rung", pa.int64()),  # the rung's step, for ASHA and Hyperband
         pa.field("value", pa.float64()),  # the trial's metric at the decision
         pa.field("cutoff", pa.float64()),  # the value it had to beat
+        pa.field("bracket", pa.int64()),  # Hyperband's bracket (its number of halvings)
+        pa.field("donor_trial_id", pa.string()),  # PBT/PB2: the trial whose checkpoint is copied
+        pa.field("donor_step", pa.int64()),  # the donor's step at that checkpoint: where the trial resumes
+        pa.field("donor_value", pa.float64()),  # the donor's metric at that step
+        pa.field("old_params", pa.string()),  # JSON: mutated params before (exploit: own, explore: donor's)
+        pa.field("new_params", pa.string()),  # JSON: mutated params after (exploit: donor's, explore: new)
     ],
 }
 

@@ -253,7 +253,7 @@ def _fit(
                         failure_config=tune.FailureConfig(
                             max_failures=exp.failure.max_retries, fail_fast=exp.failure.fail_fast
                         ),
-                        checkpoint_config=tune.CheckpointConfig(num_to_keep=exp.checkpoints.keep),
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=plan.keep_checkpoints),
                         verbose=0,
                     ),
                 )

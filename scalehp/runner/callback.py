@@ -263,7 +263,8 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 "time": result.get("timestamp") or time.time(),
                 "elapsed_s": result.get("time_total_s"),
                 "node_id": result.get("node_id"),
-                **self.params(trial.config),
+                # the config the trial ran this step with (a PBT exploit changes trial.config before this call)
+                **self.params(result.get("config") or trial.config),
                 **metrics,
             }
             sink.add("reports", row)

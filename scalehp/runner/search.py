@@ -57,34 +57,33 @@ def owns_space(experiment: Experiment) -> bool:
 
 def param_space(experiment: Experiment) -> dict[str, Any]:
     """The search space as Ray Tune domains (empty when the searcher holds the space)."""
-    from ray import tune
-
     if owns_space(experiment):
         return {}
     grid = experiment.search.algorithm == "grid"
-    space: dict[str, Any] = {}
-    for name, p in experiment.space.items():
-        if isinstance(p, FloatParam):
-            if p.step:
-                space[name] = (tune.qloguniform if p.log else tune.quniform)(p.low, p.high, p.step)
-            else:
-                space[name] = (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
-        elif isinstance(p, IntParam):
-            if p.log:
-                space[name] = tune.lograndint(p.low, p.high + 1)
-            elif p.step and p.step > 1:
-                space[name] = tune.qrandint(p.low, p.high, p.step)
-            else:
-                space[name] = tune.randint(p.low, p.high + 1)
-        elif isinstance(p, ChoiceParam):
-            space[name] = tune.grid_search(list(p.options)) if grid else tune.choice(list(p.options))
-        elif isinstance(p, GridParam):
-            space[name] = tune.grid_search(list(p.values))
-        elif isinstance(p, ConstantParam):
-            space[name] = p.value
-        else:  # pragma: no cover - conditional spaces are held by the searcher (owns_space)
-            raise TypeError(f"unknown param kind {p!r}")
-    return space
+    return {name: domain(p, grid) for name, p in experiment.space.items()}
+
+
+def domain(p: Any, grid: bool = False) -> Any:
+    """One param as a Ray Tune domain (a grid search, or the value itself for a constant)."""
+    from ray import tune
+
+    if isinstance(p, FloatParam):
+        if p.step:
+            return (tune.qloguniform if p.log else tune.quniform)(p.low, p.high, p.step)
+        return (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
+    if isinstance(p, IntParam):
+        if p.log:
+            return tune.lograndint(p.low, p.high + 1)
+        if p.step and p.step > 1:
+            return tune.qrandint(p.low, p.high, p.step)
+        return tune.randint(p.low, p.high + 1)
+    if isinstance(p, ChoiceParam):
+        return tune.grid_search(list(p.options)) if grid else tune.choice(list(p.options))
+    if isinstance(p, GridParam):
+        return tune.grid_search(list(p.values))
+    if isinstance(p, ConstantParam):
+        return p.value
+    raise TypeError(f"unknown param kind {p!r}")  # pragma: no cover - conditional spaces are held by the searcher
 
 
 # ---------------------------------------------------------------------------
@@ -418,7 +417,7 @@ def searcher(plan: Plan) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
     experiment = plan.experiment
-    limit = plan.concurrency or 0
+    limit = plan.concurrency or 0  # None under PBT/PB2: the whole population is created at once
     if not owns_space(experiment):
         from ray.tune.search.basic_variant import BasicVariantGenerator
 

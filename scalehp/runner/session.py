@@ -114,13 +114,16 @@ def quiet_tune() -> Iterator[None]:
     previous = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     # Tune's ResultGrid looks for those files at the end and warns for each trial.
-    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    level = analysis_log.level
-    analysis_log.setLevel(logging.ERROR)
+    # PBT logs every exploit and explore at INFO: the events table holds them.
+    loggers = [logging.getLogger(n) for n in ("ray.tune.analysis.experiment_analysis", "ray.tune.schedulers.pbt")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        analysis_log.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
         for key, value in previous.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -1,0 +1,148 @@
+"""PBT and PB2 on Ray Tune, subclassed so that every exploit and explore is an event row.
+
+At each perturbation step (every ``interval_steps`` steps of a trial) Ray ranks the
+population by its last value. A trial in the bottom quantile *exploits* a random trial of the
+top quantile (the donor): it stops, takes the donor's config and the donor's checkpoint from
+the donor's last perturbation step, then *explores* by mutating that config, and resumes from
+the donor's step. scalehp records, per trial and perturbation step:
+
+* ``continue``: not in the bottom quantile (``cutoff``: the best value in the bottom quantile);
+* ``exploit``:  ``donor_trial_id``, ``donor_step`` (where the trial resumes), ``donor_value``,
+  ``old_params`` (its own mutated params) and ``new_params`` (the donor's);
+* ``explore``:  the same donor, ``old_params`` (the donor's) and ``new_params`` (the mutated ones);
+* ``skip``:     in the bottom quantile, but the donor reported no checkpoint at its perturbation
+  step, so nothing was copied (the trainable should checkpoint at those steps).
+
+A NaN or infinite value ranks last (Ray would leave the trial out of the ranking).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from scalehp.compiler import Plan
+from scalehp.runner.schedulers import finite
+from scalehp.runner.search import domain
+from scalehp.scheduling import mutations
+from scalehp.space import ChoiceParam, FloatParam, GridParam, IntParam
+
+
+def _json(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _clip(distributions: dict[str, Any]) -> Callable[[dict], dict]:
+    """Ray multiplies a param by a perturbation factor without bounds: keep it inside its range."""
+
+    def explore(config: dict) -> dict:
+        for name, param in distributions.items():
+            if isinstance(param, (FloatParam, IntParam)) and isinstance(config.get(name), (int, float)):
+                value = min(param.high, max(param.low, config[name]))
+                config[name] = int(round(value)) if isinstance(param, IntParam) else float(value)
+        return config
+
+    return explore
+
+
+def population_scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], None]) -> Any:
+    """Ray's PopulationBasedTraining or PB2 for the plan, recording each decision."""
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pb2 import PB2
+
+    experiment = plan.experiment
+    metric, mode = experiment.metric.name, experiment.metric.mode
+    name = plan.scheduler
+    options = plan.scheduler_options
+    distributions = mutations(experiment)
+    names = list(distributions)
+
+    def own(trial: Any) -> dict[str, Any]:
+        return {key: trial.config.get(key) for key in names}
+
+    def value_of(score: float | None, metric_op: float) -> float | None:
+        return None if score is None else float(score * metric_op)
+
+    class Recording:
+        """Mixed into Ray's PBT/PB2: records decisions; a NaN value ranks last."""
+
+        _exploited: Any = None
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            return super().on_trial_result(tune_controller, trial, finite(result, metric, mode))
+
+        def _checkpoint_or_exploit(self, trial: Any, tune_controller: Any, upper: list, lower: list) -> None:
+            self._exploited = None
+            super()._checkpoint_or_exploit(trial, tune_controller, upper, lower)
+            if self._exploited is trial:
+                return
+            state = self._trial_state[trial]
+            event = {
+                "trial_id": trial.trial_id,
+                "step": state.last_train_time,
+                "scheduler": name,
+                "value": value_of(state.last_score, self._metric_op),
+            }
+            if trial in lower:
+                record({**event, "action": "skip"})
+            else:
+                scores = [self._trial_state[t].last_score for t in lower]
+                cutoff = value_of(max(scores), self._metric_op) if scores else None
+                record({**event, "action": "continue", "cutoff": cutoff})
+
+        def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+            state, donor = self._trial_state[trial], self._trial_state[trial_to_clone]
+            step, value = state.last_train_time, value_of(state.last_score, self._metric_op)
+            before, donor_params = own(trial), own(trial_to_clone)
+            donor_step = (donor.last_result or {}).get(time_attr, donor.last_train_time)
+            super()._exploit(tune_controller, trial, trial_to_clone)
+            self._exploited = trial
+            event = {
+                "trial_id": trial.trial_id,
+                "step": step,
+                "scheduler": name,
+                "value": value,
+                "donor_trial_id": trial_to_clone.trial_id,
+                "donor_step": donor_step,
+                "donor_value": value_of(donor.last_score, self._metric_op),
+            }
+            record({**event, "action": "exploit", "old_params": _json(before), "new_params": _json(donor_params)})
+            record({**event, "action": "explore", "old_params": _json(donor_params), "new_params": _json(own(trial))})
+
+    common = {
+        "time_attr": time_attr,
+        "perturbation_interval": options["interval_steps"],
+        "quantile_fraction": options["quantile"],
+        "synch": options["synch"],
+        "log_config": False,  # the events table is the log
+        "custom_explore_fn": _clip(distributions),
+    }
+    if name == "pb2":
+
+        class RecordingPB2(Recording, PB2):
+            pass
+
+        bounds = {key: [float(p.low), float(p.high)] for key, p in distributions.items()}
+        return RecordingPB2(hyperparam_bounds=bounds, **common)
+
+    class RecordingPBT(Recording, PopulationBasedTraining):
+        pass
+
+    hyperparam_mutations = {}
+    for key, param in distributions.items():
+        if isinstance(param, ChoiceParam):
+            hyperparam_mutations[key] = list(param.options)
+        elif isinstance(param, GridParam):
+            hyperparam_mutations[key] = list(param.values)
+        else:
+            hyperparam_mutations[key] = domain(param)
+    return RecordingPBT(
+        burn_in_period=options["burn_in_steps"],
+        hyperparam_mutations=hyperparam_mutations,
+        resample_probability=options["resample_probability"],
+        perturbation_factors=tuple(options["perturbation_factors"]),
+        **common,
+    )
+
+
+__all__ = ["population_scheduler"]
