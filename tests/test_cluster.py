@@ -39,15 +39,23 @@ def cluster():
     folder = Path(tempfile.mkdtemp(prefix="shp-", dir="/tmp"))  # short: Ray's socket paths have a limit
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
     try:
-        state = local.start(
-            folder,
-            2,
-            head_cpus=0,
-            worker_cpus=2,
-            worker_gpus=1,
-            worker_resources={"slot": 1},
-            first_port=random.randrange(31000, 38000, 100),
-        )
+        for attempt in (1, 2):  # a loaded 2-core machine can make a node miss Ray's start-up deadline
+            try:
+                state = local.start(
+                    folder,
+                    2,
+                    head_cpus=0,
+                    worker_cpus=2,
+                    worker_gpus=1,
+                    worker_resources={"slot": 1},
+                    first_port=random.randrange(31000, 38000, 100),
+                )
+                break
+            except SystemExit:
+                local.stop(folder)  # only the process groups this attempt started
+                if attempt == 2:
+                    raise
+                folder = Path(tempfile.mkdtemp(prefix="shp-", dir="/tmp"))
         os.environ.pop("RAY_AUTH_TOKEN", None)
         os.environ["RAY_AUTH_TOKEN_PATH"] = state["token_path"]
         yield {**state, "folder": folder, "local": local, "token": Path(state["token_path"]).read_text().strip()}
