@@ -47,6 +47,26 @@ def build_optimizer(config: dict, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=decay)
 
 
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int,
+    generator: torch.Generator,
+) -> float:
+    """One pass over ``x`` in shuffled mini-batches; returns the last batch's loss."""
+    order = torch.randperm(len(x), generator=generator)
+    loss = torch.tensor(0.0)
+    for i in range(0, len(order), batch):
+        index = order[i : i + batch]
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x[index]), y[index])
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     model.eval()
     with torch.no_grad():
@@ -75,13 +95,7 @@ def train(config: dict, trial: scalehp.Trial) -> None:
     every = int(config.get("checkpoint_every", 5))
     generator = torch.Generator().manual_seed(trial.seed)
     for step in range(start + 1, trial.max_steps + 1):
-        order = torch.randperm(len(x_train), generator=generator)
-        for i in range(0, len(order), batch):
-            index = order[i : i + batch]
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(x_train[index]), y_train[index])
-            loss.backward()
-            optimizer.step()
+        train_loss = train_epoch(model, optimizer, x_train, y_train, batch, generator)
         val_loss, val_acc = evaluate(model, x_val, y_val)
         checkpoint = pytorch.state(step, model, optimizer) if step % every == 0 or step == trial.max_steps else None
-        trial.report(step, {"val_loss": val_loss, "val_acc": val_acc, "train_loss": loss.item()}, checkpoint=checkpoint)
+        trial.report(step, {"val_loss": val_loss, "val_acc": val_acc, "train_loss": train_loss}, checkpoint=checkpoint)

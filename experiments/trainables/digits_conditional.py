@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import scalehp
-from experiments.trainables.digits import evaluate, load_data
+from experiments.trainables.digits import evaluate, load_data, train_epoch
 from scalehp import pytorch
 
 
@@ -59,13 +59,7 @@ def train(config: dict, trial: scalehp.Trial) -> None:
     batch = int(config["batch_size"])
     generator = torch.Generator().manual_seed(trial.seed)
     for step in range(start + 1, trial.max_steps + 1):
-        order = torch.randperm(len(x_train), generator=generator)
-        for i in range(0, len(order), batch):
-            index = order[i : i + batch]
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(x_train[index]), y_train[index])
-            loss.backward()
-            optimizer.step()
+        train_epoch(model, optimizer, x_train, y_train, batch, generator)
         val_loss, val_acc = evaluate(model, x_val, y_val)
         checkpoint = pytorch.state(step, model, optimizer) if step % 5 == 0 or step == trial.max_steps else None
         trial.report(step, {"val_loss": val_loss, "val_acc": val_acc, "params": params}, checkpoint=checkpoint)
