@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -145,19 +147,27 @@ def test_impossible_resources_fail_the_job_before_any_trial(cluster, tmp_path):
 
 
 @pytest.mark.parametrize("token", ["wrong", None])
-def test_submission_without_the_right_token_is_refused(cluster, tmp_path, monkeypatch, token):
+def test_submission_without_the_right_token_is_refused(cluster, tmp_path, token):
     address = cluster["dashboard"]
-    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token either
+    # a fresh process, as a user runs it: Ray caches a token in a process that used it before
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token either
     if token:
-        monkeypatch.setenv("RAY_AUTH_TOKEN", "0" * 64)
+        env["RAY_AUTH_TOKEN"] = "0" * 64
     for args in (["submit", PACED], ["jobs", "ls"]):
-        out = CliRunner().invoke(main, [*args, "--address", address])
-        assert out.exit_code == 1, out.output
+        out = subprocess.run(
+            [sys.executable, "-m", "scalehp.cli", *args, "--address", address],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 1, out.stdout + out.stderr
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: the Ray cluster at"), out.stderr
         assert ("refused the token" if token else "requires a token") in lines[0]
-        assert cluster["token"] not in out.output
+        assert cluster["token"] not in out.stdout + out.stderr
 
 
 def test_worker_killed_mid_run_trials_resume_elsewhere(cluster, tmp_path):
