@@ -10,11 +10,12 @@
 The three Ray contenders share one local Ray started once here (``ray.init(address="local")``,
 all CPUs), so none of them pays for starting Ray, and ``scalehp.runner.run`` joins it
 instead of starting its own. A warm-up Tuner fills Ray's worker pool first. Contenders run
-in turn, ``--rounds`` times in a rotating order, and the median wall time of each is compared.
+in turn, ``--rounds`` times in a rotating order, and the median wall time of each is compared;
+``ray-default`` (about 1.6 s per trial here) runs in the first ``--default-rounds`` only.
 
-    python benchmarks/overhead.py                  # 200 trials, 1 round (a few minutes, most of it ray-default)
-    python benchmarks/overhead.py --rounds 3       # medians of 3
-    python benchmarks/overhead.py --skip ray-default --rounds 5
+    python benchmarks/overhead.py                       # 200 trials, 3 rounds, ray-default once (~7 min)
+    python benchmarks/overhead.py --default-rounds 3    # ray-default in every round too
+    python benchmarks/overhead.py --skip ray-default --rounds 7
 """
 
 from __future__ import annotations
@@ -96,12 +97,17 @@ def run_optuna(trials: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--default-rounds", type=int, default=1, help="rounds that include ray-default (the slow one: ~1.6 s/trial)"
+    )
     parser.add_argument("--skip", action="append", default=[], choices=CONTENDERS)
     args = parser.parse_args(argv)
     contenders = [c for c in CONTENDERS if c not in args.skip]
 
-    header(f"overhead: {args.trials} one-step trials, {args.rounds} round(s)")
+    header(
+        f"overhead: {args.trials} one-step trials, {args.rounds} round(s), ray-default in {min(args.default_rounds, args.rounds)}"
+    )
     import logging
 
     logging.getLogger("ray").setLevel(logging.ERROR)
@@ -114,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
             for name in order:
+                if name == "ray-default" and r >= args.default_rounds:
+                    continue
                 root = Path(tmp) / f"{name}-{r}"
                 with timed(times, name):
                     if name == "scalehp":
