@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(exp, results=tmp)
         whole = time.perf_counter() - start
         reports = read_results(summary.path).table("reports").to_pandas()
-    inside = reports.groupby("trial_id")["inside_s"].max().sum()
+    inside = reports.groupby("trial_id")["metric_inside_s"].max().sum()
     steps = len(reports)
     fit = summary.elapsed_s
     print(f"trials {summary.trials} ({summary.completed} completed, {summary.stopped} stopped by ASHA), {steps} steps")
