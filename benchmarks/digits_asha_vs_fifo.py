@@ -100,7 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         shown = f"{medians[name]:.1f} s" if medians[name] is not None else "not reached in every round"
         print(f"{name:<4}  median time to val_acc >= {args.target}: {shown:<28} whole run {whole:.1f} s")
     if medians["asha"] and medians["fifo"]:
-        print(f"ASHA reaches the target {medians['fifo'] / medians['asha']:.2f}x sooner than FIFO")
+        ratio = medians["fifo"] / medians["asha"]
+        if ratio >= 1:
+            print(f"ASHA reaches the target {ratio:.2f}x sooner than FIFO")
+        else:
+            print(f"FIFO reaches the target {1 / ratio:.2f}x sooner than ASHA")
+    whole = {name: statistics.median(w for _, w, _, _ in rows) for name, rows in found.items()}
+    steps = {name: statistics.median(n for *_, n in rows) for name, rows in found.items()}
+    print(
+        f"ASHA runs {steps['fifo'] / steps['asha']:.2f}x fewer steps and finishes the run "
+        f"{whole['fifo'] / whole['asha']:.2f}x sooner"
+    )
     print(f"# finished at {load()}")
     return 0
 
