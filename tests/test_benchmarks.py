@@ -1,4 +1,4 @@
-"""The results-scale benchmark runs (at a tiny size: the 10M-row figures are in its docstring's command)."""
+"""Each benchmark script runs end to end at a tiny size (the figures are in BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,3 +40,52 @@ def test_results_scale_benchmark_runs_small(tmp_path):
     bests = re.findall(r"best (-?[\d.]+)", out.stdout)
     assert len(bests) == 3 and len(set(bests)) == 1
     assert re.search(r"^total\s+[\d.]+ s\s+[\d.]+ s$", out.stdout, re.M)
+
+
+def _bench(*args: str, timeout: int = 600) -> str:
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert re.search(r"^# python [\d.]+, scalehp [\w.]+, ray [\d.]+", out.stdout, re.M)
+    assert "load average" in out.stdout
+    return out.stdout
+
+
+def test_sink_throughput_benchmark_runs_small():
+    text = _bench("benchmarks/sink_throughput.py", "--rows", "3000", "--trials", "10", "--flush-rows", "1000")
+    assert "3,000 rows in 3 parts" in text
+    assert re.search(r"^[\d,]+ reports/s", text, re.M)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_overhead_benchmark_runs_small():
+    text = _bench("benchmarks/overhead.py", "--trials", "3")
+    for name in ("ray-default", "ray-tuned", "optuna"):
+        assert re.search(rf"^{name}\s+[\d.]+\s+[\d.]+\s+[\d.]+x (faster|slower)$", text, re.M), text
+    assert re.search(r"^scalehp\s+[\d.]+\s+[\d.]+\s*$", text, re.M), text
+
+
+@pytest.mark.ray
+def test_scale_benchmark_runs_small():
+    text = _bench("benchmarks/scale.py", "--trials", "6")
+    assert "trials           6 (6 completed, 0 errors)" in text
+    per_trial = float(re.search(r"= ([\d.]+) per trial", text).group(1))
+    assert 0 < per_trial <= 2  # the target: at most 2 files per trial, checkpoints aside
+    assert re.search(r"driver peak RSS\s+\d+ MB", text)
+
+
+@pytest.mark.ray
+def test_efficiency_benchmark_runs_small():
+    text = _bench("benchmarks/efficiency.py", "--samples", "3", "--max-steps", "2", "--step-s", "0.05")
+    fractions = [float(f) for f in re.findall(r"efficiency\s+([\d.]+)%", text)]
+    assert len(fractions) == 2 and all(0 < f <= 100 for f in fractions), text
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_digits_benchmark_runs_small():
+    text = _bench("benchmarks/digits_asha_vs_fifo.py", "--samples", "3", "--max-steps", "3", "--target", "0")
+    assert re.search(r"round 1: asha .* 9 steps run|round 1: asha .* [3-9] steps run", text), text
+    assert "round 1: fifo" in text and " 9 steps run" in text  # FIFO runs every step of every trial
+    assert re.search(r"(ASHA|FIFO) reaches the target [\d.]+x sooner than (FIFO|ASHA)", text), text
+    assert re.search(r"ASHA runs [\d.]+x fewer steps and finishes the run [\d.]+x sooner", text), text
