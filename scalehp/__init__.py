@@ -1,14 +1,17 @@
 """scalehp: declarative hyperparameter tuning on Ray Tune, with every result in Parquet.
 
-The pipeline, one module each::
+The pipeline, one step each::
 
-    load_experiment(path)  -> Experiment     spec.py     (YAML -> validated, frozen)
-    compile_plan(exp)      -> Plan           compiler.py (defaults, checks, budget preview)
-    run(plan)              -> RunSummary     runner.py   (Ray Tune -> Parquet tables)
-    read_results(path)     -> Results        results/    (trials, reports, events)
+    load_experiment(path)  -> Experiment     spec.py, space.py      (YAML -> validated, frozen)
+    compile_plan(exp)      -> Plan           compiler.py, scheduling.py, warmstart.py
+                                                                    (checks, budget and schedule preview)
+    run(plan)              -> RunSummary     runner/                (Ray Tune -> Parquet tables)
+    read_results(path)     -> Results        results/               (trials, reports, events)
+    answers                                  analysis/              (leaderboard, curves, importance, plots, report)
 
-A trainable is ``def train(config, trial)`` that calls ``trial.report(step, metrics)``;
-``LocalTrial`` runs one without Ray. ``scalehp --help`` shows the command line.
+A trainable is ``def train(config, trial)`` that calls ``trial.report(step, metrics)``
+(trial.py; torch helpers in pytorch.py); ``LocalTrial`` runs one without Ray. Clusters:
+jobs.py (Ray Jobs API). ``scalehp --help`` shows the command line (cli/, the only code that prints).
 """
 
 from scalehp.compiler import Plan, compile_plan
