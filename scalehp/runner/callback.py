@@ -333,7 +333,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             on_progress(
                 Progress(
                     trials=plan.trials,
-                    running=sum(1 for t in trials if t.status == "RUNNING"),
+                    running=sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self.done),
                     completed=statuses.count("completed"),
                     stopped=statuses.count("stopped"),
                     errors=statuses.count("error"),
