@@ -9,6 +9,12 @@ column types, ``write_part`` for atomic part files), then times what a user does
 
     python benchmarks/results_scale.py                      # 10M rows (about 1 GB in memory)
     python benchmarks/results_scale.py --rows 200000 --runs 2 --trials 100   # a quick look
+    python benchmarks/results_scale.py --rows 1000000 --ray   # and next to ray.tune.ExperimentAnalysis
+
+``--ray`` also writes the same rows as Ray Tune experiments (an ``experiment_state-*.json`` per
+run, a ``result.json`` per trial, as Ray writes them) and times loading and ranking them with
+``ExperimentAnalysis`` next to scalehp's two ways (BENCHMARKS.md has the figures: at 10M rows
+144.5 s for Ray's loader, 3.7 s for scalehp loading every row, 0.02 s from the trials table).
 
 Figures are printed; nothing here is a test (tests/test_benchmarks.py runs a tiny size).
 
@@ -184,6 +190,111 @@ def measure(root: Path) -> list[tuple[str, float, float, str]]:
     return figures
 
 
+def write_ray_experiments(root: Path, ray_root: Path) -> dict[str, float]:
+    """Write the same report rows in the layout Ray Tune leaves: one experiment folder per run
+    with an ``experiment_state-*.json`` (the trials, as ``TuneController.save_to_dir`` writes
+    them) and one folder per trial holding ``result.json``, a JSON line per report with the
+    keys Ray's function trainables add (as ``JsonLoggerCallback`` writes them)."""
+    from ray.train._internal.storage import StorageContext
+    from ray.tune.execution.placement_groups import PlacementGroupFactory
+    from ray.tune.experiment import Trial
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    from scalehp.results.store import read_results
+
+    results = read_results(root)
+    reports = results.table("reports").sort_by(
+        [("run_id", "ascending"), ("trial_id", "ascending"), ("step", "ascending")]
+    )
+    files = 0
+    for run_id in sorted(set(reports["run_id"].to_pylist())):
+        run = reports.filter(pc.equal(reports["run_id"], run_id)).to_pydict()
+        trials: list = []
+        n = len(run["step"])
+        start = 0
+        while start < n:
+            tid = run["trial_id"][start]
+            end = start
+            while end < n and run["trial_id"][end] == tid:
+                end += 1
+            config = {"lr": run["param_lr"][start], "width": run["param_width"][start], "opt": run["param_opt"][start]}
+            storage = StorageContext(storage_path=str(ray_root), experiment_dir_name=run_id, trial_dir_name=f"fn_{tid}")
+            trial = Trial("fn", config=config, trial_id=tid, storage=storage, stub=True)
+            trial_dir = Path(storage.trial_fs_path)
+            trial_dir.mkdir(parents=True)
+            lines = []
+            for i in range(start, end):
+                step = run["step"][i]
+                result = {
+                    "loss": run["metric_loss"][i],
+                    "acc": run["metric_acc"][i],
+                    "timestamp": int(run["time"][i].timestamp()),
+                    "checkpoint_dir_name": None,
+                    "done": i == end - 1,
+                    "training_iteration": step,
+                    "trial_id": tid,
+                    "date": run["time"][i].strftime("%Y-%m-%d_%H-%M-%S"),
+                    "time_this_iter_s": 1.0,
+                    "time_total_s": run["elapsed_s"][i],
+                    "pid": 4242,
+                    "hostname": "bench",
+                    "node_ip": "127.0.0.1",
+                    "config": config,
+                    "time_since_restore": run["elapsed_s"][i],
+                    "iterations_since_restore": step,
+                }
+                lines.append(json.dumps(result))
+            (trial_dir / "result.json").write_text("\n".join(lines) + "\n")
+            files += 1
+            trial.run_metadata.last_result = result
+            trial.placement_group_factory = PlacementGroupFactory([{"CPU": 1}])
+            trial.status = Trial.TERMINATED
+            trials.append(trial)
+            start = end
+        state = {
+            "trial_data": [t.get_json_state() for t in trials],
+            "runner_data": {},
+            "stats": {"start_time": T0},
+        }
+        (ray_root / run_id / "experiment_state-2026-01-01_00-00-00.json").write_text(
+            json.dumps(state, cls=TuneFunctionEncoder)
+        )
+    size = sum(f.stat().st_size for f in ray_root.rglob("*.json"))
+    return {"trials": files, "mb": size / 1e6}
+
+
+def compare_ray(root: Path, ray_root: Path) -> list[tuple[str, float, float, str]]:
+    """Load and rank the same rows both ways: scalehp's results root and Ray's loader."""
+    from ray.tune import ExperimentAnalysis  # imported before timing: Ray's import is not counted
+
+    from scalehp.analysis.tables import leaderboard
+    from scalehp.results.store import read_results
+
+    figures: list[tuple[str, float, float, str]] = []
+    with timed(figures, "scalehp: read_results + all reports + best per trial + top 10") as note:
+        results = read_results(root)
+        reports = results.table("reports")
+        best = reports.group_by(["run_id", "trial_id"]).aggregate([("metric_loss", "min")])
+        top = best.take(pc.sort_indices(best, sort_keys=[("metric_loss_min", "ascending")])[:10])
+        note["note"] = f"{reports.num_rows:,} rows; best {top['metric_loss_min'][0].as_py():.6f}"
+    with timed(figures, "scalehp: read_results + leaderboard(trials)") as note:
+        results = read_results(root)
+        board = leaderboard(results.trials, "min", top=10)
+        note["note"] = f"best {board['best_value'].iloc[0]:.6f}"
+    with timed(figures, "ray: ExperimentAnalysis per run + dataframe(loss, min) + top 10") as note:
+        frames = []
+        rows = 0
+        for run_dir in sorted(p for p in ray_root.iterdir() if p.is_dir()):
+            analysis = ExperimentAnalysis(str(run_dir), default_metric="loss", default_mode="min")
+            rows += sum(len(df) for df in analysis.trial_dataframes.values())
+            frames.append(analysis.dataframe(metric="loss", mode="min"))
+        import pandas as pd
+
+        ray_top = pd.concat(frames).nsmallest(10, "loss")
+        note["note"] = f"{rows:,} rows; best {ray_top['loss'].iloc[0]:.6f}"
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="report rows in all")
@@ -192,11 +303,17 @@ def main() -> None:
     parser.add_argument("--part-rows", type=int, default=100_000, help="rows per part file")
     parser.add_argument("--root", type=Path, default=None, help="where to write (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the generated root")
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="also write the rows as Ray Tune experiments and load them with ray.tune.ExperimentAnalysis",
+    )
     args = parser.parse_args()
 
     root = args.root or Path(tempfile.mkdtemp(prefix="scalehp-bench-"))
     if root.exists() and any(root.iterdir()):
         raise SystemExit(f"{root} is not empty; give an empty or new folder")
+    cleanup: list[Path] = []
     try:
         start = time.perf_counter()
         sizes = make_root(root, args.rows, args.runs, args.trials, args.part_rows)
@@ -213,9 +330,30 @@ def main() -> None:
             print(f"{what.ljust(width)}  {seconds:7.2f} s  {cpu:7.2f} s  {note}")
         total, cpu = sum(f[1] for f in figures), sum(f[2] for f in figures)
         print(f"{'total'.ljust(width)}  {total:7.2f} s  {cpu:7.2f} s")
+        if args.ray:
+            ray_root = Path(tempfile.mkdtemp(prefix="scalehp-bench-ray-"))
+            cleanup.append(ray_root)
+            start = time.perf_counter()
+            ray_sizes = write_ray_experiments(root, ray_root)
+            print(
+                f"wrote the same rows as {args.runs} Ray Tune experiments, {ray_sizes['trials']:,} trial folders "
+                f"with result.json ({ray_sizes['mb']:.0f} MB) in {time.perf_counter() - start:.1f} s"
+            )
+            versus = compare_ray(root, ray_root)
+            width = max(len(w) for w, _, _, _ in versus)
+            print(f"{'load and rank'.ljust(width)}  {'wall':>9}  {'cpu':>9}  (load average {os.getloadavg()[0]:.1f})")
+            for what, seconds, cpu, note in versus:
+                print(f"{what.ljust(width)}  {seconds:7.2f} s  {cpu:7.2f} s  {note}")
+            ray_wall, ray_cpu = versus[2][1], versus[2][2]
+            for what, seconds, cpu, _ in versus[:2]:
+                print(
+                    f"ray / {what.split(': ', 1)[1]}: {ray_wall / seconds:.1f}x wall, {ray_cpu / max(cpu, 1e-6):.1f}x cpu"
+                )
     finally:
         if not args.keep and args.root is None:
             shutil.rmtree(root, ignore_errors=True)
+        for path in cleanup if not args.keep else []:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,23 @@ def test_results_scale_benchmark_runs_small(tmp_path):
     assert re.search(r"^total\s+[\d.]+ s\s+[\d.]+ s$", out.stdout, re.M)
 
 
+def test_results_scale_benchmark_against_ray_loader_small(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "benchmarks/results_scale.py", "--rows", "2000", "--runs", "2", "--trials", "5", "--ray"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "as 2 Ray Tune experiments, 10 trial folders with result.json" in out.stdout
+    # scalehp and ray.tune.ExperimentAnalysis read the same rows and find the same best value
+    loaded = re.findall(r"^(scalehp|ray): .*\s[\d.]+ s\s+[\d.]+ s\s+2,000 rows; best (-?[\d.]+)$", out.stdout, re.M)
+    assert [name for name, _ in loaded] == ["scalehp", "ray"], out.stdout
+    assert len({best for _, best in loaded}) == 1
+    assert len(re.findall(r"^ray / .*: [\d.]+x wall, [\d.]+x cpu$", out.stdout, re.M)) == 2
+
+
 def _bench(*args: str, timeout: int = 600) -> str:
     out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
