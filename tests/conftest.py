@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,15 +15,29 @@ def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local():
-    """One fresh local Ray for the session's integration tests (stopped by its own shutdown)."""
+    """A fresh local Ray for one test module (stopped by its own shutdown): no module
+    inherits actors, workers or state that another module left in a shared instance."""
     import ray
 
     os.chdir(ROOT)
+    if ray.is_initialized():
+        ray.shutdown()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ray_token_cache():
+    """Ray caches its auth token per process; tests that point HOME or RAY_AUTH_* elsewhere
+    must not leave that token behind for the next test's Ray."""
+    yield
+    raylet = sys.modules.get("ray._raylet")
+    loader = getattr(raylet, "AuthenticationTokenLoader", None)
+    if loader is not None:
+        loader.instance().reset_cache()
 
 
 def write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
