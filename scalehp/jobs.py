@@ -109,6 +109,11 @@ def _errors(address: str) -> Iterator[None]:
         yield
     except AuthenticationError as exc:
         text = str(exc)
+        if "couldn't find an authentication token" in text:  # Ray's client, before any request
+            raise RunError(
+                f"no Ray auth token found for {address}: "
+                f"set {TOKEN_ENV} or {TOKEN_PATH_ENV} (e.g. to the cluster's auth_token file)"
+            ) from None
         if "Authentication required" in text:
             raise RunError(
                 f"the Ray cluster at {address} requires a token and none was sent: "

@@ -14,6 +14,7 @@ from scalehp.errors import RunError, SpecError
 def no_token(monkeypatch, tmp_path):
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # set by Ray in a process that started it
     monkeypatch.setenv("HOME", str(tmp_path))
     return tmp_path
 
@@ -58,7 +59,9 @@ def test_submit_checks_the_file_before_contacting_anyone(tmp_path):
         jobs.submit(good, "http://127.0.0.1:9", working_dir=tmp_path)
 
 
-def test_an_unreachable_cluster_is_one_clear_error(no_token):
+def test_an_unreachable_cluster_is_one_clear_error(no_token, monkeypatch):
+    # a token is at hand (a process that ran Ray in token mode insists on one), the cluster is not
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "0" * 64)
     with pytest.raises(RunError, match="cannot reach the Ray Jobs API at http://127.0.0.1:9"):
         jobs.list_jobs("http://127.0.0.1:9")
 
