@@ -23,6 +23,8 @@ from scalehp.space import (
     FloatParam,
     GridParam,
     IntParam,
+    LogNormalParam,
+    NormalParam,
     flatten_space,
     is_conditional,
 )
@@ -99,7 +101,7 @@ def _check_searcher(experiment: Experiment, sampler: str | None) -> None:
     searcher = f"optuna {sampler}" if sampler else algorithm
     for node in flatten_space(experiment.space):
         param, path = node.param, node.path
-        if algorithm == "grid" and isinstance(param, (FloatParam, IntParam)):
+        if algorithm == "grid" and isinstance(param, (FloatParam, IntParam, NormalParam, LogNormalParam)):
             raise experiment.error(
                 path,
                 f"grid search cannot enumerate a {param.kind} range; give {{grid: [...]}} values or use search.algorithm random",
@@ -118,7 +120,21 @@ def _check_searcher(experiment: Experiment, sampler: str | None) -> None:
             raise experiment.error(
                 path, "random search of a conditional space cannot also walk a grid; write {choice: [...]} instead"
             )
+        if (
+            algorithm == "random"
+            and isinstance(param, GridParam)
+            and any(isinstance(p, LogNormalParam) for p in experiment.space.values())
+        ):
+            raise experiment.error(
+                path, "random search with a lognormal param cannot also walk a grid; write {choice: [...]} instead"
+            )
         if algorithm == "optuna":
+            if isinstance(param, (NormalParam, LogNormalParam)):
+                raise experiment.error(
+                    path,
+                    f"optuna has no {param.kind} distribution for {node.name!r}; use search.algorithm hyperopt "
+                    "or random, or a {float: [low, high]} range",
+                )
             if isinstance(param, FloatParam) and param.log and param.step:
                 raise experiment.error(path, f"{searcher} cannot search float {node.name!r} on a log scale with a step")
             if isinstance(param, ChoiceParam) and not all(isinstance(o, _OPTUNA_VALUES) for o in param.options):

@@ -6,7 +6,13 @@ In an experiment file each entry of ``space`` is one of::
     hidden:    {int: [16, 256], log: true, step: 1}     # integers, both bounds included
     optimizer: {choice: [adam, sgd]}                    # sampled by the search algorithm
     seed:      {grid: [0, 1, 2]}                        # every value, times `budget.samples`
+    dropout:   {normal: [0.3, 0.1]}                     # Normal(mean, sd); optional step
+    lr:        {lognormal: [-6.9, 1.0]}                 # ln(value) ~ Normal(mu, sigma): median e**mu
     epochs: 3                                           # anything else is a constant
+
+Bounds are always values, never exponents: ``{float: [1.0e-4, 1.0e-1], log: true}`` samples
+between 0.0001 and 0.1. ``lognormal`` is the one kind whose two numbers live in log space
+(the mean and sd of ``ln(value)``, as in numpy, hyperopt, NNI and W&B).
 
 Conditional spaces: a choice whose options are a mapping gives each option its own
 sub-space, active only while that option is chosen; ``count`` repeats a sub-space once per
@@ -169,6 +175,61 @@ def _distinct(values: list[Any], what: str) -> list[Any]:
     return values
 
 
+class _Gaussian(_Kind):
+    """Shared by :class:`NormalParam` and :class:`LogNormalParam`: two numbers and an optional step."""
+
+    moments: tuple[Number, Number]
+    step: Number | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> _Gaussian:
+        if not all(math.isfinite(v) for v in self.moments):
+            raise ValueError("mean and standard deviation must be finite numbers")
+        if self.sd <= 0:
+            raise ValueError(f"the standard deviation must be > 0, got {self.sd}")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"step must be > 0, got {self.step}")
+        return self
+
+    @property
+    def mean(self) -> float:
+        return float(self.moments[0])
+
+    @property
+    def sd(self) -> float:
+        return float(self.moments[1])
+
+    def _quantize(self, value: float) -> float:
+        return round(value / self.step) * self.step if self.step else value
+
+
+class NormalParam(_Gaussian):
+    """A float drawn from Normal(mean, sd); ``step`` rounds it to a multiple of step."""
+
+    kind: ClassVar[str] = "normal"
+    moments: tuple[Number, Number] = Field(alias="normal", description="[mean, standard deviation]")
+
+    def sample(self, rng: random.Random) -> float:
+        return self._quantize(rng.gauss(self.mean, self.sd))
+
+    def describe(self) -> str:
+        return f"normal mean {self.mean:g} sd {self.sd:g}" + (f" step {self.step:g}" if self.step else "")
+
+
+class LogNormalParam(_Gaussian):
+    """A positive float whose natural log is Normal(mu, sigma): the median is ``exp(mu)``."""
+
+    kind: ClassVar[str] = "lognormal"
+    moments: tuple[Number, Number] = Field(alias="lognormal", description="[mu, sigma] of ln(value)")
+
+    def sample(self, rng: random.Random) -> float:
+        return self._quantize(math.exp(rng.gauss(self.mean, self.sd)))
+
+    def describe(self) -> str:
+        extra = f" step {self.step:g}" if self.step else ""
+        return f"lognormal ln(x) ~ N({self.mean:g}, {self.sd:g}), median {math.exp(self.mean):.3g}{extra}"
+
+
 class ChoiceParam(_Kind):
     """One of ``options``, picked by the search algorithm."""
 
@@ -298,7 +359,7 @@ class CountParam(_Kind):
         return f"count [{self.low}, {self.high}], each with " + ", ".join(self.each)
 
 
-KINDS = ("float", "int", "choice", "grid", "constant", "count")
+KINDS = ("float", "int", "normal", "lognormal", "choice", "grid", "constant", "count")
 
 
 def _kind_of(raw: Any) -> str:
@@ -333,6 +394,8 @@ Param = Annotated[
     Union[
         Annotated[FloatParam, Tag("float")],
         Annotated[IntParam, Tag("int")],
+        Annotated[NormalParam, Tag("normal")],
+        Annotated[LogNormalParam, Tag("lognormal")],
         Annotated[ChoiceParam, Tag("choice")],
         Annotated[ConditionalParam, Tag("conditional")],
         Annotated[CountParam, Tag("count")],
@@ -343,7 +406,7 @@ Param = Annotated[
     ],
     Discriminator(_kind_of),
 ]
-"""One search-space entry: ``{float: …}``, ``{int: …}``, ``{choice: …}``, ``{grid: …}``, ``{count: …}`` or a constant."""
+"""One search-space entry: ``{float: …}``, ``{int: …}``, ``{normal: …}``, ``{lognormal: …}``, ``{choice: …}``, ``{grid: …}``, ``{count: …}`` or a constant."""
 
 ConditionalParam.model_rebuild()
 CountParam.model_rebuild()
@@ -455,9 +518,8 @@ def _count(node: Node) -> int | None:
     param = node.param
     if isinstance(param, IntParam):
         return (param.high - param.low) // (param.step or 1) + 1
-    if isinstance(param, FloatParam):
-        return None
-    return len(node.values or [])
+    values = node.values
+    return None if values is None else len(values)
 
 
 def space_size(space: dict[str, Any]) -> int | None:

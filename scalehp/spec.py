@@ -30,6 +30,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -125,6 +126,64 @@ def read_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[tuple, int
     return reader.build(node), reader.lines
 
 
+class _Flow(dict):
+    """A mapping written on one line: ``{float: [0.001, 0.1], log: true}``."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes YAML that :func:`read_yaml` reads back as the same data (quotes what it would misread)."""
+
+    def represent_str(self, data: str) -> yaml.Node:
+        node = yaml.ScalarNode("tag:yaml.org,2002:str", data)  # plain style, as the reader would see it
+        plain = "\n" not in data and data == data.strip() and _Reader.scalar(node) == data
+        return self.represent_scalar("tag:yaml.org,2002:str", data, style=None if plain else '"')
+
+    def represent_flow(self, data: dict) -> yaml.Node:
+        return self.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
+
+    def represent_list(self, data: list) -> yaml.Node:
+        flat = all(not isinstance(v, (dict, list)) for v in data)
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_Dumper.add_representer(str, _Dumper.represent_str)
+_Dumper.add_representer(_Flow, _Dumper.represent_flow)
+_Dumper.add_representer(list, _Dumper.represent_list)
+_Dumper.add_representer(tuple, _Dumper.represent_list)
+
+
+def _flow_params(space: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, param in space.items():
+        if isinstance(param, dict) and isinstance(param.get("choice"), dict):  # a conditional choice
+            options = {o: (_flow_params(sub) if sub else sub) for o, sub in param["choice"].items()}
+            out[name] = {**param, "choice": options}
+        elif isinstance(param, dict) and isinstance(param.get("each"), dict):
+            out[name] = {**param, "each": _flow_params(param["each"])}
+        elif isinstance(param, dict) and not any(isinstance(v, dict) for v in param.values()):
+            out[name] = _Flow(param)
+        else:
+            out[name] = param
+    return out
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """An experiment (plain data) as YAML, keys in the given order, each param on one line where it fits.
+
+    Reading the text back with :func:`read_yaml` gives the same data: strings that would
+    read as numbers, booleans or null (``"1e-5"``, ``"true"``) are quoted.
+
+    Example:
+        >>> print(dump_yaml({"name": "x", "space": {"lr": {"float": [1e-4, 0.1], "log": True}}}), end="")
+        name: x
+        space:
+          lr: {float: [0.0001, 0.1], log: true}
+    """
+    if isinstance(data.get("space"), dict):
+        data = {**data, "space": _flow_params(data["space"])}
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+
 # ---------------------------------------------------------------------------
 # The models
 
@@ -180,8 +239,11 @@ class _Model(BaseModel):
 class Metric(_Model):
     """The metric the search optimises: its name as the trainable reports it, and the mode."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, description="exactly as the trainable reports it, e.g. val/loss")
     mode: Literal["min", "max"]
+    goal: Number | None = Field(
+        None, description="end the whole run once a trial reaches this value (at or below it for min, above for max)"
+    )
 
 
 class Budget(_Model):
@@ -338,6 +400,9 @@ class Failure(_Model):
 
     max_retries: Integer = Field(0, ge=0, le=100, description="restarts of a failing trial from its last checkpoint")
     fail_fast: bool = Field(False, description="stop the whole run at the first trial error")
+    max_failed_trials: Integer | None = Field(
+        None, ge=1, description="end the whole run once this many trials have failed (after their retries)"
+    )
 
 
 class Checkpoints(_Model):
@@ -346,14 +411,65 @@ class Checkpoints(_Model):
     keep: Integer | None = Field(2, ge=1, description="checkpoints kept per trial (null: all)")
 
 
+class Command(_Model):
+    """A command line run once per trial, for programs that are not Python functions.
+
+    ``${name}`` in an argument becomes the value of param ``name``; ``${args}`` expands to
+    ``--name=value`` for every param of the trial, ``${args_no_hyphens}`` to ``name=value``
+    (Hydra's overrides), ``${args_json}`` to one JSON argument; ``${trial_id}`` and ``${python}``
+    (this Python) are filled in too. The program prints its metrics, one report per line that
+    holds the experiment's metric: ``name=value`` pairs (Katib's format; ``step=N`` or
+    ``epoch=N`` gives the step) or a JSON object.
+    """
+
+    run: str | list[str] = Field(
+        description="the command: a string split the way a shell splits words (no shell features) or a list"
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    cwd: str | None = Field(None, description="working folder of the command (default: where scalehp runs)")
+    metric_format: str | None = Field(
+        None,
+        description="a regular expression with groups 'name' and 'value' that finds one metric in an output line "
+        "(default: name=value)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, raw: Any) -> Any:
+        return {"run": raw} if isinstance(raw, (str, list)) else raw
+
+    @field_validator("run")
+    @classmethod
+    def _not_empty(cls, run: str | list[str]) -> str | list[str]:
+        if not (run.strip() if isinstance(run, str) else run):
+            raise ValueError("the command is empty")
+        return run
+
+    @field_validator("metric_format")
+    @classmethod
+    def _pattern(cls, pattern: str | None) -> str | None:
+        if pattern is None:
+            return None
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if not {"name", "value"} <= set(compiled.groupindex):
+            raise ValueError("metric_format needs the groups (?P<name>...) and (?P<value>...)")
+        return pattern
+
+
 class Experiment(_Model):
     """A validated, frozen experiment: everything needed to plan and run a tuning job."""
 
     version: Literal[1] = 1
     name: Name
     description: str | None = None
-    trainable: Annotated[str, AfterValidator(_check_trainable)] = Field(
-        description="'module:function' imported at run time"
+    trainable: Annotated[str, AfterValidator(_check_trainable)] | None = Field(
+        None, description="'module:function' imported at run time (or give command)"
+    )
+    command: Command | None = Field(
+        None, validate_default=True, description="a command line run per trial, instead of a trainable"
     )
     metric: Metric = Field(description="the metric to optimise, or a list of metrics for multi-objective search")
     metrics: tuple[Metric, ...] | None = Field(
@@ -385,6 +501,16 @@ class Experiment(_Model):
                 raise ValueError("give the metrics once, as a list under 'metric'")
             data = {**data, "metric": objectives[0], "metrics": objectives}
         return data
+
+    @field_validator("command")
+    @classmethod
+    def _trainable_or_command(cls, command: Command | None, info: ValidationInfo) -> Command | None:
+        trainable = info.data.get("trainable")
+        if command is None and trainable is None and "trainable" in info.data:
+            raise ValueError("give trainable ('module:function') or command (a command line run per trial)")
+        if command is not None and trainable is not None:
+            raise ValueError("give trainable or command, not both")
+        return command
 
     @model_validator(mode="after")
     def _check_metrics(self) -> Experiment:
@@ -446,6 +572,8 @@ def _known_keys() -> set[str]:
     stack += [
         _space.FloatParam,
         _space.IntParam,
+        _space.NormalParam,
+        _space.LogNormalParam,
         _space.ChoiceParam,
         _space.GridParam,
         _space.ConstantParam,
@@ -466,7 +594,19 @@ def _known_keys() -> set[str]:
     return keys
 
 
-_NOISE = {"bare", "ambiguous", "float", "int", "choice", "grid", "constant", "conditional", "count"}
+_NOISE = {
+    "bare",
+    "ambiguous",
+    "float",
+    "int",
+    "normal",
+    "lognormal",
+    "choice",
+    "grid",
+    "constant",
+    "conditional",
+    "count",
+}
 
 
 def _dotted(loc: tuple) -> str:

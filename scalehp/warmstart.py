@@ -26,6 +26,8 @@ from scalehp.space import (
     FloatParam,
     GridParam,
     IntParam,
+    LogNormalParam,
+    NormalParam,
     flatten_space,
 )
 from scalehp.spec import Experiment
@@ -46,6 +48,9 @@ def fits(param: Any, value: Any) -> bool:
     if isinstance(param, (IntParam, CountParam)):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
         return ok and param.low <= value <= param.high
+    if isinstance(param, (NormalParam, LogNormalParam)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return number and (value > 0 or isinstance(param, NormalParam))
     if isinstance(param, ChoiceParam):
         return value in param.options
     if isinstance(param, (ConditionalParam, GridParam)):

@@ -101,9 +101,19 @@ def arrow_type(values: list) -> pa.DataType:
 
 def param_type(param) -> pa.DataType:
     """The Arrow type of one param's column (conditional choices and counts by their values)."""
-    from scalehp.space import ChoiceParam, ConditionalParam, ConstantParam, CountParam, FloatParam, GridParam, IntParam
+    from scalehp.space import (
+        ChoiceParam,
+        ConditionalParam,
+        ConstantParam,
+        CountParam,
+        FloatParam,
+        GridParam,
+        IntParam,
+        LogNormalParam,
+        NormalParam,
+    )
 
-    if isinstance(param, FloatParam):
+    if isinstance(param, (FloatParam, NormalParam, LogNormalParam)):
         return pa.float64()
     if isinstance(param, (IntParam, CountParam)):
         return pa.int64()

@@ -18,14 +18,16 @@ A NaN or infinite value ranks last (Ray would leave the trial out of the ranking
 
 from __future__ import annotations
 
+import functools
 import json
+import random
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
 from scalehp.runner.schedulers import finite
 from scalehp.runner.search import domain
 from scalehp.scheduling import mutations
-from scalehp.space import ChoiceParam, FloatParam, GridParam, IntParam
+from scalehp.space import ChoiceParam, FloatParam, GridParam, IntParam, LogNormalParam
 
 
 def _json(params: dict[str, Any]) -> str:
@@ -134,6 +136,8 @@ def population_scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str,
             hyperparam_mutations[key] = list(param.options)
         elif isinstance(param, GridParam):
             hyperparam_mutations[key] = list(param.values)
+        elif isinstance(param, LogNormalParam):  # no Ray domain: PBT takes a function that draws a value
+            hyperparam_mutations[key] = functools.partial(param.sample, random.Random())
         else:
             hyperparam_mutations[key] = domain(param)
     return RecordingPBT(

@@ -4,7 +4,8 @@ One experiment file means the same space under every searcher:
 
 * ``random`` / ``grid`` on a flat space: Ray's ``BasicVariantGenerator`` over Tune domains
   (``samples`` trials per grid point, Ray's semantics);
-* ``random`` on a conditional space: :func:`~scalehp.space.sample_config` with a seeded
+* ``random`` on a conditional space, or one with a ``lognormal`` param (Ray has no such
+  domain): :func:`~scalehp.space.sample_config` with a seeded
   ``random.Random``, one draw per trial, so only active params are drawn (Ray 2.60's
   ``BasicVariantGenerator`` can make a value depend on another through ``tune.sample_from``,
   but every key of ``param_space`` stays in the config, so an inactive param would have to
@@ -38,7 +39,9 @@ from scalehp.space import (
     FloatParam,
     GridParam,
     IntParam,
+    LogNormalParam,
     Node,
+    NormalParam,
     flatten_space,
     is_conditional,
     resolve,
@@ -52,7 +55,10 @@ _BRANCH = "__scalehp_branch__"
 def owns_space(experiment: Experiment) -> bool:
     """Whether the searcher holds the space itself (Ray's ``param_space`` is then empty)."""
     algorithm = experiment.search.algorithm
-    return algorithm in ("hyperopt", "optuna") or (algorithm == "random" and is_conditional(experiment.space))
+    if algorithm in ("hyperopt", "optuna"):
+        return True
+    lognormal = any(isinstance(p, LogNormalParam) for p in experiment.space.values())
+    return algorithm == "random" and (is_conditional(experiment.space) or lognormal)
 
 
 def param_space(experiment: Experiment) -> dict[str, Any]:
@@ -77,6 +83,8 @@ def domain(p: Any, grid: bool = False) -> Any:
         if p.step and p.step > 1:
             return tune.qrandint(p.low, p.high, p.step)
         return tune.randint(p.low, p.high + 1)
+    if isinstance(p, NormalParam):
+        return tune.qrandn(p.mean, p.sd, p.step) if p.step else tune.randn(p.mean, p.sd)
     if isinstance(p, ChoiceParam):
         return tune.grid_search(list(p.options)) if grid else tune.choice(list(p.options))
     if isinstance(p, GridParam):
@@ -138,6 +146,10 @@ def hyperopt_space(nodes: list[Node]) -> dict[str, Any]:
                 out = hp.qloguniform(label, low, high, p.step) if p.step else hp.loguniform(label, low, high)
             else:
                 out = hp.quniform(label, p.low, p.high, p.step) if p.step else hp.uniform(label, p.low, p.high)
+        elif isinstance(p, NormalParam):
+            out = hp.qnormal(label, p.mean, p.sd, p.step) if p.step else hp.normal(label, p.mean, p.sd)
+        elif isinstance(p, LogNormalParam):
+            out = hp.qlognormal(label, p.mean, p.sd, p.step) if p.step else hp.lognormal(label, p.mean, p.sd)
         elif isinstance(p, IntParam):
             if p.log:
                 out = hp.qloguniform(label, math.log(p.low), math.log(p.high), 1)
