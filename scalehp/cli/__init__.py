@@ -116,4 +116,4 @@ def main(debug: bool) -> None:
 
 
 # the commands register themselves on ``main``
-from scalehp.cli import experiment, jobs, report, results  # noqa: E402, F401
+from scalehp.cli import experiment, imports, jobs, report, results  # noqa: E402, F401

@@ -1,0 +1,35 @@
+"""``scalehp import``: another tool's sweep definition -> a scalehp experiment file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from scalehp.cli import main
+from scalehp.importers import FORMATS
+
+
+@main.command(name="import")
+@click.option("--from", "fmt", type=click.Choice(list(FORMATS)), required=True, help="The source's format.")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the experiment here (default: stdout).")
+def import_(fmt: str, file: str, output: str | None) -> None:
+    """Convert FILE (a W&B, Katib, NNI, Determined or Hydra-Optuna sweep) to a scalehp experiment file.
+
+    Every setting that could not be carried over exactly is listed on stderr with what it became.
+    """
+    from scalehp.importers import import_file
+
+    imported = import_file(fmt, file)
+    text = imported.yaml()
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    if imported.notes:
+        click.secho(f"{len(imported.notes)} setting(s) not carried over exactly:", err=True, fg="yellow")
+        for note in imported.notes:
+            where = f"{file}:{note.line}" if note.line else file
+            click.echo(f"  {where}: {note.path}: {note.message}", err=True)
