@@ -639,6 +639,11 @@ def _message(error: dict[str, Any]) -> str:
             return f"unknown scheduler {key!r}; choose one of {', '.join(Scheduler.model_fields)}"
         close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
         return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    pair = {"normal": "[mean, sd]", "lognormal": "[mu, sigma]"}
+    loc = error["loc"]
+    if kind == "tuple_type" or (kind == "missing" and len(loc) > 1 and isinstance(loc[-1], int)):
+        name = loc[-1] if kind == "tuple_type" else loc[-2]
+        return f"give two numbers {pair.get(name, '[low, high]')}"
     if kind == "missing":
         return "required key is missing"
     bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
@@ -675,6 +680,8 @@ def experiment_from_data(data: Any, *, source: str = "<dict>", lines: dict | Non
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         first = errors[0]
         loc = _clean_loc(tuple(first["loc"]))
+        if first["type"] == "missing" and loc and isinstance(loc[-1], int):
+            loc = loc[:-1]  # a pair given one number: the pair is at fault
         message = _message(first)
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
