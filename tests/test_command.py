@@ -298,3 +298,29 @@ def test_example_compiles_with_its_command():
     path = Path(__file__).resolve().parent.parent / "experiments" / "command_digits.yaml"
     exp = load_experiment(path)
     assert exp.command is not None and compile_plan(exp).scheduler == "asha"
+
+
+def test_program_dies_with_the_process_that_runs_its_trial(tmp_path):
+    """A Ray actor can be killed outright (no clean-up runs): its program and their children go too."""
+    import signal
+    import subprocess
+
+    host = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from scalehp.command import run_command; from scalehp.spec import Command; "
+            "from scalehp.trial import LocalTrial; "
+            "run_command(Command(run='${python} tests/programs/epochs.py --epochs=600 --sleep=0.1', "
+            f"env={{'PID_DIR': {str(tmp_path)!r}}}), {{}}, LocalTrial(max_steps=1000, metric='loss'))",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    deadline = time.monotonic() + 20
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pids = [int(p.read_text()) for p in tmp_path.iterdir()]
+    assert len(pids) == 2
+    host.send_signal(signal.SIGKILL)
+    host.wait()
+    assert _all_gone(pids), "the program outlived the process that ran its trial"
