@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from scalehp.errors import SpecError
 from scalehp.results.schema import column_name
 from scalehp.results.store import read_results
 from scalehp.runner import run
@@ -94,6 +95,19 @@ def test_failing_command_is_an_error_row_and_a_retry_starts_it_again(ray_local, 
     for error in trials["error"]:
         assert "CommandError: the command exited with status 3" in error
         assert "| failing on purpose" in error
+
+
+def test_command_that_never_prints_the_metric_stops_the_run(ray_local, tmp_path):
+    exp = experiment(
+        tmp_path,
+        metric={"name": "val_accuracy", "mode": "max"},
+        budget={"samples": 3, "max_steps": 3},
+        space={"epochs": 3},
+        scheduler="fifo",
+        concurrency=1,
+    )
+    with pytest.raises(SpecError, match=r"metric\.name: the command exited without printing the metric 'val_accuracy'"):
+        run(exp)
 
 
 def _alive(pids: list[int], wait_s: float) -> list[int]:
