@@ -575,7 +575,8 @@ def run_command(
             "SCALEHP_TRIAL_ID": str(trial.trial_id),
             "SCALEHP_PARAMS": params_json(config),
             "SCALEHP_MAX_STEPS": str(trial.max_steps),
-            "PYTHONUNBUFFERED": command.env.get("PYTHONUNBUFFERED", "1"),  # lines as they are printed
+            # a Python program's lines as it prints them, unless the experiment says otherwise
+            "PYTHONUNBUFFERED": command.env.get("PYTHONUNBUFFERED", os.environ.get("PYTHONUNBUFFERED", "1")),
         }
         try:
             process = subprocess.Popen(
