@@ -173,7 +173,9 @@ def test_override_grammar(text, expected):
     assert parse_override(text) == expected
 
 
-@pytest.mark.parametrize("text", ["choice(", "range(a, b)", "interval(1)", "foo(1)", "choice(choice(1, 2))", "${db.host}"])
+@pytest.mark.parametrize(
+    "text", ["choice(", "range(a, b)", "interval(1)", "foo(1)", "choice(choice(1, 2))", "${db.host}"]
+)
 def test_override_grammar_errors(text):
     with pytest.raises(GrammarError):
         parse_override(text)
@@ -194,14 +196,34 @@ ERRORS = [
     (BASE + "      db: glob(*)\n", "hydra.sweeper.params.db", 8, "glob"),
     (BASE + "      opt: choice([1, 2], [3])\n", "hydra.sweeper.params.opt", 8, "str, int, float, bool and null"),
     (BASE + "      y: choice(1,\n", "hydra.sweeper.params.y", 8, "missing value at column 10"),
-    (BASE + "    sampler: {_target_: optuna.samplers.PartialFixedSampler}\n", "hydra.sweeper.sampler._target_", 8, "no scalehp equivalent"),
-    (BASE + "    sampler: {_target_: optuna.samplers.TPESampler, n_trees: 3}\n", "hydra.sweeper.sampler.n_trees", 8, "unknown TPESampler option"),
-    (BASE + "    pruner: {_target_: optuna.pruners.MedianPruner}\n", "hydra.sweeper.pruner", 8, "unknown Optuna sweeper key"),
+    (
+        BASE + "    sampler: {_target_: optuna.samplers.PartialFixedSampler}\n",
+        "hydra.sweeper.sampler._target_",
+        8,
+        "no scalehp equivalent",
+    ),
+    (
+        BASE + "    sampler: {_target_: optuna.samplers.TPESampler, n_trees: 3}\n",
+        "hydra.sweeper.sampler.n_trees",
+        8,
+        "unknown TPESampler option",
+    ),
+    (
+        BASE + "    pruner: {_target_: optuna.pruners.MedianPruner}\n",
+        "hydra.sweeper.pruner",
+        8,
+        "unknown Optuna sweeper key",
+    ),
     (BASE + "    max_failure_rate: 2\n", "hydra.sweeper.max_failure_rate", 8, "between 0 and 1"),
     (BASE.replace("minimize", "minimise"), "hydra.sweeper.direction", 5, "minimize or maximize"),
     (BASE.replace("sweeper: optuna", "sweeper: ax"), "defaults.0", 2, "not optuna"),
     (BASE.replace("interval(-5, 5)", "range(5, 1)"), "hydra.sweeper.params.x", 7, "below stop"),
-    (BASE + "    _target_: hydra_plugins.hydra_ax_sweeper.ax_sweeper.AxSweeper\n", "hydra.sweeper._target_", 8, "not Hydra's Optuna sweeper"),
+    (
+        BASE + "    _target_: hydra_plugins.hydra_ax_sweeper.ax_sweeper.AxSweeper\n",
+        "hydra.sweeper._target_",
+        8,
+        "not Hydra's Optuna sweeper",
+    ),
     ("hydra:\n  job:\n    name: x\n", "hydra", 1, "no hydra.sweeper"),
 ]
 
@@ -242,3 +264,12 @@ def test_cli_takes_the_program(tmp_path):
     assert "${python} tests/programs/quadratic.py ${args_no_hyphens}" in out.read_text()
     assert f"{source}:10: optimized_metric:" in result.stderr
     compile_plan(load_experiment(out))
+
+
+def test_several_directions_need_a_multi_objective_sampler(tmp_path):
+    source = tmp_path / "config.yaml"
+    text = BASE.replace("direction: minimize", "direction: [minimize, maximize]")
+    source.write_text(text.replace("optuna\n", "optuna\n  - override hydra/sweeper/sampler: random\n", 1))
+    with pytest.raises(SpecError, match="not RandomSampler") as caught:
+        import_file("hydra-optuna", source)
+    assert caught.value.path == "hydra.sweeper.direction"

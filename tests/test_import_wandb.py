@@ -90,7 +90,9 @@ def test_notes_say_what_changed_and_why():
     assert "budget.max_steps 100" in said["parameters"]
     assert {"project", "entity", "name"} <= set(said)
     # weight_decay, width, hidden, ... map exactly: no note for them
-    assert not any(path.startswith(("parameters.weight_decay", "parameters.width", "parameters.hidden")) for path in said)
+    assert not any(
+        path.startswith(("parameters.weight_decay", "parameters.width", "parameters.hidden")) for path in said
+    )
 
 
 def test_grid_with_nested_parameters():
@@ -158,17 +160,42 @@ parameters:
 
 ERRORS = [
     (BASE + "command: [python, train.py, '${args_json_file}']\n", "command.2", 6, "${args_json}"),
-    (BASE + "command: ['${env}', '${interpreter}', '${program}', '--home=${envvar:HOME}']\n", "command.3", 6, "environment"),
+    (
+        BASE + "command: ['${env}', '${interpreter}', '${program}', '--home=${envvar:HOME}']\n",
+        "command.3",
+        6,
+        "environment",
+    ),
     (BASE + "job: wandb/jobs/train:latest\n", "job", 6, "Launch"),
     (BASE + "early_terminate: {type: envelope}\n", "early_terminate.type", 6, "hyperband"),
-    (BASE + "  epochs: {value: 50}\nearly_terminate: {type: hyperband, min_iter: 50}\n", "early_terminate.min_iter", 7, "could ever be stopped"),
+    (
+        BASE + "  epochs: {value: 50}\nearly_terminate: {type: hyperband, min_iter: 50}\n",
+        "early_terminate.min_iter",
+        7,
+        "could ever be stopped",
+    ),
     (BASE + "scheduler: {engine: optuna, source: opt.py}\n", "scheduler.source", 6, "Python"),
     (BASE + "max_runs: 3\n", "max_runs", 6, "unknown W&B sweep key"),
     (BASE.replace("metric: {name: loss, goal: minimize}\n", ""), "metric", None, "names no metric"),
     (BASE.replace("method: random", "method: grid"), "parameters.lr", 5, "grid search cannot enumerate a uniform"),
-    (BASE.replace("{min: 0.001, max: 0.1}", "{distribution: cauchy, min: 0, max: 1}"), "parameters.lr.distribution", 5, "unknown W&B distribution"),
-    (BASE.replace("{min: 0.001, max: 0.1}", "{distribution: normal, min: 0, max: 1}"), "parameters.lr.min", 5, "normal takes no 'min'"),
-    (BASE.replace("{min: 0.001, max: 0.1}", "{distribution: log_uniform_values, min: 0, max: 1}"), "parameters.lr.min", 5, "> 0"),
+    (
+        BASE.replace("{min: 0.001, max: 0.1}", "{distribution: cauchy, min: 0, max: 1}"),
+        "parameters.lr.distribution",
+        5,
+        "unknown W&B distribution",
+    ),
+    (
+        BASE.replace("{min: 0.001, max: 0.1}", "{distribution: normal, min: 0, max: 1}"),
+        "parameters.lr.min",
+        5,
+        "normal takes no 'min'",
+    ),
+    (
+        BASE.replace("{min: 0.001, max: 0.1}", "{distribution: log_uniform_values, min: 0, max: 1}"),
+        "parameters.lr.min",
+        5,
+        "> 0",
+    ),
     (BASE.replace("method: random", "method: custom"), "method", 2, "scheduler.engine"),
 ]
 
@@ -229,3 +256,37 @@ def _write(result) -> Path:
     path = Path(tempfile.mkdtemp()) / "exp.yaml"
     path.write_text(result.yaml())
     return path
+
+
+def test_bayes_example_is_searchable_by_hyperopt():
+    """hyperopt draws every converted distribution (in-process, no Ray): values stay in their ranges and steps."""
+    from scalehp.runner.search import first_suggestions
+    from scalehp.spec import experiment_from_data
+
+    data, _ = read_yaml(imported("bayes_distributions.yaml").yaml())
+    for config in first_suggestions(compile_plan(experiment_from_data({**data, "seed": 0})), 8):
+        assert 1.0e-4 <= config["lr"] <= 0.1 and 1.0e-6 <= config["eps"] <= 1.0e-2
+        assert 8 <= config["embed"] <= 512 and config["embed"] % 8 == 0
+        assert config["hidden"] % 32 == 0 and 32 <= config["hidden"] <= 256
+        assert config["scale"] > 0 and config["clip"] % 0.5 == 0
+        assert config["optimizer"] == "adam" and config["use_bn"] in (True, False)
+
+
+def test_choices_over_mappings_and_several_metrics(tmp_path):
+    source = tmp_path / "sweep.yaml"
+    arch = "parameters:\n  arch: {values: [{depth: 2, width: 64}, {depth: 4, width: 32}]}\n"
+    source.write_text("program: train.py\nmethod: bayes\nmetric: {name: loss}\n" + arch)
+    result = import_file("wandb", source)  # hyperopt chooses among mappings
+    assert result.data["space"]["arch"] == {"choice": [{"depth": 2, "width": 64}, {"depth": 4, "width": 32}]}
+    several = "metrics: [{name: loss, goal: minimize}, {name: latency, goal: maximize}]\n"
+    source.write_text("program: train.py\nmethod: custom\nscheduler: {engine: optuna}\n" + several + arch)
+    with pytest.raises(SpecError, match="optuna chooses among numbers") as caught:
+        import_file("wandb", source)  # optuna does not
+    assert (caught.value.path, caught.value.line) == ("parameters.arch.values", 6)
+    source.write_text(source.read_text().replace("{depth: 2, width: 64}, {depth: 4, width: 32}", "small, large"))
+    result = import_file("wandb", source)
+    assert result.data["metric"] == [{"name": "loss", "mode": "min"}, {"name": "latency", "mode": "max"}]
+    assert result.data["search"] == {"algorithm": "optuna"}
+    source.write_text(source.read_text().replace("method: custom\nscheduler: {engine: optuna}\n", "method: bayes\n"))
+    with pytest.raises(SpecError, match="several metrics need method custom"):
+        import_file("wandb", source)

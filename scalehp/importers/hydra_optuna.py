@@ -130,14 +130,24 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "lr_adapt": (False,),
         "source_trials": (None,),
     },
-    "NSGAIISampler": {"mutation_prob": (None,), "crossover_prob": (0.9,), "swapping_prob": (0.5,), "constraints_func": (None,)},
+    "NSGAIISampler": {
+        "mutation_prob": (None,),
+        "crossover_prob": (0.9,),
+        "swapping_prob": (0.5,),
+        "constraints_func": (None,),
+    },
     "NSGAIIISampler": {
         "mutation_prob": (None,),
         "crossover_prob": (0.9,),
         "swapping_prob": (0.5,),
         "dividing_parameter": (3,),
     },
-    "QMCSampler": {"qmc_type": ("sobol",), "scramble": (False,), "warn_asynchronous_seeding": (True,), "warn_independent_sampling": (True,)},
+    "QMCSampler": {
+        "qmc_type": ("sobol",),
+        "scramble": (False,),
+        "warn_asynchronous_seeding": (True,),
+        "warn_independent_sampling": (True,),
+    },
     "GPSampler": {"deterministic_objective": (False,), "warn_independent_sampling": (True,)},
     "BruteForceSampler": {"avoid_premature_stop": (False,)},
     "RandomSampler": {},
@@ -369,7 +379,11 @@ class _Parser:
             if name == "range":
                 params = dict(zip(("start", "stop", "step"), args)) | kwargs
                 if "stop" not in params:
-                    params = {"start": 0, "stop": params["start"], **({"step": params["step"]} if "step" in params else {})}
+                    params = {
+                        "start": 0,
+                        "stop": params["start"],
+                        **({"step": params["step"]} if "step" in params else {}),
+                    }
                 for key, value in params.items():
                     if not isinstance(value, (int, float)) or isinstance(value, bool):
                         raise GrammarError(f"range() {key} must be a number, got {value!r}")
@@ -420,7 +434,9 @@ def _cast(kind: str, value: Any) -> Any:
     if isinstance(value, Range):
         if kind not in ("int", "float"):
             raise GrammarError("a range can only be cast to int or float")
-        return Range(_cast(kind, value.start), _cast(kind, value.stop), _cast(kind, value.step), value.shuffle, value.tags)
+        return Range(
+            _cast(kind, value.start), _cast(kind, value.stop), _cast(kind, value.step), value.shuffle, value.tags
+        )
     if isinstance(value, Interval):
         if kind not in ("int", "float"):
             raise GrammarError(f"an interval cannot be cast to {kind}")
@@ -478,6 +494,7 @@ class _Converter:
         self.sweeper: dict[str, Any] = {}
         self.group_sampler: tuple[str, str] | None = None  # (sampler class, where it was chosen)
         self.seed: int | None = None
+        self.optuna_selected = False
 
     def note(self, path: str, message: str) -> None:
         self.notes.append(self.source.note(path, message))
@@ -498,6 +515,11 @@ class _Converter:
                 raise self.error("hydra", "no hydra.sweeper section: this config does not configure the Optuna sweeper")
             self.sweeper, self.base = hydra["sweeper"], "hydra.sweeper"
             self.defaults(data.get("defaults"), "defaults")
+            if not self.optuna_selected:
+                self.note(
+                    "defaults" if "defaults" in data else "hydra.sweeper",
+                    "the defaults select no hydra/sweeper: optuna; read as the Optuna sweeper's settings",
+                )
             others = sorted(k for k in hydra if k not in ("sweeper", "mode", "job"))
             job = hydra.get("job") if isinstance(hydra.get("job"), dict) else {}
             others += [f"job.{k}" for k in job if k != "name"]
@@ -555,8 +577,7 @@ class _Converter:
                         f"launcher {value!r} left out: scalehp runs each trial as a command on Ray "
                         "(n_jobs -> concurrency)",
                     )
-        if path == "defaults" and not optuna:
-            self.note(path, "defaults select no hydra/sweeper: optuna; read as the Optuna sweeper's settings")
+        self.optuna_selected = self.optuna_selected or optuna
 
     # -- the whole file ---------------------------------------------------------------
 
@@ -577,6 +598,7 @@ class _Converter:
             )
         out: dict[str, Any] = {"version": 1, "name": self.name()}
         search, sampler = self.search()
+        self.search_algorithm, self.sampler_name = search["algorithm"], sampler
         metric = self.metric()
         space, grid = self.space(sampler)
         out["command"] = self.command()
@@ -725,6 +747,12 @@ class _Converter:
                 "the app must print it as a line `value=<number>` (or set metric.name to a metric it prints)",
             )
             return {"name": "value", "mode": modes[0]}
+        if self.search_algorithm != "optuna" or self.sampler_name == "CmaEsSampler":
+            raise self.error(
+                path,
+                f"several directions need a multi-objective Optuna sampler in scalehp (TPESampler or "
+                f"NSGAIISampler), not {self.sampler_name}",
+            )
         names = [f"value_{i}" for i in range(len(modes))]
         self.note(
             path,
@@ -741,7 +769,9 @@ class _Converter:
         params = self.sweeper.get("params")
         if params is not None:
             if not isinstance(params, dict):
-                raise self.error(self.at("params"), "params is a mapping of name -> override (e.g. lr: interval(0.001, 0.1))")
+                raise self.error(
+                    self.at("params"), "params is a mapping of name -> override (e.g. lr: interval(0.001, 0.1))"
+                )
             for key, raw in params.items():
                 name = self.param_name(str(key), self.at(f"params.{key}"))
                 space[name] = self.param(raw, self.at(f"params.{key}"), grid)
@@ -785,7 +815,9 @@ class _Converter:
         except GrammarError as exc:
             raise self.error(path, f"not a sweep Hydra's Optuna sweeper reads: {exc}") from None
         if isinstance(value, Glob):
-            raise self.error(path, "glob() picks options of a config group, which scalehp cannot list; write choice(...)")
+            raise self.error(
+                path, "glob() picks options of a config group, which scalehp cannot list; write choice(...)"
+            )
         if not isinstance(value, (Choice, Range, Interval)):
             return {"constant": value} if isinstance(value, (list, dict)) or value is None else value
         extra = sorted(value.tags - {"log"})
@@ -795,7 +827,9 @@ class _Converter:
             items = value.items if isinstance(value, Choice) else value.values()
             for item in items:
                 if isinstance(item, (list, dict)):
-                    raise self.error(path, f"the Optuna sweeper chooses among str, int, float, bool and null, not {item!r}")
+                    raise self.error(
+                        path, f"the Optuna sweeper chooses among str, int, float, bool and null, not {item!r}"
+                    )
             if not items:
                 raise self.error(path, "the sweep holds no value")
             if len(set(map(repr, items))) != len(items):
@@ -817,7 +851,10 @@ class _Converter:
             values = [round(start + i * step, 12) if floats else start + i * step for i in range(count)]
             if not values:
                 raise self.error(path, "the range holds no grid value")
-            self.note(path, f"range on a grid: {values[0]:g} .. {values[-1]:g} in steps of {step:g}, stop left out, as Hydra's GridSampler does")
+            self.note(
+                path,
+                f"range on a grid: {values[0]:g} .. {values[-1]:g} in steps of {step:g}, stop left out, as Hydra's GridSampler does",
+            )
             return {"choice": values}
         if start >= stop:
             raise self.error(path, f"range() start ({start}) must be below stop ({stop})")
@@ -840,7 +877,9 @@ class _Converter:
         log = "log" in value.tags
         if grid:
             if log or not integer:
-                raise self.error(path, "Hydra's GridSampler takes discrete distributions only (choice, range, int interval)")
+                raise self.error(
+                    path, "Hydra's GridSampler takes discrete distributions only (choice, range, int interval)"
+                )
             values = list(range(start, end))
             self.note(path, f"int interval on a grid: {start} .. {end - 1}, end left out, as Hydra's GridSampler does")
             return {"choice": values}
@@ -871,7 +910,9 @@ class _Converter:
         if grid:
             if kind == "float" and step is None or log:
                 raise self.error(path, "Hydra's GridSampler takes discrete distributions only")
-            return self.range(Range(int(low) if kind == "int" else low, int(high) if kind == "int" else high, step or 1), path, True)
+            return self.range(
+                Range(int(low) if kind == "int" else low, int(high) if kind == "int" else high, step or 1), path, True
+            )
         if low >= high:
             raise self.error(path, f"low ({low}) must be below high ({high})")
         if kind == "int":

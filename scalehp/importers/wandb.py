@@ -142,6 +142,7 @@ class _Converter:
         self.data: dict[str, Any] = source.data
         self.notes: list[Note] = []
         self.method = "random"
+        self.algorithm = "random"  # scalehp's search.algorithm
         self.nested_noted = False
 
     # -- helpers ----------------------------------------------------------------
@@ -175,9 +176,15 @@ class _Converter:
                 self.note(key, f"W&B's {key} has no meaning in scalehp (scalehp runs the search itself); left out")
 
         search = self.search()
+        self.algorithm = search["algorithm"]
         metric = self.metric()
         space = self.space()
         scheduler, max_steps = self.early_terminate(space)
+        if isinstance(metric, list):
+            if search["algorithm"] != "optuna":
+                raise self.error("metrics", "several metrics need method custom with scheduler.engine optuna")
+            if scheduler is not None:
+                raise self.error("early_terminate", "hyperband ranks runs by one metric; drop it or give one metric")
         out["command"] = self.command()
         out["metric"] = metric
         out["budget"] = {"samples": self.samples(space), "max_steps": max_steps}
@@ -302,7 +309,9 @@ class _Converter:
     def space(self) -> dict[str, Any]:
         params = self.data.get("parameters")
         if not isinstance(params, dict) or not params:
-            raise self.error("parameters", "W&B sweeps need parameters: a mapping of name -> {values|value|distribution…}")
+            raise self.error(
+                "parameters", "W&B sweeps need parameters: a mapping of name -> {values|value|distribution…}"
+            )
         space: dict[str, Any] = {}
         for name, spec in params.items():
             for key, param in self.param(str(name), spec, f"parameters.{name}").items():
@@ -345,7 +354,9 @@ class _Converter:
             raise self.error(f"{path}.distribution", f"unknown W&B distribution {dist!r}")
         for key in spec:
             if key != "distribution" and key not in _KEYS[dist]:
-                raise self.error(f"{path}.{key}", f"{dist} takes no {key!r} (it takes {', '.join(sorted(_KEYS[dist]))})")
+                raise self.error(
+                    f"{path}.{key}", f"{dist} takes no {key!r} (it takes {', '.join(sorted(_KEYS[dist]))})"
+                )
         if self.method == "grid" and dist not in _GRID_OK:
             raise self.error(
                 path,
@@ -422,6 +433,10 @@ class _Converter:
             if value in seen:
                 raise self.error(f"{path}.values.{i}", f"values lists {value!r} twice")
             seen.append(value)
+        if self.algorithm == "optuna" and any(isinstance(v, (dict, list)) for v in values):
+            raise self.error(
+                f"{path}.values", "optuna chooses among numbers, strings, booleans and null, not lists or mappings"
+            )
         if "probabilities" in spec:
             probabilities = spec["probabilities"]
             if self.method == "grid":
@@ -458,7 +473,10 @@ class _Converter:
                 raise self.error(path, f"grid search over {count} values is too many; give values")
             whole = _integer(low) and _integer(q)
             values = [low + i * q if whole else round(low + i * q, 12) for i in range(count)]
-            self.note(where, f"q_uniform on a grid: the values min, min+q, ... below max ({values[-1]:g} is the last), as W&B does")
+            self.note(
+                where,
+                f"q_uniform on a grid: the values min, min+q, ... below max ({values[-1]:g} is the last), as W&B does",
+            )
             return {"choice": values}
         if _integer(q):  # W&B returns integers when q is an integer
             lo, hi = round(low / q) * q, round(high / q) * q
@@ -620,7 +638,9 @@ class _Converter:
                 bands.append(int(band))
             bands.sort()
             if not bands:
-                raise self.error("early_terminate", "no bracket: max_iter / eta is below 1; raise max_iter or lower eta")
+                raise self.error(
+                    "early_terminate", "no bracket: max_iter / eta is below 1; raise max_iter or lower eta"
+                )
             if "min_iter" in raw:
                 self.note("early_terminate.min_iter", "min_iter left out: W&B itself ignores it when max_iter is given")
             grace, max_steps = bands[0], max_iter
