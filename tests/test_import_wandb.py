@@ -80,8 +80,9 @@ def test_notes_say_what_changed_and_why():
     assert "Gaussian process" in said["method"] and "hyperopt" in said["method"]
     assert "exponents of e" in said["parameters.lr.distribution"]
     assert "[0.0001, 0.1]" in said["parameters.lr.distribution"]
+    assert "e**-9.21 = 0.000100034 ~ 0.0001" in said["parameters.lr.distribution"]
     assert "exponents of e" in said["parameters.embed.distribution"]
-    assert "e**-13.8..e**-4.6" in said["parameters.eps.distribution"]
+    assert "e**-13.8 = 1.01563e-06 ~ 1e-06" in said["parameters.eps.distribution"]
     assert "metric.goal 0.05" in said["metric.target"]
     assert "impute" in said["metric.impute"]
     assert "no beta distribution" in said["parameters.label_smoothing.distribution"]
@@ -218,6 +219,7 @@ def test_exponent_bounds_read_at_the_precision_written():
     assert exp_bound(-1.234) == 0.291  # ln(0.291) = -1.2344: -1.234 is its logarithm to 3 decimals
     assert exp_bound(-1.23456) == 0.290963  # no short number has this logarithm: e**x to 6 digits
     assert exp_bound(4.6) == 100.0 and exp_bound(13.8) == 1.0e6
+    assert exp_bound(-4) == 0.0183156 and exp_bound(2) == 7.38906  # whole exponents: powers of e
 
 
 def test_names_are_made_valid():

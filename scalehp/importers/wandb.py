@@ -84,6 +84,7 @@ _GRID_OK = {"constant", "categorical", "int_uniform", "q_uniform"}
 _MACRO = re.compile(r"\$\{([^}]*)\}")
 _WORD = re.compile(r"^[A-Za-z0-9_@%+=:,./${}-]+$")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+_PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")  # W&B's own rule, within scalehp's
 
 
 def convert(source: Source) -> Imported:
@@ -109,20 +110,31 @@ def _decimals(x: float) -> int:
 def exp_bound(x: float) -> float:
     """The value e**x for an exponent bound, read at the precision the exponent was written with.
 
-    ``-9.21`` is ln(1.0e-4) rounded to two decimals, so it gives ``1.0e-4``; an exponent
-    that is no rounded logarithm of a short number gives e**x to 6 significant digits.
+    ``-9.21`` is ln(1.0e-4) to two decimals, so it gives ``1.0e-4``; ``-2.3`` gives ``0.1``. A
+    number of up to three significant digits is taken when its natural log, rounded to the
+    decimals written, is the exponent; otherwise (and for a whole-number exponent, a deliberate
+    power of e) e**x to 6 significant digits.
 
     Example:
-        >>> exp_bound(-9.21), exp_bound(-2.3), exp_bound(0), exp_bound(-1.234)
-        (0.0001, 0.1, 1.0, 0.291126)
+        >>> exp_bound(-9.21), exp_bound(-2.3), exp_bound(6.238), exp_bound(-4), exp_bound(-1.23456)
+        (0.0001, 0.1, 512.0, 0.0183156, 0.290963)
     """
     value = math.exp(x)
-    places = _decimals(x)
-    for digits in (1, 2, 3):
-        nice = float(f"{value:.{digits - 1}e}")
-        if round(math.log(nice), places) == round(float(x), places):
-            return nice
+    if isinstance(x, float):
+        places = _decimals(x)
+        for digits in (1, 2, 3):
+            nice = float(f"{value:.{digits - 1}e}")
+            if round(math.log(nice), places) == round(x, places):
+                return nice
     return float(f"{value:.5e}")
+
+
+def _exp_note(x: float) -> str:
+    value = exp_bound(x)
+    exact = math.exp(x)
+    if abs(value - exact) > 1e-9 * exact and value != float(f"{exact:.5e}"):
+        return f"e**{_fmt(x)} = {exact:.6g} ~ {value:g}"
+    return f"e**{_fmt(x)} = {value:g}"
 
 
 def safe_name(raw: str) -> str:
@@ -314,6 +326,8 @@ class _Converter:
             )
         space: dict[str, Any] = {}
         for name, spec in params.items():
+            if not isinstance(name, str) or not _PARAM.match(name):
+                raise self.error(f"parameters.{name}", f"parameter name {name!r}: use letters, digits, _ . -")
             for key, param in self.param(str(name), spec, f"parameters.{name}").items():
                 if key in space:
                     raise self.error(f"parameters.{name}", f"parameter {key!r} is given twice (nested and dotted)")
@@ -340,6 +354,8 @@ class _Converter:
                 )
             out: dict[str, Any] = {}
             for sub, sub_spec in nested.items():
+                if not isinstance(sub, str) or not _PARAM.match(f"{name}.{sub}"):
+                    raise self.error(f"{path}.parameters.{sub}", f"parameter name {sub!r}: use letters, digits, _ . -")
                 out.update(self.param(f"{name}.{sub}", sub_spec, f"{path}.parameters.{sub}"))
             return out
         return {name: self.distribution(name, spec, path)}
@@ -408,11 +424,12 @@ class _Converter:
         values = [exp_bound(-high), exp_bound(-low)] if invert else [exp_bound(low), exp_bound(high)]
         if values[0] >= values[1]:
             raise self.error(path, f"the bounds e**min and e**max are too close to tell apart ({values[0]:g})")
-        shown = f"e**-{_fmt(high)}..e**-{_fmt(low)}" if invert else f"e**{_fmt(low)}..e**{_fmt(high)}"
+        shown = [_exp_note(-high), _exp_note(-low)] if invert else [_exp_note(low), _exp_note(high)]
         self.note(
             where,
-            f"{dist}: W&B reads min/max as exponents of e; converted to values {shown} = "
-            f"[{values[0]:g}, {values[1]:g}] (a log scale over values in scalehp)",
+            f"{dist}: W&B reads min and max as exponents of e; scalehp bounds are values: "
+            f"[{values[0]:g}, {values[1]:g}] ({'; '.join(shown)}"
+            + (", the exponents being their logarithms to the decimals written)" if "~" in "".join(shown) else ")"),
         )
         return values
 
