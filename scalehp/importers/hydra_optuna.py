@@ -183,8 +183,10 @@ class Range:
         out, i = [], 0
         while True:
             value = self.start + i * self.step
-            if (self.step > 0 and value >= self.stop) or (self.step < 0 and value <= self.stop) or i > 100_000:
+            if (self.step > 0 and value >= self.stop) or (self.step < 0 and value <= self.stop):
                 return out
+            if i >= 10_000:
+                raise GrammarError("a range of more than 10,000 values cannot be a choice; narrow it")
             out.append(round(value, 12) if isinstance(value, float) else value)
             i += 1
 
@@ -563,6 +565,8 @@ class _Converter:
                 continue  # _self_ or a config name: the app's own composition
             for key, value in entry.items():
                 group = str(key).removeprefix("override").strip().lstrip("/")
+                if group.startswith("hydra/") and not isinstance(value, str):
+                    raise self.error(f"{path}.{i}", f"{group} takes the name of one option, got {value!r}")
                 if group == "hydra/sweeper":
                     if value != "optuna":
                         raise self.error(f"{path}.{i}", f"the sweeper is {value!r}, not optuna")
@@ -824,7 +828,10 @@ class _Converter:
         if extra:
             self.note(path, f"tags {extra} left out: the Optuna sweeper reads only the log tag")
         if isinstance(value, Choice) or (isinstance(value, Range) and value.shuffle):
-            items = value.items if isinstance(value, Choice) else value.values()
+            try:
+                items = value.items if isinstance(value, Choice) else value.values()
+            except GrammarError as exc:
+                raise self.error(path, str(exc)) from None
             for item in items:
                 if isinstance(item, (list, dict)):
                     raise self.error(
@@ -847,6 +854,8 @@ class _Converter:
             raise self.error(path, "a descending range() cannot be an Optuna distribution; write it ascending")
         floats = any(isinstance(v, float) for v in (start, stop, step))
         if grid:  # Hydra's GridSampler: low + i * step for i < (high - low) // step
+            if (stop - start) / step > 10_000:
+                raise self.error(path, "a grid of more than 10,000 values; narrow the range")
             count = int((stop - start) // step)
             values = [round(start + i * step, 12) if floats else start + i * step for i in range(count)]
             if not values:
@@ -880,6 +889,8 @@ class _Converter:
                 raise self.error(
                     path, "Hydra's GridSampler takes discrete distributions only (choice, range, int interval)"
                 )
+            if end - start > 10_000:
+                raise self.error(path, "a grid of more than 10,000 values; narrow the interval")
             values = list(range(start, end))
             self.note(path, f"int interval on a grid: {start} .. {end - 1}, end left out, as Hydra's GridSampler does")
             return {"choice": values}
@@ -906,15 +917,25 @@ class _Converter:
         low, high = raw.get("low"), raw.get("high")
         if not _number(low) or not _number(high):
             raise self.error(path, f"{kind} needs numbers low and high")
-        log, step = bool(raw.get("log", False)), raw.get("step")
+        log, step = raw.get("log", False), raw.get("step")
+        if not isinstance(log, bool):
+            raise self.error(f"{path}.log", f"log must be true or false, got {log!r}")
+        if step is not None and (not _number(step) or step <= 0):
+            raise self.error(f"{path}.step", f"step must be a number > 0, got {step!r}")
         if grid:
             if kind == "float" and step is None or log:
                 raise self.error(path, "Hydra's GridSampler takes discrete distributions only")
             return self.range(
                 Range(int(low) if kind == "int" else low, int(high) if kind == "int" else high, step or 1), path, True
             )
+        if kind == "int":
+            low, high = int(low), int(high)
         if low >= high:
             raise self.error(path, f"low ({low}) must be below high ({high})")
+        if log and low <= 0:
+            raise self.error(f"{path}.low", f"a log range needs low > 0, got {low}")
+        if step is not None and not log and step > high - low:
+            raise self.error(f"{path}.step", f"step ({step}) is larger than the range {low}..{high}")
         if kind == "int":
             param: dict[str, Any] = {"int": [int(low), int(high)]}
             if log:

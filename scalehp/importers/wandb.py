@@ -364,6 +364,8 @@ class _Converter:
         dist = spec.get("distribution")
         if dist is None:
             dist = self.infer(spec, path)
+        if not isinstance(dist, str):
+            raise self.error(f"{path}.distribution", f"distribution must be a name such as uniform, got {dist!r}")
         if dist == "categorical_w_probabilities":
             dist = "categorical"
         if dist not in _KEYS:
@@ -421,6 +423,9 @@ class _Converter:
 
     def exponents(self, spec: dict[str, Any], path: str, where: str, dist: str, invert: bool = False) -> list[float]:
         low, high = self.bounds(spec, path)
+        for key, x in (("min", low), ("max", high)):
+            if abs(x) > 700:
+                raise self.error(f"{path}.{key}", f"e**{x:g} is out of range: {dist} bounds are exponents of e")
         values = [exp_bound(-high), exp_bound(-low)] if invert else [exp_bound(low), exp_bound(high)]
         if values[0] >= values[1]:
             raise self.error(path, f"the bounds e**min and e**max are too close to tell apart ({values[0]:g})")
@@ -485,7 +490,10 @@ class _Converter:
         low, high = self.bounds(spec, path)
         q = self.q(spec, path)
         if self.method == "grid":  # W&B: numpy.arange(min, max, q) -- max left out
-            count = math.ceil((high - low) / q)
+            span = (high - low) / q
+            if span > 10_000:
+                raise self.error(path, f"grid search over {span:.3g} values is too many; give values")
+            count = math.ceil(span)
             if count > 10_000:
                 raise self.error(path, f"grid search over {count} values is too many; give values")
             whole = _integer(low) and _integer(q)
