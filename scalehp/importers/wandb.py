@@ -783,7 +783,7 @@ class _Converter:
                     raise self.error(path, f"${{{macro}}} must be an argument of its own")
                 self.note(
                     path,
-                    "${args_no_boolean_flags} -> ${args}: booleans are passed as --flag=true/false, "
+                    "${args_no_boolean_flags} -> ${args}: booleans are passed as --flag=<value> like every param, "
                     "not as a bare --flag or nothing",
                 )
                 replacement = "${args}"
