@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalehp.analysis import asha, compare, curves, importance, pbt, plots, tables
 from scalehp.errors import ResultsError
+from scalehp.results.schema import metric_names
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -93,7 +94,8 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
     board = tables.leaderboard(trials, mode, top)
     columns = ["rank", "trial_id", "status", "steps", "best_value", "best_step"]
     columns += [c for c in board.columns if c.startswith(("param_", "metric_"))]
-    shown = board[columns].rename(columns=lambda c: c.removeprefix("param_").removeprefix("metric_"))
+    names = metric_names(trials)
+    shown = board[columns].rename(columns=lambda c: names.get(c) or c.removeprefix("param_"))
     parts += [f"<h3>Leaderboard (top {len(shown)}, by best {html.escape(metric)})</h3>", _table(shown)]
     best = board.iloc[0]["trial_id"] if board.iloc[0]["best_value"] == board.iloc[0]["best_value"] else None
 
