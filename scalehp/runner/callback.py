@@ -254,9 +254,13 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 self.end("failure.max_failed_trials", None, None, self.failed, max_failed)
             if len(reports):
                 self.seed_reports(reports)
-            if goal is not None and self.best is not None and reached(self.best[0]):
-                trial_id = self.best[1]
-                self.end("metric.goal", trial_id, self.state(trial_id).best_step, self.best[0], goal)
+                if goal is not None and metric_column in reports:
+                    hits = reports[reports[metric_column].map(lambda v: v == v and reached(v))]
+                    if len(hits):  # the first report that reached the goal, as the live run saw it
+                        first = hits.sort_values(["time", "step"], kind="stable").iloc[0]
+                        self.end(
+                            "metric.goal", first["trial_id"], int(first["step"]), float(first[metric_column]), goal
+                        )
 
         def seed_reports(self, reports: Any) -> None:
             ordered = reports.sort_values(["trial_id", "step"])
@@ -338,8 +342,6 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                     state.best, state.best_step = value, state.step
                 if self.best is None or better(value, self.best[0]):
                     self.best = (value, trial.trial_id)
-                if goal is not None and reached(value):
-                    self.end("metric.goal", trial.trial_id, state.step, value, goal)
             row = {
                 **keys,
                 "trial_id": trial.trial_id,
@@ -352,6 +354,8 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 **metrics,
             }
             sink.add("reports", row)
+            if goal is not None and value is not None and not math.isnan(value) and reached(value):
+                self.end("metric.goal", trial.trial_id, state.step, value, goal)  # after its row: flushed together
             self.progress(trials)
 
         def finish(self, trial: Any, status: str, error: str | None = None) -> None:
