@@ -3,11 +3,13 @@ names as users write them (val/loss next to val_loss), on real Ray."""
 
 from __future__ import annotations
 
+import html
 import shutil
 
 import pytest
 from click.testing import CliRunner
 
+from scalehp.analysis.report import render
 from scalehp.analysis.tables import runs
 from scalehp.cli import main
 from scalehp.compiler import compile_plan
@@ -116,6 +118,7 @@ def test_goal_ends_the_run_and_resume_runs_nothing_more(ray_local, tmp_path):
     reports = results.reports
     assert len(reports) == trials["steps"].sum() and reports["step"].max() <= 3
     assert runs(results)[["trials", "planned", "ended"]].values.tolist() == [[len(trials), 6, "metric.goal"]]
+    assert html.escape(f"The run ended early: {summary.ended}.") in render(results)
 
     again = resume(summary.path)
     assert again.ended == summary.ended and again.trials == summary.trials

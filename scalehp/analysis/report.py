@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalehp.analysis import asha, compare, curves, importance, pbt, plots, tables
 from scalehp.errors import ResultsError
-from scalehp.results.schema import metric_names
+from scalehp.results.schema import describe_end, metric_names, run_end
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -85,9 +85,13 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
     parts.append(
         _note(
             f"metric {metric} ({mode}); searcher {plan.get('searcher')}, scheduler {plan.get('scheduler')}; "
-            f"{len(trials)} trials, {len(reports)} reports, {len(events)} scheduler events"
+            f"{len(trials)} trials, {len(reports)} reports, "
+            f"{(events['action'] != 'end').sum() if len(events) else 0} scheduler events"
         )
     )
+    end = run_end(events)
+    if end:
+        parts.append(_note(f"The run ended early: {describe_end(end, metric, mode)}."))
     if trials.empty:
         return [*parts, _note("No trial has finished yet.")]
 

@@ -213,6 +213,50 @@ FIXED: dict[str, list[pa.Field]] = {
 
 STATUSES = ("completed", "stopped", "error")
 
+END_REASONS = ("metric.goal", "failure.max_failed_trials", "budget.time_limit")
+"""What an ``events`` row with ``action = end`` can name in ``reason``: the setting that ended the run."""
+
+
+def run_end(events: Any) -> dict[str, Any] | None:
+    """The last ``end`` event of one run's ``events`` frame as plain values; None: the run ran to the end."""
+    if not len(events) or "reason" not in events.columns:
+        return None
+    ends = events[events["action"] == "end"]
+    if not len(ends):
+        return None
+    row = ends.iloc[-1]
+    plain = {}
+    for key in ("reason", "trial_id", "step", "value", "cutoff"):
+        value = row.get(key)
+        if value is None or value != value:  # None or NaN
+            plain[key] = None
+        else:
+            plain[key] = value.item() if hasattr(value, "item") else value
+    return plain
+
+
+def describe_end(end: Mapping[str, Any], metric: str, mode: str) -> str:
+    """Why a run ended early, in words, from its ``end`` event (see :func:`run_end`).
+
+    Example:
+        >>> describe_end({"reason": "metric.goal", "trial_id": "00003", "step": 7, "value": 0.953, "cutoff": 0.95}, "val/acc", "max")
+        'goal val/acc >= 0.95 reached by trial 00003 at step 7 (val/acc = 0.953; metric.goal)'
+    """
+    reason, trial, step = end.get("reason"), end.get("trial_id"), end.get("step")
+    value, cutoff = end.get("value"), end.get("cutoff")
+    if reason == "metric.goal":
+        at = f" at step {int(step)}" if step is not None else ""
+        return (
+            f"goal {metric} {'<=' if mode == 'min' else '>='} {cutoff:g} reached by trial {trial}{at} "
+            f"({metric} = {value:.6g}; metric.goal)"
+        )
+    if reason == "failure.max_failed_trials":
+        last = f", the last {trial}" if trial else ""
+        return f"{int(value)} trials failed (failure.max_failed_trials: {int(cutoff)}){last}"
+    if reason == "budget.time_limit":
+        return f"time limit of {cutoff:g} s reached after {value:.1f} s (budget.time_limit)"
+    return f"ended early ({reason})"
+
 
 def arrow_type(values: list) -> pa.DataType:
     """The Arrow type of a param column from the values the param can take.

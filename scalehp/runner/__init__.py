@@ -31,10 +31,10 @@ from typing import Any, Callable
 
 from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import ResultsError, RunError, SpecError
-from scalehp.results.schema import metric_names, param_fields
+from scalehp.results.schema import describe_end, metric_names, param_fields, run_end
 from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
 from scalehp.results.store import PLAN, read_results
-from scalehp.runner.callback import Progress, Recorder, end_text, make_callback, run_stopper
+from scalehp.runner.callback import Progress, Recorder, make_callback, run_stopper
 from scalehp.runner.schedulers import scheduler
 from scalehp.runner.search import param_space, searcher
 from scalehp.runner.session import check_resources, quiet_tune, ray_session
@@ -291,9 +291,8 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
     results = read_results(run_dir)
     plan = next(iter(results.plans.values()))
     metric, mode = plan["experiment"]["metric"]["name"], plan["experiment"]["metric"]["mode"]
-    events = results.events
-    ends = events[events["action"] == "end"] if len(events) else events
-    ended = end_text(_end_of(ends.iloc[-1]), metric, mode) if len(ends) else None
+    end = run_end(results.events)
+    ended = describe_end(end, metric, mode) if end else None
     trials = results.trials
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     summary: dict[str, Any] = {}
@@ -325,7 +324,3 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def _end_of(row: Any) -> dict[str, Any]:
-    return {k: None if row.get(k) is None or row.get(k) != row.get(k) else _plain(row[k]) for k in row.index}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from scalehp.compiler import Plan
-from scalehp.results.schema import ColumnMap
+from scalehp.results.schema import ColumnMap, describe_end, run_end
 from scalehp.results.sink import ParquetSink
 from scalehp.trial import MetricMissingError
 
@@ -246,10 +246,8 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 self.done[row.trial_id] = row.status
                 self.finished_before.add(row.trial_id)
             self.failed = list(self.done.values()).count("error")
-            if events is not None and len(events) and "reason" in events:
-                ends = events[events["action"] == "end"]
-                if len(ends):
-                    self.ended = {k: _plain(v) for k, v in ends.iloc[-1].items() if k in _END_KEYS}
+            if events is not None:
+                self.ended = run_end(events)
             if max_failed is not None and self.failed >= max_failed:
                 self.end("failure.max_failed_trials", None, None, self.failed, max_failed)
             if len(reports):
@@ -302,7 +300,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             if self.ended is not None or self.abort:
                 return
             self.ended = {"reason": reason, "trial_id": trial_id, "step": step, "value": value, "cutoff": cutoff}
-            log.info("the run ends early: %s", end_text(self.ended, metric, mode))
+            log.info("the run ends early: %s", describe_end(self.ended, metric, mode))
             sink.add("events", {**keys, "time": time.time(), "action": "end", **self.ended})
             sink.flush()  # on disk before Ray stops anything: a resume must see it
 
@@ -449,31 +447,10 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
     return ParquetCallback()
 
 
-_END_KEYS = ("reason", "trial_id", "step", "value", "cutoff")
-
-
 def _plain(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return value.item() if hasattr(value, "item") else value
-
-
-def end_text(end: dict[str, Any], metric: str, mode: str) -> str:
-    """Why a run ended early, in words, from its ``end`` event (or :attr:`ended`)."""
-    reason, trial, step = end.get("reason"), end.get("trial_id"), end.get("step")
-    value, cutoff = end.get("value"), end.get("cutoff")
-    if reason == "metric.goal":
-        at = f" at step {int(step)}" if step is not None else ""
-        return (
-            f"goal {metric} {'<=' if mode == 'min' else '>='} {cutoff:g} reached by trial {trial}{at} "
-            f"({metric} = {value:.6g}; metric.goal)"
-        )
-    if reason == "failure.max_failed_trials":
-        last = f", the last {trial}" if trial else ""
-        return f"{int(value)} trials failed (failure.max_failed_trials: {int(cutoff)}){last}"
-    if reason == "budget.time_limit":
-        return f"time limit of {cutoff:g} s reached after {value:.1f} s (budget.time_limit)"
-    return f"ended early ({reason})"
 
 
 def _error_text(trial: Any) -> str:
