@@ -396,15 +396,11 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 # every trial would fail the same way: stop the run now, not after it
                 self.abort = error.rsplit(f"{MetricMissingError.__name__}: ", 1)[-1].strip().splitlines()[0]
             self.finish(trial, "error", error)
-            self.failed += 1
-            if max_failed is not None and self.failed >= max_failed:
-                self.end(
-                    "failure.max_failed_trials",
-                    trial.trial_id,
-                    self.state(trial.trial_id).step,
-                    self.failed,
-                    max_failed,
-                )
+            if trial.trial_id not in self.finished_before:  # (those were counted before a resume)
+                self.failed += 1
+                if max_failed is not None and self.failed >= max_failed:
+                    step = self.state(trial.trial_id).step
+                    self.end("failure.max_failed_trials", trial.trial_id, step, self.failed, max_failed)
             self.progress(trials, force=True)
 
         def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
