@@ -101,7 +101,9 @@ def _run(tmp_path, name, rows, names):
 
 def test_names_travel_in_the_part_files_and_runs_that_disagree_are_renamed_when_read(tmp_path):
     # run 1 saw only val/loss: it got the readable column
-    first = _run(tmp_path, "r1", [{"trial_id": "a", "step": 1, "metric_val_loss": 1.0}], {"metric_val_loss": "val/loss"})
+    first = _run(
+        tmp_path, "r1", [{"trial_id": "a", "step": 1, "metric_val_loss": 1.0}], {"metric_val_loss": "val/loss"}
+    )
     # run 2 saw val_loss first: val/loss got the hashed column there
     _run(
         tmp_path,
@@ -141,3 +143,34 @@ def test_parts_written_before_names_were_recorded_still_read(tmp_path):
 def test_curves_take_a_name_or_a_column(tmp_path, name):
     run = _run(tmp_path, "r", [{"trial_id": "a", "step": 1, "metric_val_loss": 1.5}], {"metric_val_loss": "val/loss"})
     assert learning_curves(read_results(run).reports, name)["value"].tolist() == [1.5]
+
+
+def test_warm_start_finds_a_metric_by_its_name_not_its_readable_column(tmp_path):
+    import pyarrow as pa
+
+    run = tmp_path / "exp" / "earlier"
+    run.mkdir(parents=True)
+    plan = {"run_id": "earlier", "experiment": {"name": "exp", "metric": {"name": "val/loss", "mode": "min"}}}
+    (run / "plan.json").write_text(json.dumps(plan))
+    # val_loss came first in that run: val/loss is in the hashed column
+    sink = ParquetSink(
+        run,
+        [pa.field("param_x", pa.float64())],
+        metric_names={"metric_val_loss": "val_loss", "metric_val_loss__0ba428": "val/loss"},
+    )
+    for trial, x in (("a", 0.2), ("b", 0.6)):
+        row = {"run_id": "earlier", "experiment": "exp", "trial_id": trial, "status": "completed", "param_x": x}
+        sink.add("trials", {**row, "metric_val_loss": 100 + x, "metric_val_loss__0ba428": x})
+    sink.close()
+    exp = load_experiment(
+        {
+            "name": "exp",
+            "trainable": "tests.trainables:quadratic",
+            "metric": {"name": "val/loss", "mode": "min"},
+            "budget": {"samples": 30, "max_steps": 1},
+            "search": {"algorithm": "hyperopt", "warm_start": {"runs": [str(run)]}},
+            "space": {"x": {"float": [0, 1]}},
+        }
+    )
+    warm = compile_plan(exp).warm_start
+    assert [(p["config"]["x"], p["values"]) for p in warm] == [(0.2, [0.2]), (0.6, [0.6])]
