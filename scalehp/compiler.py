@@ -2,7 +2,8 @@
 
 The plan is everything the runner needs and everything ``scalehp plan`` shows, decided
 before Ray starts: how many trials, which searcher and scheduler with which options,
-ASHA's rungs, the step budget, and the Parquet column of every param.
+ASHA's rungs, the step budget, the Parquet column of every param and declared metric,
+and when the run ends early (``metric.goal``, ``failure.max_failed_trials``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scalehp.results.schema import column_name, param_type
+from scalehp.results.schema import ColumnMap, column_name, param_type
 from scalehp.scheduling import Bracket, scheduler_plan
 from scalehp.space import (
     ChoiceParam,
@@ -64,6 +65,7 @@ class Plan:
     brackets: tuple[Bracket, ...] = ()  # hyperband
     perturbation_steps: tuple[int, ...] = ()  # pbt/pb2: steps at which a trial can be exploited
     keep_checkpoints: int | None = 2  # per trial; None keeps all
+    metric_columns: dict[str, str] = field(default_factory=dict)  # declared metric name -> Parquet column
 
     @property
     def name(self) -> str:
@@ -197,6 +199,34 @@ def _columns(experiment: Experiment) -> dict[str, str]:
     return columns
 
 
+def _check_ends(experiment: Experiment, trials: int, warnings: list[str]) -> None:
+    """``metric.goal`` and ``failure.max_failed_trials``: what they cannot mean together with the rest."""
+    for index, metric in enumerate(experiment.objectives[1:], start=1):
+        if metric.goal is not None:
+            raise experiment.error(
+                f"metric.{index}.goal",
+                f"a goal ends the run on the first metric only; move it to {experiment.metric.name!r} or drop it",
+            )
+    failure = experiment.failure
+    if failure.max_failed_trials is not None:
+        if failure.fail_fast:
+            raise experiment.error(
+                "failure.max_failed_trials",
+                "fail_fast already ends the run at the first failed trial; drop max_failed_trials or fail_fast",
+            )
+        if failure.max_failed_trials > trials:
+            warnings.append(
+                f"failure.max_failed_trials ({failure.max_failed_trials}) is more than the {trials} trials: it never ends the run"
+            )
+
+
+def _metric_columns(experiment: Experiment) -> dict[str, str]:
+    """The declared metrics' columns, claimed before any reported name (see ``results/schema.py``)."""
+    names = [m.name for m in experiment.objectives]
+    columns = ColumnMap("metric").add(names)
+    return {name: columns[name] for name in names}
+
+
 def _grid_points(experiment: Experiment) -> int:
     points = 1
     for param in experiment.space.values():
@@ -258,6 +288,7 @@ def compile_plan(experiment: Experiment) -> Plan:
         )
 
     warnings: list[str] = []
+    _check_ends(experiment, trials, warnings)
     searched = [p for p in experiment.space.values() if not isinstance(p, ConstantParam)]
     if not searched and experiment.budget.samples > 1:
         warnings.append("every param is a constant: all trials run the same config")
@@ -322,6 +353,7 @@ def compile_plan(experiment: Experiment) -> Plan:
         warnings=tuple(warnings),
         sampler=sampler,
         warm_start=warm,
+        metric_columns=_metric_columns(experiment),
         **extra,
     )
 

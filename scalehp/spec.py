@@ -242,7 +242,9 @@ class Metric(_Model):
     name: str = Field(min_length=1, max_length=200, description="exactly as the trainable reports it, e.g. val/loss")
     mode: Literal["min", "max"]
     goal: Number | None = Field(
-        None, description="end the whole run once a trial reaches this value (at or below it for min, above for max)"
+        None,
+        description="end the whole run once a trial reaches this value (at or below it for min, at or above "
+        "for max); with several metrics, only the first may have a goal",
     )
 
 

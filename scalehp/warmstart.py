@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scalehp.errors import ResultsError
-from scalehp.results.schema import column_name
+from scalehp.results.schema import column_name, metric_column
 from scalehp.space import (
     ChoiceParam,
     ConditionalParam,
@@ -77,7 +77,8 @@ def _config(nodes: list, row: dict[str, Any]) -> dict[str, Any] | None:
     return config
 
 
-def _runs(experiment: Experiment, ref: str, index: int) -> list[dict[str, Any]]:
+def _runs(experiment: Experiment, ref: str, index: int) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The trials of the runs under ``ref`` as records, and metric name -> column."""
     from scalehp.results.store import read_results
 
     path = Path(ref)
@@ -89,8 +90,9 @@ def _runs(experiment: Experiment, ref: str, index: int) -> list[dict[str, Any]]:
     except ResultsError as exc:
         raise experiment.error(f"search.warm_start.runs.{index}", f"cannot read earlier results: {exc}") from None
     if not len(trials):
-        return []
-    return trials.to_dict("records")
+        return [], {}
+    columns = {m.name: metric_column(trials, m.name) for m in experiment.objectives}
+    return trials.to_dict("records"), {name: column for name, column in columns.items() if column}
 
 
 def carried_over(experiment: Experiment) -> tuple[tuple[dict[str, Any], ...], int]:
@@ -110,10 +112,11 @@ def carried_over(experiment: Experiment) -> tuple[tuple[dict[str, Any], ...], in
     seen: set[str] = set()
     skipped = 0
     for index, ref in enumerate(options.runs):
-        for row in _runs(experiment, ref, index):
+        rows, columns = _runs(experiment, ref, index)
+        for row in rows:
             if row.get("status") == "error":
                 continue
-            values = [_plain(row.get(column_name("metric", m.name))) for m in objectives]
+            values = [_plain(row.get(columns.get(m.name, ""))) for m in objectives]
             config = _config(nodes, row)
             if config is None or any(_missing(v) for v in values):
                 skipped += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from scalehp.errors import ResultsError
+from scalehp.results.schema import metric_column, metric_names
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -19,9 +20,10 @@ KEYS = ["run_id", "trial_id"]
 
 
 def _metric_column(reports: pd.DataFrame, metric: str) -> str:
-    column = metric if metric.startswith("metric_") else f"metric_{metric}"
-    if column not in reports.columns:
-        known = ", ".join(c.removeprefix("metric_") for c in reports.columns if c.startswith("metric_"))
+    """The column of ``metric`` (a name as reported, or a ``metric_*`` column)."""
+    column = metric_column(reports, metric)
+    if column is None:
+        known = ", ".join(metric_names(reports).values())
         raise ResultsError(f"no metric {metric!r} in the reports; known metrics: {known or 'none'}")
     return column
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scalehp.errors import ResultsError
-from scalehp.results.schema import column_name
+from scalehp.results.schema import metric_column
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -74,8 +74,9 @@ def run_front(results: Results, metrics: list[tuple[str, str]] | None = None) ->
             raise ResultsError("these runs optimised different metrics; name the metrics to compare")
         metrics = list(found.pop())
     trials = results.trials
-    chosen = {column_name("metric", name): mode for name, mode in metrics}
-    missing = [c for c in chosen if c not in trials.columns]
+    columns = {name: metric_column(trials, name) for name, _ in metrics}
+    missing = [name for name, column in columns.items() if column is None]
     if missing:
         raise ResultsError(f"no trial reported {', '.join(missing)}")
+    chosen = {columns[name]: mode for name, mode in metrics}
     return pareto_front(trials, chosen).reset_index(drop=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalehp.analysis import asha, compare, curves, importance, pbt, plots, tables
 from scalehp.errors import ResultsError
+from scalehp.results.schema import describe_end, metric_names, run_end
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -84,16 +85,21 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
     parts.append(
         _note(
             f"metric {metric} ({mode}); searcher {plan.get('searcher')}, scheduler {plan.get('scheduler')}; "
-            f"{len(trials)} trials, {len(reports)} reports, {len(events)} scheduler events"
+            f"{len(trials)} trials, {len(reports)} reports, "
+            f"{(events['action'] != 'end').sum() if len(events) else 0} scheduler events"
         )
     )
+    end = run_end(events)
+    if end:
+        parts.append(_note(f"The run ended early: {describe_end(end, metric, mode)}."))
     if trials.empty:
         return [*parts, _note("No trial has finished yet.")]
 
     board = tables.leaderboard(trials, mode, top)
     columns = ["rank", "trial_id", "status", "steps", "best_value", "best_step"]
     columns += [c for c in board.columns if c.startswith(("param_", "metric_"))]
-    shown = board[columns].rename(columns=lambda c: c.removeprefix("param_").removeprefix("metric_"))
+    names = metric_names(trials)
+    shown = board[columns].rename(columns=lambda c: names.get(c) or c.removeprefix("param_"))
     parts += [f"<h3>Leaderboard (top {len(shown)}, by best {html.escape(metric)})</h3>", _table(shown)]
     best = board.iloc[0]["trial_id"] if board.iloc[0]["best_value"] == board.iloc[0]["best_value"] else None
 

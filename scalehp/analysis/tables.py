@@ -45,10 +45,16 @@ def params_of(row: pd.Series) -> dict:
 
 
 def runs(results: Results) -> pd.DataFrame:
-    """One row per run: experiment, when, how many trials ended how, and the best value."""
+    """One row per run: experiment, when, how many trials ended how, and the best value.
+
+    ``ended`` names the setting that ended the run early (``metric.goal``,
+    ``failure.max_failed_trials``, ``budget.time_limit``), empty when it ran to the end.
+    """
     import pandas as pd
 
     trials = results.trials
+    events = results.events
+    ends = events[events["action"] == "end"] if len(events) and "reason" in events else events.iloc[0:0]
     rows = []
     for run_id, plan in results.plans.items():
         mine = trials[trials["run_id"] == run_id] if len(trials) else trials
@@ -67,6 +73,7 @@ def runs(results: Results) -> pd.DataFrame:
                 "errors": statuses.get("error", 0),
                 "metric": f"{metric['name']} ({metric['mode']})",
                 "best": best if best == best else None,
+                "ended": next(iter(ends[ends["run_id"] == run_id]["reason"].tolist()[-1:]), ""),
             }
         )
     return pd.DataFrame(rows)

@@ -126,7 +126,7 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
     at_once = f"{plan.concurrency} at a time" if plan.concurrency else "as many at a time as resources allow"
     grid = f" x {plan.grid_points} grid points" if plan.grid_points > 1 else ""
     searcher = plan.searcher
-    metric = ", ".join(f"{m.name} ({m.mode})" for m in exp.objectives)
+    metric = ", ".join(f"{m.name} ({m.mode})" for m in exp.objectives)  # names exactly as written
     if len(exp.objectives) > 1:
         metric += "; several metrics: the Pareto front is the result, ranked by the first"
     if exp.search.algorithm in ("hyperopt", "optuna"):
@@ -141,6 +141,7 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
         f"budget      {exp.budget.max_steps} steps per trial at most"
         + (f", run stops after {exp.budget.time_limit:g} s" if exp.budget.time_limit else ""),
         f"searcher    {searcher}",
+        *_ends_lines(plan),
     ]
     if plan.scheduler == "asha":
         o = plan.scheduler_options
@@ -202,6 +203,32 @@ def _trainable_lines(plan: Any) -> list[str]:
     env = "".join(f", {k}={v}" for k, v in command.env.items())
     reads = f"metric_format {command.metric_format!r}" if command.metric_format else "name=value pairs or JSON lines"
     lines.append(f"  runs      {where}{env}; reports: lines holding {exp.metric.name} ({reads})")
+    return lines
+
+
+def _ends_lines(plan: Any) -> list[str]:
+    """When the run ends before every trial is done, and where each declared metric is stored."""
+    exp = plan.experiment
+    lines = []
+    renamed = {n: c for n, c in plan.metric_columns.items() if c != f"metric_{n}"}
+    if renamed:
+        lines.append("columns     " + ", ".join(f"{n} -> {c}" for n, c in renamed.items()))
+    ends = []
+    if exp.metric.goal is not None:
+        sign = "<=" if exp.metric.mode == "min" else ">="
+        ends.append(f"a trial reaches {exp.metric.name} {sign} {fmt_value(exp.metric.goal)} (metric.goal)")
+    if exp.failure.max_failed_trials is not None:
+        cap = exp.failure.max_failed_trials
+        ends.append(f"{cap} trial{'s' if cap > 1 else ''} have failed (failure.max_failed_trials)")
+    if exp.failure.fail_fast:
+        ends.append("a trial fails (failure.fail_fast)")
+    if ends:
+        retries = exp.failure.max_retries
+        lines.append("ends early  once " + ", or once ".join(ends))
+        if exp.failure.max_failed_trials is not None and retries:
+            lines.append(
+                f"            (a trial has failed once its {retries} retr{'y' if retries == 1 else 'ies'} failed too)"
+            )
     return lines
 
 
@@ -314,6 +341,8 @@ def _print_summary(summary: Any) -> None:
         f"run {summary.run_id}: {summary.trials} trials in {summary.elapsed_s:.1f} s "
         f"({summary.completed} completed, {summary.stopped} stopped early, {summary.errors} errors)"
     )
+    if summary.ended:
+        click.echo(f"ended     early: {summary.ended}")
     if summary.best_trial is None:
         click.echo("no trial reported the metric")
     else:

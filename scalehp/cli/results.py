@@ -31,6 +31,7 @@ def results_show(run: str, top: int, fmt: str) -> None:
     """Leaderboard of RUN (a run folder; an experiment folder shows all its runs)."""
     from scalehp.analysis.pareto import objectives, run_front
     from scalehp.analysis.tables import leaderboard
+    from scalehp.results.schema import metric_names
     from scalehp.results.store import read_results
 
     res = read_results(run)
@@ -41,14 +42,15 @@ def results_show(run: str, top: int, fmt: str) -> None:
         front = run_front(res)
         trials = trials.assign(pareto=trials["trial_id"].isin(front["trial_id"]).map({True: "yes", False: ""}))
     board = leaderboard(trials, mode, top or None)
+    names = metric_names(res.trials)
     params = [c for c in board.columns if c.startswith("param_")]
     metrics = [c for c in board.columns if c.startswith("metric_")]
     columns = ["rank", "trial_id", "status", "steps", "best_value", *(["pareto"] if several else []), *params, *metrics]
     if len(res.runs) > 1:
         columns.insert(1, "run_id")
     frame = board[columns].rename(columns={"best_value": f"best_{metric}"})
-    if fmt == "table":
-        frame = frame.rename(columns=lambda c: c.removeprefix("param_").removeprefix("metric_"))
+    if fmt == "table":  # metrics under their names as reported (val/loss), params under theirs
+        frame = frame.rename(columns=lambda c: names.get(c) or c.removeprefix("param_"))
         click.echo(f"{len(res.trials)} trials, ranked by best {metric} ({mode}); params, then metrics at the last step")
         if several:
             names = ", ".join(f"{n} ({m})" for n, m in objectives(next(iter(res.plans.values()))))
@@ -126,20 +128,21 @@ def results_pareto(run: str, objectives: tuple[str, ...], fmt: str) -> None:
     """The trials of RUN that no other trial beats on every objective at once (multi-objective runs)."""
     from scalehp.analysis.pareto import pareto_front
     from scalehp.errors import ResultsError
-    from scalehp.results.schema import column_name
+    from scalehp.results.schema import column_name, metric_column, metric_names
     from scalehp.results.store import read_results
 
+    trials = read_results(run).trials
     chosen = {}
     for objective in objectives:
         name, _, mode = objective.rpartition(":")
         if not name or mode not in ("min", "max"):
             raise ResultsError(f"--objective {objective!r}: write METRIC:min or METRIC:max")
-        chosen[name if name == "best_value" else column_name("metric", name)] = mode
-    trials = read_results(run).trials
+        chosen[name if name == "best_value" else metric_column(trials, name) or column_name("metric", name)] = mode
     front = pareto_front(trials, chosen)
     params = [c for c in front.columns if c.startswith("param_") and front[c].notna().any()]
     frame = front[["run_id", "trial_id", *chosen, *params]]
     if fmt == "table":
         click.echo(f"{len(front)} of {len(trials)} trials on the Pareto front of {', '.join(objectives)}")
-        frame = frame.rename(columns=lambda c: c.removeprefix("param_").removeprefix("metric_"))
+        names = metric_names(trials)
+        frame = frame.rename(columns=lambda c: names.get(c) or c.removeprefix("param_"))
     print_table(frame_rows(frame), fmt)

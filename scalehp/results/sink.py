@@ -24,12 +24,12 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scalehp.results.schema import FIXED, TABLES
+from scalehp.results.schema import FIXED, NAME_KEY, TABLES
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +87,27 @@ def _column(values: list[Any], kind: pa.DataType) -> pa.Array:
     return pa.array([_as_text(v) for v in values], pa.string())
 
 
-def build_table(table: str, rows: list[dict[str, Any]], param_fields: list[pa.Field]) -> pa.Table:
+def build_table(
+    table: str,
+    rows: list[dict[str, Any]],
+    param_fields: list[pa.Field],
+    metric_names: Mapping[str, str] | None = None,
+) -> pa.Table:
     """Rows -> an Arrow table with the contract's column types.
 
     Fixed and param columns always appear with their declared types; ``metric_*`` columns
-    appear when some row has them and are always float64.
+    appear when some row has them and are always float64, each with the metric's exact
+    name in its field metadata (``metric_names``: column -> name; see ``schema.py``).
     """
+    metric_names = metric_names or {}
     fields = list(FIXED[table])
     if table != "events":
         fields += param_fields
     known = {f.name for f in fields}
     metrics = sorted({k for row in rows for k in row if k.startswith("metric_") and k not in known})
-    fields += [pa.field(m, pa.float64()) for m in metrics]
+    fields += [
+        pa.field(m, pa.float64(), metadata={NAME_KEY: metric_names[m]} if m in metric_names else None) for m in metrics
+    ]
     extra = sorted({k for row in rows for k in row} - known - set(metrics))
     fields += [pa.field(k, pa.string()) for k in extra]
     arrays = [_column([row.get(f.name) for row in rows], f.type) for f in fields]
@@ -193,6 +202,8 @@ class ParquetSink:
         clock: seconds, monotonic; injected by tests.
         filesystem: a pyarrow filesystem that ``run_dir`` is a path in (object-store
             semantics: no rename); default: from the URI, or the local disk.
+        metric_names: ``metric_*`` column -> metric name, recorded in each part's field
+            metadata; the writer may keep adding to it while rows are written.
     """
 
     def __init__(
@@ -204,12 +215,14 @@ class ParquetSink:
         flush_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         filesystem: Any = None,
+        metric_names: Mapping[str, str] | None = None,
     ):
         if filesystem is None and is_uri(run_dir):
             filesystem, run_dir = filesystem_of(str(run_dir))
         self.filesystem = filesystem
         self.run_dir: Any = local_path(run_dir) if filesystem is None else str(run_dir).rstrip("/")
         self.param_fields = list(param_fields)
+        self.metric_names = metric_names if metric_names is not None else {}
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._clock = clock
@@ -248,7 +261,7 @@ class ParquetSink:
         if not rows:
             return
         self._pending[table] = []
-        data = build_table(table, rows, self.param_fields)
+        data = build_table(table, rows, self.param_fields, self.metric_names)
         if self.filesystem is None:
             write_part(self.run_dir / table, data)
         else:

@@ -4,7 +4,9 @@ A run folder is any folder holding a ``plan.json``. Tables are read with pyarrow
 part files of the chosen runs, with their schemas unified (a metric that appears later, or
 an int column that became float, still reads), and de-duplicated: the last row written
 for a ``(run_id, trial_id, step)`` in ``reports`` and for a ``(run_id, trial_id)`` in
-``trials`` wins, so retried and resumed trials never show twice. Reading works while a run
+``trials`` wins, so retried and resumed trials never show twice. ``metric_*`` columns keep
+one metric name each, also over runs that gave a column to different names (see
+``schema.py``): the frames carry ``attrs["metric_names"]`` (column -> name). Reading works while a run
 is still writing: only whole part files are ever visible.
 
 A location may be a URI (``s3://bucket/results``, ``gs://…``): runs are then found and read
@@ -17,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +28,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from scalehp.errors import ResultsError
-from scalehp.results.schema import FIXED, TABLES
+from scalehp.results.schema import FIXED, NAME_KEY, TABLES, ColumnMap, metric_names_of
 from scalehp.results.sink import filesystem_of, is_uri, local_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,23 +87,56 @@ def _empty(table: str) -> pa.Table:
     return pa.schema(FIXED[table]).empty_table()
 
 
-def read_table(run_dirs: list, table: str, filesystem: Any = None) -> pa.Table:
-    """One table over several runs, schemas unified and duplicates dropped."""
+def read_table(
+    run_dirs: list, table: str, filesystem: Any = None, metric_columns: Mapping[str, str] | None = None
+) -> pa.Table:
+    """One table over several runs, schemas unified and duplicates dropped.
+
+    ``metric_columns`` (name -> column) fixes the columns of names seen elsewhere (in the
+    other tables); other names keep the column their part files give them unless another
+    name claimed it first, and are renamed then. The result's ``metric_*`` fields carry
+    their names in the field metadata.
+    """
     if table not in TABLES:
         raise ResultsError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
     files = part_files(run_dirs, table, filesystem)
     if not files:
         return _empty(table)
     schemas = [pq.read_schema(str(f), filesystem=filesystem) for f in files]
-    try:
-        schema = pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ResultsError(f"{table}: part files disagree on column types: {exc}") from None
-    data = ds.dataset([str(f) for f in files], schema=schema, format="parquet", filesystem=filesystem).to_table()
+    canonical = ColumnMap("metric", metric_columns)
+    per_file = [metric_names_of(schema) for schema in schemas]
+    for names in per_file:
+        for column, name in names.items():
+            canonical.keep(name, column)
+    renames = [{c: canonical[n] for c, n in names.items() if canonical[n] != c} for names in per_file]
+    if any(renames):  # runs that gave one column to different names: read part by part, renamed
+        parts = []
+        for path, rename in zip(files, renames):
+            part = pq.read_table(str(path), filesystem=filesystem)
+            names = [rename.get(c, c) for c in part.column_names]
+            parts.append(pa.Table.from_arrays(part.columns, names=names))
+        try:
+            data = pa.concat_tables(parts, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ResultsError(f"{table}: part files disagree on column types: {exc}") from None
+    else:
+        try:
+            schema = pa.unify_schemas(schemas, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ResultsError(f"{table}: part files disagree on column types: {exc}") from None
+        data = ds.dataset([str(f) for f in files], schema=schema, format="parquet", filesystem=filesystem).to_table()
     keys = _KEYS[table]
     if keys and data.num_rows:
         data = _last_per_key(data, keys)
-    return data
+    return _named(data, canonical.names)
+
+
+def _named(data: pa.Table, names: Mapping[str, str]) -> pa.Table:
+    """``data`` with each ``metric_*`` field's name in its metadata."""
+    fields = [
+        f.with_metadata({NAME_KEY: names[f.name]}) if f.name in names else f.remove_metadata() for f in data.schema
+    ]
+    return pa.Table.from_arrays(data.columns, schema=pa.schema(fields))
 
 
 def _last_per_key(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
@@ -136,16 +171,41 @@ class Results:
     def table(self, name: str) -> pa.Table:
         """``trials``, ``reports`` or ``events`` as a pyarrow Table."""
         if name not in self._cache:
-            self._cache[name] = read_table(self.runs, name, self.filesystem)
+            self._cache[name] = read_table(self.runs, name, self.filesystem, self.metric_columns)
         return self._cache[name]
+
+    @cached_property
+    def metric_columns(self) -> dict[str, str]:
+        """Metric name -> its ``metric_*`` column, one column per name over all runs read."""
+        if len(self.runs) <= 1:  # one run wrote one injective map into every part
+            files = part_files(self.runs, "reports", self.filesystem)
+            return {n: c for s in self._schemas(files) for c, n in metric_names_of(s).items()}
+        canonical = ColumnMap("metric")
+        for run in self.runs:  # oldest first: the first run to use a column keeps it
+            files = part_files([run], "reports", self.filesystem) + part_files([run], "trials", self.filesystem)
+            for schema in self._schemas(files):
+                for column, name in metric_names_of(schema).items():
+                    canonical.keep(name, column)
+        return dict(canonical.columns)
+
+    def _schemas(self, files: list) -> list[pa.Schema]:
+        return [pq.read_schema(str(f), filesystem=self.filesystem) for f in files]
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        data = self.table(name)
+        frame = data.to_pandas()
+        frame.attrs["metric_names"] = metric_names_of(data.schema)
+        return frame
 
     @property
     def trials(self) -> pd.DataFrame:
-        return self.table("trials").to_pandas()
+        """One row per trial; ``attrs["metric_names"]`` maps ``metric_*`` columns to metric names."""
+        return self._frame("trials")
 
     @property
     def reports(self) -> pd.DataFrame:
-        return self.table("reports").to_pandas()
+        """One row per report; ``attrs["metric_names"]`` maps ``metric_*`` columns to metric names."""
+        return self._frame("reports")
 
     @property
     def events(self) -> pd.DataFrame:

@@ -32,7 +32,7 @@ from typing import Any, Callable
 from scalehp.command import print_line
 from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import ResultsError, RunError, SpecError
-from scalehp.results.schema import param_fields
+from scalehp.results.schema import describe_end, metric_names, param_fields, run_end
 from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
 from scalehp.results.store import PLAN, read_results
 from scalehp.runner.callback import Progress, Recorder, make_callback, run_stopper
@@ -66,7 +66,8 @@ class RunSummary:
     best_trial: str | None = None
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
-    best_metrics: dict[str, float] = field(default_factory=dict)
+    best_metrics: dict[str, float] = field(default_factory=dict)  # metric name -> value at its last step
+    ended: str | None = None  # why the run ended early (a goal reached, …); None: it ran to the end
 
 
 # ---------------------------------------------------------------------------
@@ -168,6 +169,12 @@ def resume(
     their last checkpoint (or start over when they had none). Rows written before the
     interruption stay; a step that is run again replaces its earlier row when read.
 
+    A run that had ended early (``metric.goal`` reached, ``failure.max_failed_trials``
+    failed trials, ``budget.time_limit`` spent; also when the driver died after the goal
+    was reported but before the end was recorded) is finished: resuming it runs nothing
+    more, gives its unfinished trials a ``stopped`` row and returns its summary. The time
+    limit counts the run's own running time: a resumed run gets only what was left.
+
     Raises:
         ResultsError: ``run_dir`` is not a scalehp run folder.
         RunError: the run cannot be resumed (its plan was edited, or Ray's state is missing).
@@ -223,7 +230,12 @@ def _fit(
         with quiet_tune():
             if restore:
                 before = read_results(run_dir)
-                callback.seed(before.trials, before.reports)
+                callback.seed(before.trials, before.reports, before.events, before.metric_columns)
+            if restore and callback.ended is not None:  # it had ended early: nothing more to run
+                log.info("%s: the run had ended (%s); nothing to resume", run_dir, callback.ended["reason"])
+                callback.stop_unfinished()
+                tuner = None
+            elif restore:
                 tuner = tune.Tuner.restore(
                     str(run_dir / RAY_FOLDER),
                     trainable=trainable,
@@ -242,7 +254,6 @@ def _fit(
                         search_alg=searcher(plan),
                         scheduler=scheduler(plan, time_attr, Recorder(run_id)),
                         num_samples=exp.budget.samples,
-                        time_budget_s=exp.budget.time_limit,
                         reuse_actors=True,
                         trial_name_creator=trial_name,
                         trial_dirname_creator=trial_dirname,
@@ -250,7 +261,7 @@ def _fit(
                     run_config=tune.RunConfig(
                         name=RAY_FOLDER,
                         storage_path=str(run_dir),
-                        stop=run_stopper(run_id, time_attr, exp.budget.max_steps),
+                        stop=run_stopper(run_id, time_attr, exp.budget.max_steps, exp.budget.time_limit),
                         callbacks=[callback],
                         failure_config=tune.FailureConfig(
                             max_failures=exp.failure.max_retries, fail_fast=exp.failure.fail_fast
@@ -259,7 +270,8 @@ def _fit(
                         verbose=0,
                     ),
                 )
-            tuner.fit()
+            if tuner is not None:
+                tuner.fit()
     except SpecError:
         raise
     except Exception as exc:  # noqa: BLE001 - Ray raises many types; the user gets one
@@ -277,10 +289,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
-    """A :class:`RunSummary` from a run folder's tables."""
+    """A :class:`RunSummary` from a run folder's tables (why it ended early: its ``end`` event)."""
     results = read_results(run_dir)
     plan = next(iter(results.plans.values()))
     metric, mode = plan["experiment"]["metric"]["name"], plan["experiment"]["metric"]["mode"]
+    end = run_end(results.events)
+    ended = describe_end(end, metric, mode) if end else None
     trials = results.trials
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     summary: dict[str, Any] = {}
@@ -288,11 +302,7 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
     if len(ranked):
         best = ranked.iloc[0]
         params = {name: _plain(best[column]) for name, column in plan["columns"].items()}
-        metrics = {
-            c[len("metric_") :]: float(best[c])
-            for c in trials.columns
-            if c.startswith("metric_") and best[c] == best[c]
-        }
+        metrics = {name: float(best[c]) for c, name in metric_names(trials).items() if best[c] == best[c]}
         summary = {
             "best_trial": best["trial_id"],
             "best_value": float(best["best_value"]),
@@ -309,6 +319,7 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
         elapsed_s=elapsed_s,
         metric=metric,
         mode=mode,
+        ended=ended,
         **summary,
     )
 

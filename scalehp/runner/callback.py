@@ -1,4 +1,13 @@
-"""Driver side: a Ray Tune callback that turns results into Parquet rows and progress."""
+"""Driver side: a Ray Tune callback that turns results into Parquet rows and progress.
+
+It also decides when the whole run ends early, as a normal end (not an error): a trial
+reached ``metric.goal``, ``failure.max_failed_trials`` trials have failed, or
+``budget.time_limit`` has passed. :func:`run_stopper`'s ``stop_all`` then tells Ray to stop;
+the end is one ``events`` row (``action = end``, ``reason`` = the setting, the trial, its
+step and value, ``cutoff`` = the setting's value), and trials still running get a
+``trials`` row with status ``stopped``. A reported name becomes its ``metric_*`` column
+through one :class:`~scalehp.results.schema.ColumnMap` per run (see ``results/schema.py``).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from scalehp.compiler import Plan
-from scalehp.results.schema import column_name
+from scalehp.results.schema import ColumnMap, describe_end, run_end
 from scalehp.results.sink import ParquetSink
 from scalehp.trial import MetricMissingError
 
@@ -98,7 +107,7 @@ def _utc(seconds: float | None) -> dt.datetime | None:
 
 
 class _TrialState:
-    __slots__ = ("started", "step", "metrics", "best", "best_step", "node", "node_id", "stopped", "retries")
+    __slots__ = ("started", "step", "metrics", "best", "best_step", "node", "node_id", "stopped", "retries", "params")
 
     def __init__(self) -> None:
         self.started = time.time()
@@ -110,6 +119,7 @@ class _TrialState:
         self.node_id: str | None = None
         self.stopped = False
         self.retries = 0
+        self.params: dict[str, Any] = {}  # param columns of the config it last ran with
 
 
 LIVE: dict[str, Any] = {}
@@ -132,11 +142,24 @@ class Recorder:
             callback.record_event(event)
 
 
-def run_stopper(run_id: str, time_attr: str, max_steps: int) -> Any:
-    """A :class:`ray.tune.Stopper`: a trial at ``max_steps``, the whole run when the callback says so."""
+def run_stopper(run_id: str, time_attr: str, max_steps: int, time_limit: float | None = None) -> Any:
+    """A :class:`ray.tune.Stopper`: a trial at ``max_steps``, the whole run when the callback says so.
+
+    ``time_limit`` (seconds) counts the run's own running time as Ray's ``time_budget_s``
+    does (what is left is pickled with Ray's state, so a resumed run gets only the rest),
+    and ends the run through the callback, which records why.
+    """
     from ray.tune import Stopper
 
     class RunStopper(Stopper):
+        def __init__(self) -> None:
+            self.budget = time_limit
+            self.last_check: float | None = None
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            state["last_check"] = None  # the time between the snapshot and a resume is not the run's
+            self.__dict__.update(state)
+
         def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
             from scalehp.runner import callback as live
 
@@ -151,7 +174,16 @@ def run_stopper(run_id: str, time_attr: str, max_steps: int) -> Any:
             from scalehp.runner import callback as live
 
             found = live.LIVE.get(run_id)
-            return bool(getattr(found, "abort", None))
+            if self.budget is not None:
+                now = time.monotonic()
+                if self.last_check is not None:
+                    self.budget -= now - self.last_check
+                self.last_check = now
+                if self.budget <= 0:
+                    if found is not None:
+                        found.end("budget.time_limit", None, None, time_limit - self.budget, time_limit)
+                    return True
+            return bool(getattr(found, "abort", None) or getattr(found, "ended", None))
 
     return RunStopper()
 
@@ -167,9 +199,14 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
     from ray.tune import Callback
 
     experiment = plan.experiment
-    metric, mode = experiment.metric.name, experiment.metric.mode
-    metric_column = column_name("metric", metric)
+    metric, mode, goal = experiment.metric.name, experiment.metric.mode, experiment.metric.goal
+    max_failed = experiment.failure.max_failed_trials
+    metric_map = ColumnMap("metric", plan.metric_columns)  # declared metrics claim their columns first
+    sink.metric_names = metric_map.names  # the same dict: names claimed later reach the part files too
+    metric_map.add([metric])  # (a plan compiled before declared metrics had columns)
+    metric_column = metric_map[metric]
     better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
+    reached = (lambda v: v <= goal) if mode == "min" else (lambda v: v >= goal)
     keys = {"run_id": run_id, "experiment": experiment.name}
     columns = plan.columns
 
@@ -181,6 +218,8 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             self.started = time.monotonic()
             self.last_progress = 0.0
             self.abort: str | None = None  # why the whole run must stop, when it must
+            self.ended: dict[str, Any] | None = None  # why the run ended early (a normal end), when it did
+            self.failed = 0  # trials that ended in error (after their retries)
             self.finished_before: set[str] = set()  # trials that had ended before a resume
             LIVE[run_id] = self
 
@@ -194,18 +233,41 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 del LIVE[run_id]
             sink.close()
 
-        def seed(self, trials: Any, reports: Any) -> None:
-            """Pick up where an interrupted run left off (``scalehp resume``)."""
+        def seed(self, trials: Any, reports: Any, events: Any = None, metric_columns: dict | None = None) -> None:
+            """Pick up where an interrupted run left off (``scalehp resume``).
+
+            A run that had already ended early (its ``end`` event, or a goal or failure count
+            that its tables show was reached before the event was written) is marked
+            :attr:`ended` again, so resuming it runs nothing more.
+            """
+            for name, column in (metric_columns or {}).items():
+                metric_map.keep(name, column)
             for row in trials.itertuples(index=False):
                 self.done[row.trial_id] = row.status
                 self.finished_before.add(row.trial_id)
-            if not len(reports):
-                return
+            self.failed = list(self.done.values()).count("error")
+            if events is not None:
+                self.ended = run_end(events)
+            if max_failed is not None and self.failed >= max_failed:
+                self.end("failure.max_failed_trials", None, None, self.failed, max_failed)
+            if len(reports):
+                self.seed_reports(reports)
+                if goal is not None and metric_column in reports:
+                    hits = reports[reports[metric_column].map(lambda v: v == v and reached(v))]
+                    if len(hits):  # the first report that reached the goal, as the live run saw it
+                        first = hits.sort_values(["time", "step"], kind="stable").iloc[0]
+                        self.end(
+                            "metric.goal", first["trial_id"], int(first["step"]), float(first[metric_column]), goal
+                        )
+
+        def seed_reports(self, reports: Any) -> None:
             ordered = reports.sort_values(["trial_id", "step"])
+            params = [c for c in reports.columns if c.startswith("param_")]
             for trial_id, rows in ordered.groupby("trial_id", sort=False):
                 state = self.state(trial_id)
                 last = rows.iloc[-1]
                 state.step = int(last["step"])
+                state.params = {c: _plain(last[c]) for c in params}
                 state.metrics = {
                     c: float(last[c]) for c in rows.columns if c.startswith("metric_") and last[c] == last[c]
                 }
@@ -233,6 +295,26 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
         def params(self, config: dict[str, Any]) -> dict[str, Any]:
             return {columns[name]: config.get(name) for name in columns}
 
+        def end(self, reason: str, trial_id: str | None, step: int | None, value: float, cutoff: float) -> None:
+            """End the whole run early (a normal end): record why, once; ``stop_all`` does the rest."""
+            if self.ended is not None or self.abort:
+                return
+            self.ended = {"reason": reason, "trial_id": trial_id, "step": step, "value": value, "cutoff": cutoff}
+            log.info("the run ends early: %s", describe_end(self.ended, metric, mode))
+            sink.add("events", {**keys, "time": time.time(), "action": "end", **self.ended})
+            sink.flush()  # on disk before Ray stops anything: a resume must see it
+
+        def stop_unfinished(self, trials: list | None = None) -> None:
+            """A ``stopped`` row for every trial that had started and has none yet (after an early end)."""
+            live = {t.trial_id: t for t in trials or ()}
+            for trial_id in list(self.states):
+                if trial_id in self.done:
+                    continue
+                if trial_id in live:
+                    self.finish(live[trial_id], "stopped")
+                else:  # resumed after the end: known only from its reports
+                    self.write_row(trial_id, self.states[trial_id].params, "stopped")
+
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self.state(trial.trial_id)
             self.progress(trials)
@@ -245,7 +327,9 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 return  # its rows are written; the stopper ends it
             state = self.state(trial.trial_id)
             step = result.get(time_attr)
-            metrics = {column_name("metric", k): v for k, v in _metrics(result).items()}
+            reported = _metrics(result)
+            metric_map.add(reported)  # names seen for the first time claim their columns
+            metrics = {metric_map[k]: v for k, v in reported.items()}
             state.step = int(step) if step is not None else state.step
             state.metrics = metrics
             state.node = result.get("node_ip") or result.get("hostname")
@@ -268,18 +352,23 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 **metrics,
             }
             sink.add("reports", row)
+            if goal is not None and value is not None and not math.isnan(value) and reached(value):
+                self.end("metric.goal", trial.trial_id, state.step, value, goal)  # after its row: flushed together
             self.progress(trials)
 
         def finish(self, trial: Any, status: str, error: str | None = None) -> None:
             if trial.trial_id in self.finished_before:
                 return
-            state = self.state(trial.trial_id)
-            self.done[trial.trial_id] = status
+            self.write_row(trial.trial_id, self.params(trial.config), status, error)
+
+        def write_row(self, trial_id: str, params: dict[str, Any], status: str, error: str | None = None) -> None:
+            state = self.state(trial_id)
+            self.done[trial_id] = status
             sink.add(
                 "trials",
                 {
                     **keys,
-                    "trial_id": trial.trial_id,
+                    "trial_id": trial_id,
                     "status": status,
                     "error": error,
                     "steps": state.step,
@@ -290,7 +379,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                     "node_id": state.node_id,
                     "started_at": _utc(state.started),
                     "ended_at": _utc(time.time()),
-                    **self.params(trial.config),
+                    **params,
                     **state.metrics,
                 },
             )
@@ -307,6 +396,11 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 # every trial would fail the same way: stop the run now, not after it
                 self.abort = error.rsplit(f"{MetricMissingError.__name__}: ", 1)[-1].strip().splitlines()[0]
             self.finish(trial, "error", error)
+            if trial.trial_id not in self.finished_before:  # (those were counted before a resume)
+                self.failed += 1
+                if max_failed is not None and self.failed >= max_failed:
+                    step = self.state(trial.trial_id).step
+                    self.end("failure.max_failed_trials", trial.trial_id, step, self.failed, max_failed)
             self.progress(trials, force=True)
 
         def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
@@ -319,6 +413,8 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             self.progress(trials)
 
         def on_experiment_end(self, trials: list, **info: Any) -> None:
+            if self.ended is not None:  # Ray stops running trials without telling callbacks
+                self.stop_unfinished(trials)
             sink.flush()
             self.progress(trials, force=True)
 
@@ -345,6 +441,12 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             )
 
     return ParquetCallback()
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def _error_text(trial: Any) -> str:
