@@ -112,7 +112,7 @@ class _Katib(Mapping):
         elif samples is None:
             samples = DEFAULT_SAMPLES
             self.note(
-                "spec",
+                "spec.maxTrialCount",
                 f"no maxTrialCount: Katib runs until the goal or too many failures; scalehp needs a trial cap, "
                 f"budget.samples {samples}",
             )

@@ -91,6 +91,7 @@ class _Nni(Mapping):
                 "the search space is in NNI annotations in the trial code; write it as searchSpace and import again",
             )
         name = self.experiment_name(config.pop("experimentName", None), "experimentName")
+        self.refuse_early(config)
         space_data, space_path, space_source = self.space_data(config)
         space = self.space(space_data, space_path, space_source)
 
@@ -107,7 +108,7 @@ class _Nni(Mapping):
         search, scheduler, max_steps, mode, space, samples = self.tuner(tuner, tuner_key, space, samples)
         if samples_raw is None and search.get("algorithm") != "grid":
             self.note(
-                "maxTrialNumber" if "maxTrialNumber" in self.source.data else "",
+                "maxTrialNumber",
                 f"no maxTrialNumber: NNI creates trials until stopped; budget.samples is {samples}",
             )
         if assessor:
@@ -165,6 +166,13 @@ class _Nni(Mapping):
             self.note("sharedStorage", _TRAINING_NOTE + "; shared storage is yours to mount")
         self.rest(config, "")
         return self.done(data)
+
+    def refuse_early(self, config: dict[str, Any]) -> None:
+        """Tuners with no equivalent fail before their search space is read (Batch's is not a space)."""
+        for key in ("tuner", "advisor"):
+            tuner = config.get(key)
+            if isinstance(tuner, dict) and str(tuner.get("name")).lower() in ("batch", "pbt"):
+                self.tuner(dict(tuner), key, {}, 1)
 
     # -- a bare search space ---------------------------------------------------------------------
 
