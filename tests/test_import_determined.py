@@ -187,7 +187,9 @@ def test_defaults_when_the_source_is_silent(tmp_path):
 
 def test_cli(tmp_path):
     out = tmp_path / "adaptive.yaml"
-    result = CliRunner().invoke(main, ["import", "--from", "determined", str(EXAMPLES / "adaptive.yaml"), "-o", str(out)])
+    result = CliRunner().invoke(
+        main, ["import", "--from", "determined", str(EXAMPLES / "adaptive.yaml"), "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert load_experiment(out).space["optimizer_config.learning_rate"].high == 10.0
     assert "Trial API" in result.stderr

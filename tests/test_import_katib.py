@@ -107,7 +107,11 @@ def test_distributions_normal_and_lognormal_take_min_max_as_three_sigma():
     assert "+-3 sigma" in found["spec.parameters.0.feasibleSpace.distribution"]
     assert "ln(value)" in found["spec.parameters.3.feasibleSpace.distribution"]
     # args after command, in order
-    assert imported.data["command"]["run"][-3:] == ["--weight-decay=${weight_decay}", "--hidden=${hidden}", "--nesterov=${nesterov}"]
+    assert imported.data["command"]["run"][-3:] == [
+        "--weight-decay=${weight_decay}",
+        "--hidden=${hidden}",
+        "--nesterov=${nesterov}",
+    ]
     assert imported.data["resources"] == {"cpu": 0.5}
 
 
@@ -200,7 +204,12 @@ def test_unmappable_pbt_is_an_error_at_its_line():
         ("parameterType: int", "parameterType: integer", "spec.parameters.1.parameterType", "expected double"),
         ("type: maximize", "type: biggest", "spec.objective.type", "minimize or maximize"),
         ("kind: Experiment", "kind: Suggestion", "kind", "Experiment"),
-        ("reference: lr", "reference: learning_rate", "spec.trialTemplate.trialParameters.0.reference", "not a parameter"),
+        (
+            "reference: lr",
+            "reference: learning_rate",
+            "spec.trialTemplate.trialParameters.0.reference",
+            "not a parameter",
+        ),
         (
             '"--lr=${trialParameters.learningRate}"',
             '"--lr=${trialParameters.rate}"',

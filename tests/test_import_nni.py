@@ -145,7 +145,11 @@ def test_grid_search_enumerates_and_continuous_grid_falls_back_to_random(tmp_pat
     }
     assert imported.data["search"] == {"algorithm": "grid"} and imported.data["budget"]["samples"] == 1
     assert "18 trials" in notes(imported)["maxTrialNumber"]
-    text = (EXAMPLES / "gridsearch.yml").read_text().replace("{_type: quniform, _value: [0.1, 0.5, 0.2]}", "{_type: uniform, _value: [0.1, 0.5]}")
+    text = (
+        (EXAMPLES / "gridsearch.yml")
+        .read_text()
+        .replace("{_type: quniform, _value: [0.1, 0.5, 0.2]}", "{_type: uniform, _value: [0.1, 0.5]}")
+    )
     fallback = import_file("nni", write(tmp_path, text))
     assert fallback.data["search"] == {"algorithm": "random"}
     assert fallback.data["space"]["dropout"] == {"float": [0.1, 0.5]}
@@ -202,11 +206,19 @@ def test_settings_without_equivalent_are_errors_with_file_line_and_key(tmp_path,
 
 def test_errors_in_a_search_space_file_name_that_file(tmp_path):
     (tmp_path / "space.json").write_text(json.dumps({"lr": {"_type": "uniform", "_value": [0.1]}}))
-    path = write(tmp_path, BASE.replace("searchSpace:\n  lr: {_type: loguniform, _value: [0.001, 0.1]}\n", "searchSpaceFile: space.json\n"))
+    path = write(
+        tmp_path,
+        BASE.replace(
+            "searchSpace:\n  lr: {_type: loguniform, _value: [0.001, 0.1]}\n", "searchSpaceFile: space.json\n"
+        ),
+    )
     with pytest.raises(SpecError) as info:
         import_file("nni", path)
     assert info.value.source == str(tmp_path / "space.json") and info.value.path == "lr._value"
-    missing = write(tmp_path, BASE.replace("searchSpace:\n  lr: {_type: loguniform, _value: [0.001, 0.1]}\n", "searchSpaceFile: nope.json\n"))
+    missing = write(
+        tmp_path,
+        BASE.replace("searchSpace:\n  lr: {_type: loguniform, _value: [0.001, 0.1]}\n", "searchSpaceFile: nope.json\n"),
+    )
     with pytest.raises(SpecError, match="cannot read") as info:
         import_file("nni", missing)
     assert info.value.path == "searchSpaceFile" and info.value.line == 1
@@ -224,7 +236,9 @@ def test_nested_choice_needs_names_and_defaults_get_notes(tmp_path):
 
 def test_cli_writes_the_file_and_prints_the_notes(tmp_path):
     out = tmp_path / "nested.yaml"
-    result = CliRunner().invoke(main, ["import", "--from", "nni", str(EXAMPLES / "nested" / "config.yml"), "-o", str(out)])
+    result = CliRunner().invoke(
+        main, ["import", "--from", "nni", str(EXAMPLES / "nested" / "config.yml"), "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert load_experiment(out).budget.time_limit == 3600
     assert "searchSpaceFile.layer0._value" in result.stderr

@@ -18,6 +18,7 @@ from scalehp.runner import run
 from scalehp.spec import load_experiment
 
 pytestmark = pytest.mark.ray
+pytest.importorskip("scalehp.command", reason="command trials (scalehp/command.py) are not in this tree yet")
 
 EXAMPLES = Path(__file__).parent / "import_examples"
 
@@ -56,8 +57,9 @@ def test_katib_manifest_runs_its_trial_template(ray_local, tmp_path):
     assert len(trials) == 4
     check(results, ["lr", "momentum", "epochs"], max_steps=100)
     # a trial that was not stopped ran its own epochs (3 or 4), the program's last line
-    done = trials[trials["status"] == "completed"].merge(results.reports.groupby("trial_id", as_index=False).first())
-    assert (done["steps"] == done["param_epochs"]).all()
+    epochs = results.reports.groupby("trial_id")["param_epochs"].first()
+    completed = trials[trials["status"] == "completed"].set_index("trial_id")["steps"]
+    assert len(completed) >= 1 and (completed == epochs[completed.index]).all()
     assert "metric_val_acc" in results.reports.columns  # every name=value the program prints is recorded
 
 

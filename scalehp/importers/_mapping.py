@@ -264,6 +264,4 @@ def named_metric_format(pattern: str) -> str | None:
     if len(groups) < 2:
         return None
     first, second = groups[0], groups[1]
-    return (
-        pattern[: first + 1] + "?P<name>" + pattern[first + 1 : second + 1] + "?P<value>" + pattern[second + 1 :]
-    )
+    return pattern[: first + 1] + "?P<name>" + pattern[first + 1 : second + 1] + "?P<value>" + pattern[second + 1 :]

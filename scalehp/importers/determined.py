@@ -229,10 +229,13 @@ class _Determined(Mapping):
                 "Python trainable that reports checkpoints and use scheduler pbt",
             )
         elif kind == "custom":
-            raise self.error(f"{path}.name", "a custom searcher is Python code run by Determined; scalehp has no equivalent")
+            raise self.error(
+                f"{path}.name", "a custom searcher is Python code run by Determined; scalehp has no equivalent"
+            )
         elif kind in ("adaptive", "adaptive_simple", "sync_halving"):
             raise self.error(
-                f"{path}.name", f"{kind} is an end-of-life Determined searcher; change it to adaptive_asha and import again"
+                f"{path}.name",
+                f"{kind} is an end-of-life Determined searcher; change it to adaptive_asha and import again",
             )
         else:
             raise self.error(f"{path}.name", f"unknown Determined searcher {kind!r}")
@@ -336,7 +339,9 @@ class _Determined(Mapping):
         env: dict[str, str] = {}
         if isinstance(variables, dict):  # per accelerator: {cpu: [...], cuda: [...], rocm: [...]}
             chosen = variables.get("cuda") or variables.get("gpu") or variables.get("cpu") or []
-            self.note("environment.environment_variables", "variables per accelerator: the CUDA (else CPU) list is used")
+            self.note(
+                "environment.environment_variables", "variables per accelerator: the CUDA (else CPU) list is used"
+            )
             variables = chosen
         for i, item in enumerate(variables or []):
             key, sep, value = str(item).partition("=")

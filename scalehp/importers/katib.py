@@ -302,9 +302,7 @@ class _Katib(Mapping):
             elif "constant" in param:
                 out[name] = param
             else:
-                raise self.error(
-                    path, "Katib's grid needs a uniform int, a double with feasibleSpace.step, or a list"
-                )
+                raise self.error(path, "Katib's grid needs a uniform int, a double with feasibleSpace.step, or a list")
         return out
 
     def _param_path(self, name: str) -> str:
@@ -365,7 +363,9 @@ class _Katib(Mapping):
                 )
             else:
                 search["algorithm"] = "hyperopt"
-                self.note(f"{path}.algorithmName", f"multivariate-tpe: hyperopt's TPE, since optuna cannot search {problem}")
+                self.note(
+                    f"{path}.algorithmName", f"multivariate-tpe: hyperopt's TPE, since optuna cannot search {problem}"
+                )
             setting_notes("scalehp runs TPE with its default settings; left out")
         elif name == "cmaes":
             problem = optuna_problem(space)
@@ -413,7 +413,9 @@ class _Katib(Mapping):
                 "trainable and use scheduler pbt, or choose another algorithm",
             )
         elif name in ("enas", "darts"):
-            raise self.error(f"{path}.algorithmName", f"{name} is neural architecture search; scalehp has no equivalent")
+            raise self.error(
+                f"{path}.algorithmName", f"{name} is neural architecture search; scalehp has no equivalent"
+            )
         else:
             raise self.error(f"{path}.algorithmName", f"unknown Katib algorithm {name!r}")
         return search, scheduler, max_steps, resource
@@ -435,7 +437,9 @@ class _Katib(Mapping):
         settings = self.settings(early.pop("algorithmSettings", None), f"{path}.algorithmSettings")
         self.rest(early, path)
         if name != "medianstop":
-            raise self.error(f"{path}.algorithmName", f"unknown early stopping algorithm {name!r} (Katib has medianstop)")
+            raise self.error(
+                f"{path}.algorithmName", f"unknown early stopping algorithm {name!r} (Katib has medianstop)"
+            )
         values = {}
         for key, default in _MEDIAN_DEFAULTS.items():
             raw = settings.pop(key, None)
@@ -597,8 +601,7 @@ class _Katib(Mapping):
             }.get(kind, f"uses collector {kind}")
             self.note(
                 f"{path}.collector.kind",
-                f"the trial {where}; scalehp reads metrics from the command's output: print "
-                f"{objective}=<value> lines",
+                f"the trial {where}; scalehp reads metrics from the command's output: print {objective}=<value> lines",
             )
         collector.pop("customCollector", None)
         self.rest(collector, f"{path}.collector")
@@ -650,4 +653,3 @@ def _grid_size(space: dict[str, Any]) -> int:
         if isinstance(param, dict) and "grid" in param:
             size *= len(param["grid"])
     return size
-

@@ -83,7 +83,8 @@ class _Nni(Mapping):
         v1 = [k for k in _V1_KEYS if k in config]
         if v1:
             raise self.error(
-                v1[0], "this is an NNI v1 config; scalehp reads the v2 format (trialCommand, maxTrialNumber, tuner.name)"
+                v1[0],
+                "this is an NNI v1 config; scalehp reads the v2 format (trialCommand, maxTrialNumber, tuner.name)",
             )
         if config.pop("useAnnotation", None):
             raise self.error(
@@ -360,7 +361,9 @@ class _Nni(Mapping):
             problem = optuna_problem(space)
             if problem is None:
                 search.update(algorithm="optuna", sampler="nsga2")
-                self.note(where, "Evolution: optuna's NSGA-II sampler, a genetic algorithm, with its own population size")
+                self.note(
+                    where, "Evolution: optuna's NSGA-II sampler, a genetic algorithm, with its own population size"
+                )
             else:
                 search["algorithm"] = "hyperopt"
                 self.note(where, f"Evolution: hyperopt's TPE (optuna's genetic sampler cannot search {problem})")
@@ -388,7 +391,9 @@ class _Nni(Mapping):
                 search["algorithm"] = "hyperopt"
                 minimum = args.pop("min_budget", None)
                 if minimum is not None:
-                    self.note(f"{argp}.min_budget", "the smallest budget follows from max_budget and eta in scalehp's asha")
+                    self.note(
+                        f"{argp}.min_budget", "the smallest budget follows from max_budget and eta in scalehp's asha"
+                    )
             max_steps = self.count(budget, budget_path)
             eta = float(self.number(eta, f"{argp}.eta"))
             scheduler = {"asha": asha_from_hyperband(max_steps, eta)}
@@ -503,7 +508,9 @@ class _Nni(Mapping):
                     self.note(f"{path}.maxTrialNumberPerGpu", "GPU sharing applies to one-GPU trials only; left out")
             entry.pop("useActiveGpu", None)  # Ray hands out GPUs by its own count
             if entry.pop("gpuIndices", None) is not None:
-                self.note(f"{path}.gpuIndices", "Ray picks the GPUs of each trial; set CUDA_VISIBLE_DEVICES to limit them")
+                self.note(
+                    f"{path}.gpuIndices", "Ray picks the GPUs of each trial; set CUDA_VISIBLE_DEVICES to limit them"
+                )
             self.rest(entry, path, "a training-service setting with no scalehp equivalent; left out")
         return out
 
