@@ -52,6 +52,10 @@ def convert(source: Source) -> Imported:
 
 
 class _Katib(Mapping):
+    def __init__(self, source: Source):
+        super().__init__(source)
+        self.param_paths: dict[str, str] = {}  # scalehp param name -> its key path in the manifest
+
     def convert(self) -> Imported:
         top = self.section(self.source.data, "")
         api = top.pop("apiVersion", None)
@@ -207,6 +211,7 @@ class _Katib(Mapping):
             if name in space:
                 raise self.error(f"{path}.name", f"parameter {name!r} is declared twice")
             renamed[katib_name] = name
+            self.param_paths[name] = path
             kind = entry.pop("parameterType", None)
             feasible = self.section(entry.pop("feasibleSpace", None), f"{path}.feasibleSpace", required=True)
             space[name] = self.param(kind, feasible, f"{path}.feasibleSpace", f"{path}.parameterType")
@@ -306,10 +311,7 @@ class _Katib(Mapping):
         return out
 
     def _param_path(self, name: str) -> str:
-        for i, item in enumerate(self.source.data["spec"]["parameters"]):
-            if isinstance(item, dict) and item.get("name") == name:
-                return f"spec.parameters.{i}"
-        return "spec.parameters"
+        return self.param_paths.get(name, "spec.parameters")
 
     # -- algorithm -------------------------------------------------------------------------------
 
