@@ -244,6 +244,10 @@ def compile_plan(experiment: Experiment) -> Plan:
     """
     sampler = _sampler(experiment)
     _check_searcher(experiment, sampler)
+    if experiment.command is not None:
+        from scalehp.command import check as check_command
+
+        check_command(experiment)
     columns = _columns(experiment)
 
     grid_points = _grid_points(experiment)

@@ -411,26 +411,47 @@ class Checkpoints(_Model):
     keep: Integer | None = Field(2, ge=1, description="checkpoints kept per trial (null: all)")
 
 
+def _word(value: Any) -> Any:
+    # a number in a command line or an environment variable is its text (`OMP_NUM_THREADS: 1`)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Word = Annotated[str, BeforeValidator(_word)]
+
+
 class Command(_Model):
     """A command line run once per trial, for programs that are not Python functions.
 
-    ``${name}`` in an argument becomes the value of param ``name``; ``${args}`` expands to
+    ``${name}`` in an argument becomes the value of param ``name`` (an argument holding an
+    inactive param of a conditional space is left out); ``${args}`` expands to
     ``--name=value`` for every param of the trial, ``${args_no_hyphens}`` to ``name=value``
-    (Hydra's overrides), ``${args_json}`` to one JSON argument; ``${trial_id}`` and ``${python}``
-    (this Python) are filled in too. The program prints its metrics, one report per line that
-    holds the experiment's metric: ``name=value`` pairs (Katib's format; ``step=N`` or
-    ``epoch=N`` gives the step) or a JSON object.
+    (Hydra's overrides), ``${args_no_boolean_flags}`` to ``${args}`` with booleans as bare
+    flags, ``${args_json}`` to one JSON argument and ``${args_json_file}`` to a JSON file's
+    path; ``${trial_id}`` and ``${python}`` (this Python) are filled in too, and ``$${`` is a
+    literal ``${``. The program prints its metrics (stdout or stderr), one report per line
+    that holds the experiment's metric: ``name=value`` pairs (Katib's format; ``step=N`` or
+    ``epoch=N`` gives the step) or a JSON object. See :mod:`scalehp.command`.
     """
 
-    run: str | list[str] = Field(
-        description="the command: a string split the way a shell splits words (no shell features) or a list"
+    run: str | list[Word] = Field(
+        description="the command: a string split into words the way a shell splits them (quotes work; no pipes, "
+        "no $VAR) or a list of words; ${name}, ${args}, ${args_no_hyphens}, ${args_no_boolean_flags}, "
+        "${args_json}, ${args_json_file}, ${trial_id} and ${python} are filled in per trial"
     )
-    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
-    cwd: str | None = Field(None, description="working folder of the command (default: where scalehp runs)")
+    env: dict[str, Word] = Field(
+        default_factory=dict,
+        description="extra environment variables (the program also gets SCALEHP_PARAMS as JSON, "
+        "SCALEHP_TRIAL_ID and SCALEHP_MAX_STEPS)",
+    )
+    cwd: str | None = Field(
+        None, description="working folder of the command, relative to where scalehp runs (default: that folder)"
+    )
     metric_format: str | None = Field(
         None,
-        description="a regular expression with groups 'name' and 'value' that finds one metric in an output line "
-        "(default: name=value)",
+        description="a regular expression that finds one metric in an output line: groups (?P<name>...) and "
+        "(?P<value>...), or two plain groups, name first, as Katib's metricsFormat (default: name=value pairs)",
     )
 
     @model_validator(mode="before")
@@ -454,8 +475,11 @@ class Command(_Model):
             compiled = re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"not a regular expression: {exc}") from None
-        if not {"name", "value"} <= set(compiled.groupindex):
-            raise ValueError("metric_format needs the groups (?P<name>...) and (?P<value>...)")
+        named = {"name", "value"} <= set(compiled.groupindex)
+        if not named and compiled.groups < 2:
+            raise ValueError(
+                "metric_format needs the groups (?P<name>...) and (?P<value>...), or two groups: the name, then the value"
+            )
         return pattern
 
 
@@ -639,6 +663,11 @@ def _message(error: dict[str, Any]) -> str:
             return f"unknown scheduler {key!r}; choose one of {', '.join(Scheduler.model_fields)}"
         close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
         return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    pair = {"normal": "[mean, sd]", "lognormal": "[mu, sigma]"}
+    loc = error["loc"]
+    if kind == "tuple_type" or (kind == "missing" and len(loc) > 1 and isinstance(loc[-1], int)):
+        name = loc[-1] if kind == "tuple_type" else loc[-2]
+        return f"give two numbers {pair.get(name, '[low, high]')}"
     if kind == "missing":
         return "required key is missing"
     bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
@@ -675,6 +704,8 @@ def experiment_from_data(data: Any, *, source: str = "<dict>", lines: dict | Non
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         first = errors[0]
         loc = _clean_loc(tuple(first["loc"]))
+        if first["type"] == "missing" and loc and isinstance(loc[-1], int):
+            loc = loc[:-1]  # a pair given one number: the pair is at fault
         message = _message(first)
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"

@@ -1,4 +1,4 @@
-"""Every example experiment validates, compiles and imports its trainable."""
+"""Every example experiment validates, compiles and imports its trainable (or finds its command's program)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from scalehp.compiler import compile_plan
 from scalehp.spec import load_experiment
-from scalehp.trial import load_trainable
+from scalehp.trial import experiment_trainable
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.yaml"))
 
@@ -22,4 +22,4 @@ def test_example_compiles(path):
     experiment = load_experiment(path)
     plan = compile_plan(experiment)
     assert plan.trials >= 1
-    load_trainable(experiment.trainable)
+    experiment_trainable(experiment)

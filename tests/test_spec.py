@@ -145,3 +145,78 @@ def test_json_schema_covers_the_keys():
     for key in ("trainable", "metric", "budget", "space", "scheduler", "asha", "grace_steps", "float", "choice"):
         assert f'"{key}"' in text
     assert schema["additionalProperties"] is False
+
+
+# ---------------------------------------------------------------------------
+# dump_yaml: what importers write must read back as the same data
+
+
+def test_dump_yaml_reads_back_as_the_same_data():
+    from scalehp.spec import dump_yaml, read_yaml
+
+    data = {
+        "name": "x",
+        "description": "two\nlines",
+        "metric": {"name": "metrics/mAP_0.5", "mode": "max", "goal": 0.75},
+        "space": {
+            "lr": {"float": [1e-5, 0.1], "log": True},
+            "looks_like_numbers": {"choice": ["1e-5", "0x10", "1_000", ".5", "-.inf", "12:30"]},
+            "looks_like_other": {"choice": ["true", "false", "null", "~", "yes", "no", "on", "", " pad "]},
+            "flags": {"choice": [True, False, None]},
+            "optimizer.config.lr": {"lognormal": [-6.9, 1.0]},
+            "opt": {"choice": {"adam": {"beta1": {"float": [0.8, 0.99]}}, "sgd": None}},
+            "layers": {"count": [1, 3], "each": {"width": {"int": [16, 256], "log": True}}},
+            "nested": {"constant": {"a": [1, {"b": "c"}], "d": 1.5e-300}},
+            "big": 1e300,
+        },
+    }
+    text = dump_yaml(data)
+    assert read_yaml(text)[0] == data
+    assert "  lr: {float: [1.0e-05, 0.1], log: true}\n" in text  # a param on one line
+
+
+# ---------------------------------------------------------------------------
+# command, goal, failed-trial cap
+
+
+def _base(**changes):
+    data = {
+        "name": "cmd",
+        "metric": {"name": "val/loss", "mode": "min"},
+        "budget": {"samples": 2, "max_steps": 3},
+        "space": {"lr": {"float": [0.001, 0.1], "log": True}},
+    }
+    data.update(changes)
+    return data
+
+
+def test_command_short_forms_and_the_full_form():
+    short = load_experiment(_base(command="${python} train.py ${args}"))
+    listed = load_experiment(_base(command=["${python}", "train.py", "${args}"]))
+    full = load_experiment(
+        _base(command={"run": "python t.py", "env": {"A": "1"}, "metric_format": r"(?P<name>\w+):\s*(?P<value>\S+)"})
+    )
+    assert short.command.run == "${python} train.py ${args}" and short.trainable is None
+    assert listed.command.run == ["${python}", "train.py", "${args}"]
+    assert full.command.env == {"A": "1"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({}, "command: give trainable ('module:function') or command"),
+        ({"trainable": "m:f", "command": "x"}, "command: give trainable or command, not both"),
+        ({"command": ""}, "command.run: the command is empty"),
+        (
+            {"command": {"run": "x", "metric_format": "(?P<name>x)"}},
+            "needs the groups (?P<name>...) and (?P<value>...)",
+        ),
+        ({"command": {"run": "x", "metric_format": "("}}, "command.metric_format: not a regular expression"),
+        ({"command": "x", "failure": {"max_failed_trials": 0}}, "failure.max_failed_trials: must be >= 1"),
+        ({"command": "x", "metric": {"name": "l", "mode": "min", "goal": "high"}}, "metric.goal: expected a number"),
+    ],
+)
+def test_command_goal_and_cap_errors_name_the_key(changes, message):
+    with pytest.raises(SpecError) as error:
+        load_experiment(_base(**changes))
+    assert message in str(error.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from typing import Any, Callable
 
@@ -10,19 +11,19 @@ import click
 
 from scalehp.cli import fmt_value, load_plan, main
 from scalehp.errors import RunError, SpecError
-from scalehp.trial import load_trainable
+from scalehp.trial import experiment_trainable
 
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(files: tuple[str, ...]) -> None:
-    """Check experiment files (and that their trainables import) without starting Ray."""
+    """Check experiment files (and that their trainables import, or their commands' programs exist) without starting Ray."""
     failed = 0
     for path in files:
         try:
             plan = load_plan(path)
             exp = plan.experiment
-            load_trainable(exp.trainable, source=exp.source, line=exp.line_of("trainable"))
+            experiment_trainable(exp)
         except SpecError as exc:
             click.secho(f"error: {exc}", err=True, fg="red")
             failed += 1
@@ -134,7 +135,7 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
     searcher += f", seed {exp.seed}" if exp.seed is not None else ", unseeded"
     lines = [
         f"experiment  {exp.name}  ({exp.source}, digest {plan.digest})",
-        f"trainable   {exp.trainable}",
+        *_trainable_lines(plan),
         f"metric      {metric}",
         f"trials      {plan.trials} ({exp.budget.samples} samples{grid}), {at_once}, {per_trial} each",
         f"budget      {exp.budget.max_steps} steps per trial at most"
@@ -181,6 +182,26 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
     lines.append(f"results     {exp.results}/{exp.name}/<run id>/")
     for warning in plan.warnings:
         lines.append(f"warning     {warning}")
+    return lines
+
+
+def _trainable_lines(plan: Any) -> list[str]:
+    exp = plan.experiment
+    if exp.command is None:
+        return [f"trainable   {exp.trainable}"]
+    from scalehp.command import expand, template
+    from scalehp.space import flatten_space, sample_config
+
+    command = exp.command
+    written = command.run if isinstance(command.run, str) else shlex.join(template(command))
+    lines = [f"command     {written}"]
+    config = sample_config(exp.space, exp.seed)
+    argv = expand(command, config, "trial_00000", params=[n.name for n in flatten_space(exp.space)])
+    lines.append(f"  e.g.      {shlex.join(argv)}")
+    where = f"in {command.cwd}" if command.cwd else "in the folder scalehp runs in"
+    env = "".join(f", {k}={v}" for k, v in command.env.items())
+    reads = f"metric_format {command.metric_format!r}" if command.metric_format else "name=value pairs or JSON lines"
+    lines.append(f"  runs      {where}{env}; reports: lines holding {exp.metric.name} ({reads})")
     return lines
 
 
@@ -256,7 +277,7 @@ def run(file: str, address: str | None, results: str | None, quiet: bool, verbos
 
     compiled = load_plan(file)
     exp = compiled.experiment
-    load_trainable(exp.trainable, source=exp.source, line=exp.line_of("trainable"))  # before any output
+    experiment_trainable(exp)  # before any output
     for warning in compiled.warnings:
         click.secho(f"warning: {warning}", err=True, fg="yellow")
     if not quiet:
@@ -312,11 +333,11 @@ def _print_summary(summary: Any) -> None:
 def try_(file: str, seed: int | None, steps: int | None) -> None:
     """Run one sampled config of FILE in this process, without Ray, to debug the trainable."""
     from scalehp.space import sample_config
-    from scalehp.trial import LocalTrial, load_trainable, trial_seed
+    from scalehp.trial import LocalTrial, trial_seed
 
     compiled = load_plan(file)
     exp = compiled.experiment
-    train, kind = load_trainable(exp.trainable, source=exp.source, line=exp.line_of("trainable"))
+    train, kind = experiment_trainable(exp, echo=lambda line: click.secho(f"  | {line}", dim=True))
     if kind != "scalehp":
         raise SpecError(
             "a plain Ray Tune function (config) needs Ray: use 'scalehp run'; 'try' runs (config, trial) trainables",
@@ -326,6 +347,11 @@ def try_(file: str, seed: int | None, steps: int | None) -> None:
         )
     config = sample_config(exp.space, seed if seed is not None else exp.seed)
     click.echo("config  " + ", ".join(f"{k}={fmt_value(v)}" for k, v in config.items()))
+    if exp.command is not None:
+        from scalehp.command import expand, working_folder
+
+        argv = expand(exp.command, config, "local", params=train.params)
+        click.echo(f"command {shlex.join(argv)}  (in {working_folder(exp.command)})")
 
     def show(row: dict[str, Any]) -> None:
         click.echo(f"step {row['step']:>4}  " + "  ".join(f"{k}={fmt_value(v)}" for k, v in row.items() if k != "step"))
@@ -335,6 +361,8 @@ def try_(file: str, seed: int | None, steps: int | None) -> None:
     try:
         train(config, trial)
     except Exception as exc:  # noqa: BLE001 - the user's code failed: show it, exit 1
+        if exp.command is not None:  # the command's own error says it all
+            raise RunError(str(exc).splitlines()[0]) from None
         import traceback
 
         traceback.print_exc()

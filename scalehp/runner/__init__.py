@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from scalehp.command import print_line
 from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import ResultsError, RunError, SpecError
 from scalehp.results.schema import param_fields
@@ -40,7 +41,7 @@ from scalehp.runner.search import param_space, searcher
 from scalehp.runner.session import check_resources, quiet_tune, ray_session
 from scalehp.runner.trainable import entry_point, trial_dirname, trial_name
 from scalehp.spec import Experiment, experiment_from_data
-from scalehp.trial import load_trainable
+from scalehp.trial import experiment_trainable
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +139,14 @@ def run(
         verbose: let Ray print its own logs and the trials' output.
 
     Raises:
-        SpecError: the trainable cannot be imported, no node can hold one trial, or the
-            trainable does not report the experiment's metric (the run stops at once).
+        SpecError: the trainable cannot be imported (or the command's program is not found),
+            no node can hold one trial, or the trainable does not report the experiment's
+            metric (the run stops at once).
         RunError: Ray could not be started or the run could not be carried out.
     """
     plan = experiment if isinstance(experiment, Plan) else compile_plan(experiment)
     exp = plan.experiment
-    train, kind = load_trainable(exp.trainable, source=exp.source, line=exp.line_of("trainable"))
+    train, kind = experiment_trainable(exp, echo=print_line)
     with ray_session(address, verbose):
         request = check_resources(exp)
         run_id = new_run_id()
@@ -185,7 +187,7 @@ def resume(
     if plan.digest != saved.get("digest"):
         # Ray's folder holds pickles: restore only what this plan.json describes, unchanged
         raise RunError(f"{plan_file} was changed after the run started; resume refuses an edited plan")
-    train, kind = load_trainable(exp.trainable, source=exp.source, line=exp.line_of("trainable"))
+    train, kind = experiment_trainable(exp, echo=print_line)
     with ray_session(address, verbose):
         request = check_resources(exp)
         return _fit(plan, run_dir, saved["run_id"], train, kind, request, on_progress, restore=True)
