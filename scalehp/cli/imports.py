@@ -14,14 +14,15 @@ from scalehp.importers import FORMATS
 @click.option("--from", "fmt", type=click.Choice(list(FORMATS)), required=True, help="The source's format.")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the experiment here (default: stdout).")
-def import_(fmt: str, file: str, output: str | None) -> None:
+@click.option("--program", help="The script each trial runs (hydra-optuna: the Hydra app; wandb: replaces program).")
+def import_(fmt: str, file: str, output: str | None, program: str | None) -> None:
     """Convert FILE (a W&B, Katib, NNI, Determined or Hydra-Optuna sweep) to a scalehp experiment file.
 
     Every setting that could not be carried over exactly is listed on stderr with what it became.
     """
     from scalehp.importers import import_file
 
-    imported = import_file(fmt, file)
+    imported = import_file(fmt, file, program=program)
     text = imported.yaml()
     if output:
         Path(output).write_text(text, encoding="utf-8")

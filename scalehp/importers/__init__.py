@@ -70,6 +70,7 @@ class Source:
     data: Any
     path: str  # the file, as given
     lines: dict[tuple, int] = field(default_factory=dict)
+    program: str | None = None  # ``scalehp import --program``: the script the trials run (formats that take it)
 
     def line_of(self, path: str) -> int | None:
         parts = tuple(int(p) if p.isdigit() else p for p in path.split(".")) if path else ()
@@ -127,8 +128,11 @@ def read_source(path: str | Path, at: tuple[Source, str] | None = None) -> Sourc
     return Source(data, str(path), lines)
 
 
-def import_file(fmt: str, path: str | Path) -> Imported:
+def import_file(fmt: str, path: str | Path, program: str | None = None) -> Imported:
     """Convert the sweep definition at ``path`` written for ``fmt`` and check the result compiles.
+
+    ``program`` is the script each trial runs, for formats whose file does not name it (Hydra's
+    sweeper config) or to replace the one it names (W&B's ``program``).
 
     Raises:
         SpecError: the source cannot be read, holds a setting with no scalehp equivalent,
@@ -139,7 +143,12 @@ def import_file(fmt: str, path: str | Path) -> Imported:
     source = read_source(path)
     if not isinstance(source.data, dict):
         raise SpecError(f"a {fmt} config must be a mapping of keys", source=source.path)
-    imported = importlib.import_module(FORMATS[fmt]).convert(source)
+    module = importlib.import_module(FORMATS[fmt])
+    if program is not None:
+        if not getattr(module, "TAKES_PROGRAM", False):
+            raise SpecError(f"--program is not used by {fmt} imports (the file names its command)", source=str(path))
+        source.program = program
+    imported = module.convert(source)
     check(imported, f"{path} (imported from {fmt})")
     return imported
 
