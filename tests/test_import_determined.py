@@ -1,4 +1,4 @@
-"""scalehp import --from determined: example configs from Determined's documentation, the tricky mappings, the errors."""
+"""scalehp import --from determined: example configs from Determined's docs, the tricky mappings, the errors."""
 
 from __future__ import annotations
 

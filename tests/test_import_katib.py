@@ -1,4 +1,4 @@
-"""scalehp import --from katib: example manifests from Katib's documentation, the tricky mappings, the notes, the errors."""
+"""scalehp import --from katib: example manifests from Katib's docs, the tricky mappings, the notes, the errors."""
 
 from __future__ import annotations
 

@@ -311,7 +311,8 @@ class _Determined(Mapping):
             path,
             "Determined's Core API reads hparams from det.get_cluster_info() and reports with "
             "core_context.train.report_validation_metrics; under scalehp the program gets the params as one JSON "
-            "argument (${args_json}, nested names dotted) and prints '<metric>=<value>' lines; it runs in the "
+            "argument (${args_json}, nested names dotted; also in the environment as SCALEHP_PARAMS) and prints "
+            "'<metric>=<value>' lines; it runs in the "
             f"config's folder {cwd.as_posix()!r} (Determined's context directory)",
         )
         env = self.environment(environment, for_command=True)

@@ -462,7 +462,8 @@ class _Katib(Mapping):
         if template.get("configMap") is not None:
             raise self.error(
                 f"{path}.configMap",
-                "the trial template is in a Kubernetes ConfigMap; copy it into trialTemplate.trialSpec and import again",
+                "the trial template is in a Kubernetes ConfigMap; "
+                "copy it into trialTemplate.trialSpec and import again",
             )
         placeholders = self.trial_parameters(template.pop("trialParameters", None), renamed)
         trial_spec = self.section(template.pop("trialSpec", None), f"{path}.trialSpec", required=True)

@@ -47,6 +47,7 @@ _TYPES = (
     "lognormal",
     "qlognormal",
 )
+_MODELS = {"smac": "random forest", "gp": "Gaussian process", "metis": "Gaussian process", "dngo": "neural network"}
 _V1_KEYS = ("authorName", "maxTrialNum", "maxExecDuration", "searchSpacePath", "trial", "trainingServicePlatform")
 _TRAINING_NOTE = "scalehp runs trials on the Ray cluster it is connected to (on this machine by default)"
 
@@ -127,7 +128,8 @@ class _Nni(Mapping):
             "trialCommand",
             "NNI trial code reads its params with nni.get_next_parameter() and reports with "
             "nni.report_intermediate_result/report_final_result; under scalehp it gets them as one JSON "
-            f"argument (${{args_json}}, nested names dotted) and must print '{METRIC}=<value>' lines "
+            "argument (${args_json}, nested names dotted; also in the environment as SCALEHP_PARAMS) and must "
+            f"print '{METRIC}=<value>' lines "
             "(or rename metric.name to what it prints)",
         )
         if max_steps is None:
@@ -373,7 +375,7 @@ class _Nni(Mapping):
             search["algorithm"] = "hyperopt"
             self.note(
                 where,
-                f"{name} (Bayesian optimization with a {'random forest' if lower == 'smac' else 'Gaussian process' if lower in ('gp', 'metis') else 'neural network'} model) "
+                f"{name} (Bayesian optimization with a {_MODELS[lower]} model) "
                 "has no scalehp equivalent; the closest model-based searcher is hyperopt's TPE",
             )
             startup = args.pop("cold_start_num", None)
