@@ -33,4 +33,5 @@ def import_(fmt: str, file: str, output: str | None, program: str | None) -> Non
         click.secho(f"{len(imported.notes)} setting(s) not carried over exactly:", err=True, fg="yellow")
         for note in imported.notes:
             where = f"{file}:{note.line}" if note.line else file
-            click.echo(f"  {where}: {note.path}: {note.message}", err=True)
+            about = f"{note.path}: " if note.path else ""
+            click.echo(f"  {where}: {about}{note.message}", err=True)

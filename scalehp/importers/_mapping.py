@@ -1,0 +1,267 @@
+"""What the Katib, NNI and Determined converters share: notes, names, numbers, commands, searchers.
+
+A :class:`Mapping` walks one source file. Each converter takes the keys it understands out of
+a section with :meth:`Mapping.section` and calls :meth:`Mapping.rest` for what is left, so a
+key no converter knows still becomes a note instead of disappearing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+from scalehp.errors import SpecError
+from scalehp.importers import Imported, Note, Source
+
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_PARAM_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,99}$")
+_SUB_PARAM_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_/-]{0,99}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_SHELL = re.compile(r"&&|\|\||[|;<>`]|\$\(|\$[A-Za-z_{]")
+_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_./-]*\}")
+PYTHONS = ("python", "python3")
+
+DEFAULT_MAX_STEPS = 100
+"""Steps per trial when the source sets no per-trial length (a step is one report of the metric)."""
+DEFAULT_SAMPLES = 100
+"""Trials when the source sets no trial cap."""
+
+
+class Mapping:
+    """One conversion in progress: the source, the notes so far, and helpers that raise or note."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.notes: list[Note] = []
+
+    def note(self, path: str, message: str) -> None:
+        self.notes.append(self.source.note(path, message))
+
+    def error(self, path: str, message: str) -> SpecError:
+        return self.source.error(path, message)
+
+    def done(self, data: dict[str, Any]) -> Imported:
+        return Imported({"version": 1, **data}, self.notes)
+
+    # -- walking mappings -------------------------------------------------------------------
+
+    def section(self, value: Any, path: str, *, required: bool = False) -> dict[str, Any]:
+        """A mapping at ``path`` as a copy that the caller pops keys from (empty when absent)."""
+        if value is None:
+            if required:
+                raise self.error(path, "required section is missing")
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping of keys, got {type(value).__name__}")
+        return dict(value)
+
+    def rest(self, left: dict[str, Any], path: str, why: str = "no scalehp equivalent; left out") -> None:
+        """A note for every key nobody took out of ``left``."""
+        for key, value in left.items():
+            if value is None:
+                continue  # null means "not set" in these formats
+            self.note(join(path, key), why)
+
+    # -- values --------------------------------------------------------------------------------
+
+    def number(self, value: Any, path: str, *, integer: bool = False) -> float | int:
+        """A number from a YAML number or a numeric string (Katib writes ``min: "0.01"``)."""
+        if isinstance(value, bool) or value is None:
+            raise self.error(path, f"expected a number, got {value!r}")
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                value = int(text) if re.fullmatch(r"[-+]?\d+", text) else float(text)
+            except ValueError:
+                raise self.error(path, f"expected a number, got {value!r}") from None
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.error(path, f"expected a finite number, got {value!r}")
+        if integer:
+            if isinstance(value, float) and not value.is_integer():
+                raise self.error(path, f"expected a whole number, got {value!r}")
+            return int(value)
+        return value
+
+    def count(self, value: Any, path: str, *, minimum: int = 1) -> int:
+        """A whole number of at least ``minimum`` (trial caps, concurrency)."""
+        number = self.number(value, path, integer=True)
+        if number < minimum:
+            raise self.error(path, f"must be at least {minimum}, got {number}")
+        return int(number)
+
+    def string(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(path, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def duration(self, value: Any, path: str) -> float:
+        """Seconds from ``number + s|m|h|d`` (NNI's format) or a number of seconds."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if not match:
+            raise self.error(path, f"expected a duration such as 30m, 2h or 0.5d, got {value!r}")
+        factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        return float(match.group(1)) * factor
+
+    # -- names -----------------------------------------------------------------------------------
+
+    def experiment_name(self, raw: Any, path: str) -> str:
+        """The experiment's name from the source's own, made valid (with a note when changed)."""
+        stem = Path(self.source.path).stem
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            name = sanitize_name(stem) or "imported"
+            self.note(path, f"the source has no name; named the experiment {name!r} after the file")
+            return name
+        text = str(raw)
+        name = sanitize_name(text) or sanitize_name(stem) or "imported"
+        if name != text:
+            self.note(path, f"{text!r} is not a valid scalehp name (letters, digits, - _ .); named it {name!r}")
+        return name
+
+    def param_name(self, raw: Any, path: str, *, nested: bool = False) -> str:
+        """A param name as it is, or an error telling how to rename it."""
+        pattern = _SUB_PARAM_OK if nested else _PARAM_OK
+        if not isinstance(raw, str) or not pattern.match(raw):
+            allowed = "letters, digits, _ / -" if nested else "letters, digits, _ . / -"
+            raise self.error(
+                path, f"param name {raw!r} cannot be a scalehp param name ({allowed}, starting with a letter or _)"
+            )
+        return raw
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def shell_words(self, command: str, path: str) -> list[str]:
+        """The words of a command line that needs no shell, or an error naming the shell feature."""
+        try:
+            words = shlex.split(command)
+        except ValueError as exc:
+            raise self.error(path, f"cannot split the command into words: {exc}") from None
+        if not words:
+            raise self.error(path, "the command is empty")
+        feature = _SHELL.search(command)
+        if feature:
+            raise self.error(
+                path,
+                f"the command uses the shell ({feature.group(0)!r}); scalehp runs a command without a shell: "
+                "put those steps in a script and run that",
+            )
+        return words
+
+    def python_first(self, words: list[str], path: str) -> list[str]:
+        """``python``/``python3`` as the program becomes ``${python}`` (scalehp's own Python), with a note."""
+        if words and words[0] in PYTHONS:
+            self.note(path, f"{words[0]!r} runs as ${{python}}: the Python that runs scalehp (and its environment)")
+            return ["${python}", *words[1:]]
+        return words
+
+
+def join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def sanitize_name(text: str) -> str:
+    """``text`` as a valid experiment name: invalid characters become '-', at most 100 characters."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.strip())
+    name = re.sub(r"\.{2,}", ".", name).lstrip("-_.")[:100].rstrip("-_.")
+    return name if _NAME_OK.match(name) else ""
+
+
+def command_line(words: list[str]) -> str:
+    """Words back to one command string (placeholders left unquoted)."""
+    out = []
+    for word in words:
+        if _PLACEHOLDER.fullmatch(word):
+            out.append(word)
+        else:
+            out.append(shlex.quote(word))
+    return " ".join(out)
+
+
+# -- searchers --------------------------------------------------------------------------------
+
+
+def optuna_problem(space: dict[str, Any]) -> str | None:
+    """Why optuna cannot search ``space`` (scalehp's converted params), or None when it can."""
+    for name, param in _walk(space):
+        if not isinstance(param, dict):
+            continue
+        if "normal" in param or "lognormal" in param:
+            return f"{name!r} is a normal/lognormal param, which optuna has no distribution for"
+        if "float" in param and param.get("log") and param.get("step"):
+            return f"{name!r} is a float on a log scale with a step"
+        if "choice" in param and isinstance(param["choice"], list):
+            if not all(v is None or isinstance(v, (bool, int, float, str)) for v in param["choice"]):
+                return f"{name!r} chooses among lists or mappings"
+    return None
+
+
+def numbers_only(space: dict[str, Any]) -> bool:
+    """Whether every searched param is a number range (what CMA-ES searches)."""
+    return all(
+        not isinstance(p, dict) or "constant" in p or "float" in p or "int" in p for _, p in _walk(space, nested=False)
+    )
+
+
+def _walk(space: dict[str, Any], prefix: str = "", nested: bool = True):
+    for name, param in space.items():
+        yield prefix + name, param
+        if nested and isinstance(param, dict) and isinstance(param.get("choice"), dict):
+            for option, sub in param["choice"].items():
+                yield from _walk(sub or {}, f"{prefix}{name}.", nested)
+
+
+def asha_from_hyperband(max_steps: int, eta: float) -> dict[str, Any]:
+    """ASHA options that match Hyperband's brackets for a maximum budget ``max_steps`` and factor ``eta``.
+
+    Hyperband's smallest budget is ``max_steps / eta**s_max`` with ``s_max = floor(log_eta(max_steps))``
+    and it runs ``s_max + 1`` brackets; Ray's ASHA bracket ``s`` starts at ``grace * eta**s``.
+    """
+    s_max = int(math.floor(math.log(max_steps) / math.log(eta) + 1e-9)) if max_steps > 1 else 0
+    grace = max(1, int(max_steps / eta**s_max))
+    return {"grace_steps": grace, "reduction_factor": eta, "brackets": max(1, min(10, s_max + 1))}
+
+
+def tidy(value: float) -> float:
+    """A computed value without floating-point dust (0.30000000000000004 -> 0.3): 12 significant digits."""
+    return float(f"{value:.12g}")
+
+
+def go_round(value: float) -> int:
+    """Round half away from zero, as Go's ``math.Round`` (Determined's grid)."""
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))
+
+
+def capturing_groups(pattern: str) -> list[int]:
+    """The positions of the opening parentheses of the capturing groups of a regular expression."""
+    positions, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            if char == "]":
+                in_class = False
+        elif char == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "]":
+                i += 1
+            elif pattern[i + 1 : i + 3] == "^]":
+                i += 2
+        elif char == "(" and pattern[i + 1 : i + 2] != "?":
+            positions.append(i)
+        i += 1
+    return positions
+
+
+def named_metric_format(pattern: str) -> str | None:
+    """A Katib ``metricsFormat`` regex (group 1 = name, group 2 = value) with those groups named."""
+    groups = capturing_groups(pattern)
+    if len(groups) < 2:
+        return None
+    first, second = groups[0], groups[1]
+    return pattern[: first + 1] + "?P<name>" + pattern[first + 1 : second + 1] + "?P<value>" + pattern[second + 1 :]

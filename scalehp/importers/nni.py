@@ -1,0 +1,538 @@
+"""NNI experiment configs (v2 format) and NNI search-space files -> scalehp experiment files.
+
+What maps how (the full table is docs/import/nni.md)::
+
+    searchSpace / searchSpaceFile -> space (randint's upper bound is exclusive; q types keep
+                                     NNI's clip(round(x / q) * q, low, high); a choice over
+                                     dicts with _name is a conditional choice)
+    tuner / advisor               -> search (+ scheduler for Hyperband and BOHB); Batch, PBT are errors
+    assessor                      -> scheduler median_stopping
+    trialCommand, trialCodeDirectory -> command (params as one JSON argument), command.cwd
+    trialConcurrency, maxTrialNumber, maxExperimentDuration, trialGpuNumber
+                                  -> concurrency, budget.samples, budget.time_limit, resources.gpu
+
+A bare search-space file (``search_space.json``) is accepted too; the rest is then filled with
+defaults, each with a note.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from scalehp.importers import Imported, Note, Source
+from scalehp.importers._mapping import (
+    DEFAULT_MAX_STEPS,
+    DEFAULT_SAMPLES,
+    Mapping,
+    asha_from_hyperband,
+    command_line,
+    optuna_problem,
+    tidy,
+)
+
+METRIC = "default"
+"""The name NNI gives a trial's result (``nni.report_final_result(0.93)`` reports ``default``)."""
+_TYPES = (
+    "choice",
+    "randint",
+    "uniform",
+    "quniform",
+    "loguniform",
+    "qloguniform",
+    "normal",
+    "qnormal",
+    "lognormal",
+    "qlognormal",
+)
+_MODELS = {"smac": "random forest", "gp": "Gaussian process", "metis": "Gaussian process", "dngo": "neural network"}
+_V1_KEYS = ("authorName", "maxTrialNum", "maxExecDuration", "searchSpacePath", "trial", "trainingServicePlatform")
+_TRAINING_NOTE = "scalehp runs trials on the Ray cluster it is connected to (on this machine by default)"
+
+
+def convert(source: Source) -> Imported:
+    """Convert an NNI experiment config (or a bare NNI search space).
+
+    Raises:
+        SpecError: a v1 config, annotations instead of a search space, a search-space type or a
+            tuner with no scalehp equivalent (Batch, PBT, custom classes).
+    """
+    return _Nni(source).convert()
+
+
+def is_search_space(data: Any) -> bool:
+    """Whether ``data`` is a bare NNI search space: every entry is ``{_type: ..., _value: ...}``."""
+    return (
+        isinstance(data, dict)
+        and bool(data)
+        and all(isinstance(v, dict) and "_type" in v for v in data.values())
+        and "trialCommand" not in data
+    )
+
+
+class _Nni(Mapping):
+    def __init__(self, source: Source):
+        super().__init__(source)
+        self.main = source
+
+    def convert(self) -> Imported:
+        if is_search_space(self.source.data):
+            return self.bare_space()
+        config = self.section(self.source.data, "")
+        v1 = [k for k in _V1_KEYS if k in config]
+        if v1:
+            raise self.error(
+                v1[0],
+                "this is an NNI v1 config; scalehp reads the v2 format (trialCommand, maxTrialNumber, tuner.name)",
+            )
+        if config.pop("useAnnotation", None):
+            raise self.error(
+                "useAnnotation",
+                "the search space is in NNI annotations in the trial code; write it as searchSpace and import again",
+            )
+        name = self.experiment_name(config.pop("experimentName", None), "experimentName")
+        self.refuse_early(config)
+        space_data, space_path, space_source = self.space_data(config)
+        space = self.space(space_data, space_path, space_source)
+
+        tuner_key = "tuner" if config.get("tuner") is not None else "advisor"
+        if config.get("tuner") is not None and config.get("advisor") is not None:
+            raise self.error("advisor", "give a tuner or an advisor, not both")
+        tuner = self.section(config.pop(tuner_key, None), tuner_key)
+        config.pop("advisor" if tuner_key == "tuner" else "tuner", None)
+        assessor = self.section(config.pop("assessor", None), "assessor")
+
+        samples_raw = config.pop("maxTrialNumber", None)
+        samples = DEFAULT_SAMPLES if samples_raw is None else self.count(samples_raw, "maxTrialNumber")
+        data: dict[str, Any] = {"name": name}
+        search, scheduler, max_steps, mode, space, samples = self.tuner(tuner, tuner_key, space, samples)
+        if samples_raw is None and search.get("algorithm") != "grid":
+            self.note(
+                "maxTrialNumber",
+                f"no maxTrialNumber: NNI creates trials until stopped; budget.samples is {samples}",
+            )
+        if assessor:
+            if scheduler is not None:
+                raise self.error("assessor", f"{tuner_key} {tuner.get('name')} already stops trials; drop the assessor")
+            scheduler, assessor_mode = self.assessor(assessor)
+            mode = mode or assessor_mode
+        if mode is None:
+            mode = "minimize"
+            self.note(f"{tuner_key}.classArgs", "no optimize_mode: minimize, NNI's default for TPE and most tuners")
+
+        data["command"] = self.command(config)
+        data["metric"] = {"name": METRIC, "mode": "min" if mode == "minimize" else "max"}
+        self.note(
+            "trialCommand",
+            "NNI trial code reads its params with nni.get_next_parameter() and reports with "
+            "nni.report_intermediate_result/report_final_result; under scalehp it gets them as one JSON "
+            "argument (${args_json}, nested names dotted; also in the environment as SCALEHP_PARAMS) and must "
+            f"print '{METRIC}=<value>' lines "
+            "(or rename metric.name to what it prints)",
+        )
+        if max_steps is None:
+            max_steps = DEFAULT_MAX_STEPS
+            self.note(
+                "",
+                f"NNI has no per-trial step budget; budget.max_steps is {max_steps} (a step is one reported "
+                "intermediate result): set it to the results your trial reports",
+            )
+        budget: dict[str, Any] = {"samples": samples, "max_steps": max_steps}
+        duration = config.pop("maxExperimentDuration", None)
+        if duration is not None:
+            budget["time_limit"] = self.duration(duration, "maxExperimentDuration")
+        data["budget"] = budget
+        resources = self.resources(config)
+        if resources:
+            data["resources"] = resources
+        data["concurrency"] = self.count(config.pop("trialConcurrency", None), "trialConcurrency")
+        seed = search.pop("_seed", None)
+        if seed is not None:
+            data["seed"] = seed
+        data["space"] = space
+        data["search"] = search
+        if scheduler is not None:
+            data["scheduler"] = scheduler
+            if "median_stopping" in scheduler:
+                options = scheduler["median_stopping"]
+                options["min_samples"] = min(options["min_samples"], max(1, samples - 1))
+                options["grace_steps"] = min(options["grace_steps"], max_steps - 1)
+        trial_duration = config.pop("maxTrialDuration", None)
+        if trial_duration is not None:
+            self.note("maxTrialDuration", f"{trial_duration}: scalehp has no per-trial time limit; left out")
+        for key in ("nniManagerIp", "debug", "logLevel", "experimentWorkingDirectory", "tunerGpuIndices"):
+            if config.pop(key, None) is not None:
+                self.note(key, "an NNI manager setting with no scalehp equivalent; left out")
+        if config.pop("sharedStorage", None) is not None:
+            self.note("sharedStorage", _TRAINING_NOTE + "; shared storage is yours to mount")
+        self.rest(config, "")
+        return self.done(data)
+
+    def refuse_early(self, config: dict[str, Any]) -> None:
+        """Tuners with no equivalent fail before their search space is read (Batch's is not a space)."""
+        for key in ("tuner", "advisor"):
+            tuner = config.get(key)
+            if isinstance(tuner, dict) and str(tuner.get("name")).lower() in ("batch", "pbt"):
+                self.tuner(dict(tuner), key, {}, 1)
+
+    # -- a bare search space ---------------------------------------------------------------------
+
+    def bare_space(self) -> Imported:
+        space = self.space(self.source.data, "", self.source)
+        name = self.experiment_name(None, "")
+        self.note(
+            "",
+            "a bare search space: the command is a placeholder (${python} trial.py ${args_json}: replace trial.py "
+            f"with your trial code), the metric is NNI's '{METRIC}' minimized, {DEFAULT_SAMPLES} trials of at most "
+            f"{DEFAULT_MAX_STEPS} steps, random search",
+        )
+        return self.done(
+            {
+                "name": name,
+                "command": {"run": "${python} trial.py ${args_json}"},
+                "metric": {"name": METRIC, "mode": "min"},
+                "budget": {"samples": DEFAULT_SAMPLES, "max_steps": DEFAULT_MAX_STEPS},
+                "space": space,
+                "search": {"algorithm": "random"},
+            }
+        )
+
+    # -- the search space ------------------------------------------------------------------------
+
+    def space_data(self, config: dict[str, Any]) -> tuple[Any, str, Source]:
+        inline = config.pop("searchSpace", None)
+        file = config.pop("searchSpaceFile", None)
+        if inline is not None and file is not None:
+            raise self.error("searchSpaceFile", "give searchSpace or searchSpaceFile, not both")
+        if file is not None:
+            other = self.source.sibling(os.path.expanduser(self.string(file, "searchSpaceFile")), "searchSpaceFile")
+            return other.data, "", other
+        if inline is None:
+            raise self.error("", "no search space: give searchSpace or searchSpaceFile")
+        return inline, "searchSpace", self.source
+
+    def note(self, path: str, message: str) -> None:
+        if self.source is not self.main:  # a note on the search-space file: at searchSpaceFile in the config
+            line = self.main.line_of("searchSpaceFile")
+            self.notes.append(Note(_join("searchSpaceFile", path), message, line))
+            return
+        super().note(path, message)
+
+    def space(self, raw: Any, path: str, source: Source) -> dict[str, Any]:
+        outer = self.source
+        self.source = source  # errors point into the search-space file
+        try:
+            if not isinstance(raw, dict) or not raw:
+                raise self.error(path, "the search space must be a non-empty mapping of name -> {_type, _value}")
+            return {
+                self.param_name(name, _join(path, name)): self.param(spec, _join(path, name))
+                for name, spec in raw.items()
+            }
+        finally:
+            self.source = outer
+
+    def sub_space(self, option: dict[str, Any], path: str) -> dict[str, Any]:
+        out = {}
+        for key, spec in option.items():
+            if key == "_name":
+                continue
+            name = self.param_name(key, _join(path, key), nested=True)
+            if isinstance(spec, dict) and "_type" in spec:
+                out[name] = self.param(spec, _join(path, key))
+            else:
+                out[name] = {"constant": spec}
+        return out
+
+    def param(self, spec: Any, path: str) -> Any:
+        if not isinstance(spec, dict) or "_type" not in spec:
+            raise self.error(path, "expected {_type: ..., _value: ...}")
+        kind = spec.get("_type")
+        value = spec.get("_value")
+        for key in spec:
+            if key not in ("_type", "_value"):
+                self.note(_join(path, key), "not part of NNI's search-space format; left out")
+        if kind not in _TYPES:
+            raise self.error(_join(path, "_type"), f"unknown NNI type {kind!r}; expected one of {', '.join(_TYPES)}")
+        vpath = _join(path, "_value")
+        if not isinstance(value, list) or not value:
+            raise self.error(vpath, "expected a list")
+        if kind == "choice":
+            return self.choice(value, vpath)
+        arity = 3 if kind.startswith("q") else 2
+        if len(value) != arity:
+            raise self.error(vpath, f"{kind} takes {arity} numbers, got {len(value)}")
+        numbers = [self.number(v, f"{vpath}.{i}") for i, v in enumerate(value)]
+        if kind == "randint":
+            low, high = (self.number(v, f"{vpath}.{i}", integer=True) for i, v in enumerate(value))
+            if high - low < 1:
+                raise self.error(vpath, f"randint needs lower < upper (upper is exclusive), got {value}")
+            if high - low == 1:
+                return {"constant": low}
+            return {"int": [low, high - 1]}  # NNI's upper bound is exclusive
+        if kind in ("uniform", "loguniform"):
+            return {"float": numbers, **({"log": True} if kind == "loguniform" else {})}
+        if kind in ("quniform", "qloguniform"):
+            low, high, q = numbers
+            if q <= 0:
+                raise self.error(f"{vpath}.2", f"q must be > 0, got {q}")
+            log = kind == "qloguniform"
+            whole = all(float(v).is_integer() for v in numbers)
+            if not log and whole and low % q == 0 and q <= high - low:
+                self.note(
+                    path,
+                    f"{kind} over whole numbers: an int range with step {int(q)} (the same values; NNI passes "
+                    "them as floats such as 5.0, scalehp as ints)",
+                )
+                step = {"step": int(q)} if q != 1 else {}
+                return {"int": [int(low), int(high)], **step}
+            return {"float": [low, high], "step": q, **({"log": True} if log else {})}
+        if kind in ("normal", "lognormal", "qnormal", "qlognormal"):
+            mu, sigma = numbers[0], numbers[1]
+            key = "lognormal" if "log" in kind else "normal"
+            param: dict[str, Any] = {key: [mu, sigma]}
+            if kind.startswith("q"):
+                param["step"] = numbers[2]
+            return param
+        raise AssertionError(kind)  # pragma: no cover - every type is handled above
+
+    def choice(self, options: list[Any], path: str) -> Any:
+        if not any(isinstance(o, dict) for o in options):
+            return {"choice": options}
+        conditional: dict[Any, Any] = {}
+        for i, option in enumerate(options):
+            where = f"{path}.{i}"
+            if isinstance(option, dict):
+                if "_name" not in option:
+                    raise self.error(where, "a nested search space in a choice needs a _name")
+                key = option["_name"]
+                sub = self.sub_space(option, where) or None
+            else:
+                key, sub = option, None
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise self.error(where, f"a conditional choice's option must be a string or an integer, got {key!r}")
+            if key in conditional:
+                raise self.error(where, f"option {key!r} is listed twice")
+            conditional[key] = sub
+        self.note(
+            path,
+            "a nested choice: NNI hands the trial {_name: option, sub-params...}; scalehp hands it the option "
+            "under the choice's name and each sub-param as <choice>.<sub-param>",
+        )
+        return {"choice": conditional}
+
+    # -- the tuner -------------------------------------------------------------------------------
+
+    def tuner(self, tuner: dict[str, Any], key: str, space: dict[str, Any], samples: int) -> tuple:
+        """search, scheduler, max_steps, optimize mode, space (grid may change it), samples."""
+        search: dict[str, Any] = {"algorithm": "random"}
+        if not tuner:
+            self.note("", "no tuner: random search")
+            return search, None, None, None, space, samples
+        name = tuner.pop("name", None)
+        if tuner.pop("className", None) is not None or tuner.pop("codeDirectory", None) is not None:
+            raise self.error(f"{key}.className", "a custom tuner class has no scalehp equivalent")
+        args = self.section(tuner.pop("classArgs", None), f"{key}.classArgs")
+        self.rest(tuner, key)
+        lower = str(name).lower()
+        where = f"{key}.name"
+        argp = f"{key}.classArgs"
+        mode = args.pop("optimize_mode", None)
+        if mode is not None and mode not in ("minimize", "maximize"):
+            raise self.error(f"{argp}.optimize_mode", f"expected minimize or maximize, got {mode!r}")
+        seed = args.pop("seed", None)
+        if seed is not None:
+            search["_seed"] = self.number(seed, f"{argp}.seed", integer=True)
+        scheduler = None
+        max_steps = None
+        if lower == "random":
+            pass
+        elif lower == "tpe":
+            search["algorithm"] = "hyperopt"
+            tpe_args = self.section(args.pop("tpe_args", None), f"{argp}.tpe_args")
+            startup = tpe_args.pop("n_startup_jobs", None)
+            if startup is not None:
+                search["initial_points"] = self.count(startup, f"{argp}.tpe_args.n_startup_jobs")
+            self.rest(tpe_args, f"{argp}.tpe_args", "scalehp runs hyperopt's TPE with its default settings; left out")
+            self.note(where, "TPE: hyperopt's TPE (NNI's TPE re-implements hyperopt's)")
+        elif lower == "anneal":
+            search["algorithm"] = "hyperopt"
+            self.note(where, "Anneal (hyperopt's annealing) has no scalehp equivalent; closest: hyperopt's TPE")
+        elif lower == "evolution":
+            problem = optuna_problem(space)
+            if problem is None:
+                search.update(algorithm="optuna", sampler="nsga2")
+                self.note(
+                    where, "Evolution: optuna's NSGA-II sampler, a genetic algorithm, with its own population size"
+                )
+            else:
+                search["algorithm"] = "hyperopt"
+                self.note(where, f"Evolution: hyperopt's TPE (optuna's genetic sampler cannot search {problem})")
+            if args.pop("population_size", None) is not None:
+                self.note(f"{argp}.population_size", "scalehp's searchers set their own population; left out")
+        elif lower in ("smac", "gp", "metis", "dngo"):
+            search["algorithm"] = "hyperopt"
+            self.note(
+                where,
+                f"{name} (Bayesian optimization with a {_MODELS[lower]} model) "
+                "has no scalehp equivalent; the closest model-based searcher is hyperopt's TPE",
+            )
+            startup = args.pop("cold_start_num", None)
+            if startup is not None:
+                search["initial_points"] = self.count(startup, f"{argp}.cold_start_num")
+        elif lower == "gridsearch":
+            space, search, samples = self.grid(space, where, samples)
+        elif lower in ("hyperband", "bohb"):
+            if lower == "hyperband":
+                budget, eta = args.pop("R", 60), args.pop("eta", 3)
+                budget_path = f"{argp}.R"
+            else:
+                budget, eta = args.pop("max_budget", 3), args.pop("eta", 3)
+                budget_path = f"{argp}.max_budget"
+                search["algorithm"] = "hyperopt"
+                minimum = args.pop("min_budget", None)
+                if minimum is not None:
+                    self.note(
+                        f"{argp}.min_budget", "the smallest budget follows from max_budget and eta in scalehp's asha"
+                    )
+            max_steps = self.count(budget, budget_path)
+            eta = float(self.number(eta, f"{argp}.eta"))
+            scheduler = {"asha": asha_from_hyperband(max_steps, eta)}
+            self.note(
+                where,
+                f"{name} runs as scalehp's asha (asynchronous successive halving, same brackets)"
+                + (" with hyperopt's TPE suggesting configs" if lower == "bohb" else "")
+                + ": a command trial cannot be paused and resumed, and trials get no TRIAL_BUDGET param "
+                f"(they run until stopped, at most budget.max_steps = {max_steps} reports)",
+            )
+            if args.pop("exec_mode", None) is not None:
+                self.note(f"{argp}.exec_mode", "scalehp's asha always runs brackets in parallel; left out")
+        elif lower == "batch":
+            raise self.error(
+                where,
+                "the Batch tuner lists whole configs; scalehp searches a space of params: write the lists as "
+                "{grid: [...]} params of a scalehp experiment",
+            )
+        elif lower == "pbt":
+            raise self.error(
+                where,
+                "PBT needs trials that save and restore checkpoints, which a command trial cannot; write a Python "
+                "trainable and use scheduler pbt",
+            )
+        else:
+            raise self.error(where, f"unknown NNI tuner {name!r}")
+        self.rest(args, argp, f"a {name} setting with no scalehp equivalent; left out")
+        return search, scheduler, max_steps, mode, space, samples
+
+    def grid(self, space: dict[str, Any], where: str, samples: int) -> tuple[dict, dict, int]:
+        """NNI's grid: enumerable params become grid values; a continuous one means random search instead."""
+        out: dict[str, Any] = {}
+        for name, param in space.items():
+            values = _enumerate(param)
+            if values is None:
+                self.note(
+                    where,
+                    f"GridSearch: scalehp's grid cannot enumerate {name!r} (a continuous or conditional param; "
+                    "NNI refines such grids step by step); random search instead",
+                )
+                return space, {"algorithm": "random"}, samples
+            out[name] = param if "constant" in param else {"grid": values}
+        size = math.prod(len(p["grid"]) for p in out.values() if "grid" in p)
+        if samples < size and "maxTrialNumber" in self.source.data:
+            self.note("maxTrialNumber", f"scalehp's grid runs every point once ({size} trials), not {samples}")
+        return out, {"algorithm": "grid"}, 1
+
+    def assessor(self, assessor: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        name = assessor.pop("name", None)
+        if assessor.pop("className", None) is not None:
+            raise self.error("assessor.className", "a custom assessor class has no scalehp equivalent")
+        args = self.section(assessor.pop("classArgs", None), "assessor.classArgs")
+        self.rest(assessor, "assessor")
+        mode = args.pop("optimize_mode", None)
+        lower = str(name).lower()
+        if lower == "medianstop":
+            start = args.pop("start_step", 0)
+            grace = max(1, self.count(start, "assessor.classArgs.start_step", minimum=0))
+        elif lower == "curvefitting":
+            start = args.pop("start_step", 6)
+            grace = max(1, self.count(start, "assessor.classArgs.start_step", minimum=0))
+            self.note(
+                "assessor.name",
+                "Curvefitting (predicts each trial's final result from its learning curve) has no scalehp "
+                "equivalent; the closest is median_stopping, which compares a trial with the others at each step",
+            )
+            self.rest(args, "assessor.classArgs", "a Curvefitting setting; left out")
+            args = {}
+        else:
+            raise self.error("assessor.name", f"unknown NNI assessor {name!r} (NNI has Medianstop and Curvefitting)")
+        self.rest(args, "assessor.classArgs", f"a {name} setting with no scalehp equivalent; left out")
+        return {"median_stopping": {"grace_steps": grace, "min_samples": 3}}, mode
+
+    # -- the trial -------------------------------------------------------------------------------
+
+    def command(self, config: dict[str, Any]) -> dict[str, Any]:
+        text = self.string(config.pop("trialCommand", None), "trialCommand")
+        words = self.python_first(self.shell_words(text, "trialCommand"), "trialCommand")
+        folder = config.pop("trialCodeDirectory", None) or "."
+        base = Path(self.source.path).parent
+        cwd = Path(os.path.expanduser(str(folder)))
+        cwd = Path(os.path.normpath(cwd if cwd.is_absolute() else base / cwd))
+        if not cwd.is_absolute():
+            self.note(
+                "trialCodeDirectory" if "trialCodeDirectory" in self.source.data else "trialCommand",
+                f"the trial runs in {cwd.as_posix()!r}, relative to where scalehp import ran: "
+                "run scalehp from the same folder",
+            )
+        return {"run": command_line([*words, "${args_json}"]), "cwd": cwd.as_posix()}
+
+    def resources(self, config: dict[str, Any]) -> dict[str, Any]:
+        gpus = config.pop("trialGpuNumber", None)
+        out: dict[str, Any] = {}
+        if gpus is not None:
+            out["gpu"] = self.number(gpus, "trialGpuNumber")
+        service = config.pop("trainingService", None)
+        services = service if isinstance(service, list) else [service] if service is not None else []
+        for i, item in enumerate(services):
+            path = f"trainingService.{i}" if isinstance(service, list) else "trainingService"
+            entry = self.section(item, path)
+            platform = entry.pop("platform", None)
+            if platform != "local":
+                self.note(f"{path}.platform", f"{platform}: {_TRAINING_NOTE}")
+                self.rest(entry, path, f"a {platform} setting; left out")
+                continue
+            share = entry.pop("maxTrialNumberPerGpu", None)
+            if share is not None:
+                share = self.count(share, f"{path}.maxTrialNumberPerGpu")
+                if out.get("gpu") == 1 and share > 1:
+                    out["gpu"] = tidy(1 / share)
+                elif share > 1:
+                    self.note(f"{path}.maxTrialNumberPerGpu", "GPU sharing applies to one-GPU trials only; left out")
+            entry.pop("useActiveGpu", None)  # Ray hands out GPUs by its own count
+            if entry.pop("gpuIndices", None) is not None:
+                self.note(
+                    f"{path}.gpuIndices", "Ray picks the GPUs of each trial; set CUDA_VISIBLE_DEVICES to limit them"
+                )
+            self.rest(entry, path, "a training-service setting with no scalehp equivalent; left out")
+        return out
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _enumerate(param: dict[str, Any]) -> list[Any] | None:
+    """Every value an enumerable converted param takes (NNI's q rounding), or None."""
+    if "constant" in param:
+        return [param["constant"]]
+    if "choice" in param:
+        return None if isinstance(param["choice"], dict) else list(param["choice"])
+    if "int" in param and not param.get("log"):
+        low, high = param["int"]
+        return list(range(low, high + 1, param.get("step", 1)))
+    if "float" in param and param.get("step"):
+        # clip(round(x / q) * q, low, high) for x in [low, high]: the same values with or without log
+        low, high = param["float"]
+        q = param["step"]
+        return sorted({tidy(min(high, max(low, k * q))) for k in range(round(low / q), round(high / q) + 1)})
+    return None
