@@ -117,14 +117,14 @@ def test_hyperband_max_iter_becomes_asha_and_the_step_budget():
     result = imported("random_hyperband.yaml")
     assert result.data["scheduler"] == {"asha": {"grace_steps": 3, "reduction_factor": 3}}
     assert result.data["budget"] == {"samples": 20, "max_steps": 27}
-    assert result.data["command"] == "${python} train.py --log-every=10 ${args}"
+    assert result.data["command"] == "${python} train.py --log-every=10 ${args_no_boolean_flags}"
     assert result.data["metric"] == {"name": "val_acc", "mode": "max"}
     said = notes(result)
     assert "rungs at steps [3, 9]" in said["early_terminate"] and "[3, 9]" in said["early_terminate"]
     assert "logged value" in said["early_terminate"]
     assert "strict" in said["early_terminate.strict"]
     assert "equally often" in said["parameters.optimizer.probabilities"]
-    assert "--flag=<value>" in said["command.4"]
+    assert "command.4" not in said  # scalehp's command fills in W&B's ${args_no_boolean_flags} itself
     assert "${python}" in said["command.1"]
     assert "budget.samples 20" in said["method"]
     plan = compile_plan(load_experiment(_write(result)))
@@ -160,7 +160,7 @@ parameters:
 """
 
 ERRORS = [
-    (BASE + "command: [python, train.py, '${args_json_file}']\n", "command.2", 6, "${args_json}"),
+    (BASE + "command: [python, train.py, '--params=${args_json_file}']\n", "command.2", 6, "an argument of its own"),
     (
         BASE + "command: ['${env}', '${interpreter}', '${program}', '--home=${envvar:HOME}']\n",
         "command.3",
@@ -246,7 +246,7 @@ def test_cli_prints_the_experiment_and_reports_errors(tmp_path):
     result = CliRunner().invoke(main, ["import", "--from", "wandb", str(source)])
     assert result.exit_code == 0 and result.stdout == import_file("wandb", source).yaml()
     bad = tmp_path / "bad.yaml"
-    bad.write_text(BASE + "command: [python, train.py, '${args_json_file}']\n")
+    bad.write_text(BASE + "command: [python, train.py, '--params=${args_json_file}']\n")
     result = CliRunner().invoke(main, ["import", "--from", "wandb", str(bad)])
     assert result.exit_code == 2
     assert f"{bad}:6: command.2:" in result.stderr

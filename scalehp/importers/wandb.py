@@ -774,25 +774,10 @@ class _Converter:
                 if program is None:
                     raise self.error(path, "${program} needs the sweep's program (or scalehp import --program)")
                 replacement = program
-            elif macro in ("args", "args_no_hyphens", "args_json"):
+            elif macro in ("args", "args_no_hyphens", "args_json", "args_no_boolean_flags", "args_json_file"):
                 if not whole:
                     raise self.error(path, f"${{{macro}}} must be an argument of its own")
-                replacement = "${" + macro + "}"
-            elif macro == "args_no_boolean_flags":
-                if not whole:
-                    raise self.error(path, f"${{{macro}}} must be an argument of its own")
-                self.note(
-                    path,
-                    "${args_no_boolean_flags} -> ${args}: booleans are passed as --flag=<value> like every param, "
-                    "not as a bare --flag or nothing",
-                )
-                replacement = "${args}"
-            elif macro == "args_json_file":
-                raise self.error(
-                    path,
-                    "scalehp passes params as arguments, not in a file: use ${args_json} (the same JSON as one "
-                    "argument) and read it from the command line",
-                )
+                replacement = "${" + macro + "}"  # scalehp's command fills these in as W&B's agent does
             elif macro.startswith("envvar:"):
                 raise self.error(
                     path,
