@@ -11,7 +11,8 @@ from scalehp.cli import main
 from scalehp.compiler import compile_plan
 from scalehp.errors import SpecError
 from scalehp.importers import FORMATS, import_file, ordered
-from scalehp.importers.wandb import exp_bound, safe_name
+from scalehp.importers._mapping import sanitize_name
+from scalehp.importers.wandb import exp_bound
 from scalehp.spec import load_experiment, read_yaml
 
 EXAMPLES = Path(__file__).parent / "import_examples" / "wandb"
@@ -223,9 +224,9 @@ def test_exponent_bounds_read_at_the_precision_written():
 
 
 def test_names_are_made_valid():
-    assert safe_name("my sweep (v2)") == "my-sweep-v2"
-    assert safe_name("..weird..name..") == "weird.name"
-    assert safe_name("***") == "imported"
+    assert sanitize_name("my sweep (v2)") == "my-sweep-v2"
+    assert sanitize_name("..weird..name..") == "weird.name"
+    assert sanitize_name("***") == ""
 
 
 def test_cli_writes_the_file_and_prints_the_notes(tmp_path):

@@ -1,4 +1,4 @@
-"""What the Katib, NNI and Determined converters share: notes, names, numbers, commands, searchers.
+"""What the converters share: notes, names, numbers, commands, searchers.
 
 A :class:`Mapping` walks one source file. Each converter takes the keys it understands out of
 a section with :meth:`Mapping.section` and calls :meth:`Mapping.rest` for what is left, so a

@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalehp.errors import SpecError
-from scalehp.importers import Imported, Note, Source
-from scalehp.importers.wandb import safe_name
+from scalehp.importers import Imported, Source
+from scalehp.importers._mapping import Mapping, sanitize_name
 
 TAKES_PROGRAM = True
 """``scalehp import --program APP`` names the Hydra app each trial runs."""
@@ -487,22 +486,15 @@ def _short(value: Any) -> str:
     return value.rsplit(".", 1)[-1] if isinstance(value, str) else str(value)
 
 
-class _Converter:
+class _Converter(Mapping):
     def __init__(self, source: Source):
-        self.source = source
-        self.notes: list[Note] = []
+        super().__init__(source)
         self.root: dict[str, Any] = source.data
         self.base = ""  # key path of the sweeper section in the file
         self.sweeper: dict[str, Any] = {}
         self.group_sampler: tuple[str, str] | None = None  # (sampler class, where it was chosen)
         self.seed: int | None = None
         self.optuna_selected = False
-
-    def note(self, path: str, message: str) -> None:
-        self.notes.append(self.source.note(path, message))
-
-    def error(self, path: str, message: str) -> SpecError:
-        return self.source.error(path, message)
 
     def at(self, key: str) -> str:
         return f"{self.base}.{key}" if self.base else key
@@ -650,7 +642,7 @@ class _Converter:
             raw, where = job, "hydra.job.name"
         else:
             raw, where = Path(self.source.path).stem, ""
-        name = safe_name(raw)
+        name = sanitize_name(raw) or "imported"
         if name != raw:
             self.note(where, f"{raw!r} is not a valid experiment name; named {name!r}")
         return name

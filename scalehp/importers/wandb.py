@@ -22,8 +22,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from scalehp.errors import SpecError
-from scalehp.importers import Imported, Note, Source
+from scalehp.importers import Imported, Source
+from scalehp.importers._mapping import Mapping, sanitize_name
 
 TAKES_PROGRAM = True
 """``scalehp import --program`` may replace the sweep's ``program``."""
@@ -83,7 +83,6 @@ _KEYS = {
 _GRID_OK = {"constant", "categorical", "int_uniform", "q_uniform"}
 _MACRO = re.compile(r"\$\{([^}]*)\}")
 _WORD = re.compile(r"^[A-Za-z0-9_@%+=:,./${}-]+$")
-_NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")  # W&B's own rule, within scalehp's
 
 
@@ -137,33 +136,19 @@ def _exp_note(x: float) -> str:
     return f"e**{_fmt(x)} = {value:g}"
 
 
-def safe_name(raw: str) -> str:
-    """``raw`` made a valid experiment name (letters, digits, ``_ . -``; starts with a letter or digit)."""
-    name = _NAME_BAD.sub("-", raw).strip("-_.")
-    name = re.sub(r"\.{2,}", ".", name)[:100].rstrip("-_.")
-    return name or "imported"
-
-
 def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-class _Converter:
+class _Converter(Mapping):
     def __init__(self, source: Source):
-        self.source = source
+        super().__init__(source)
         self.data: dict[str, Any] = source.data
-        self.notes: list[Note] = []
         self.method = "random"
         self.algorithm = "random"  # scalehp's search.algorithm
         self.nested_noted = False
 
     # -- helpers ----------------------------------------------------------------
-
-    def note(self, path: str, message: str) -> None:
-        self.notes.append(self.source.note(path, message))
-
-    def error(self, path: str, message: str) -> SpecError:
-        return self.source.error(path, message)
 
     # -- the whole file -----------------------------------------------------------
 
@@ -213,7 +198,7 @@ class _Converter:
             where = "the file name"
         else:
             where = "name"
-        name = safe_name(str(raw))
+        name = sanitize_name(str(raw)) or "imported"
         if name != str(raw):
             self.note("name", f"{where} {raw!r} is not a valid experiment name; named {name!r}")
         return name
@@ -790,4 +775,4 @@ class _Converter:
         return out
 
 
-__all__ = ["convert", "exp_bound", "safe_name"]
+__all__ = ["convert", "exp_bound"]
