@@ -110,6 +110,28 @@ class _Reader:
         return text
 
 
+def line_in(lines: dict[tuple, int], path: str) -> int | None:
+    """The line of a dotted key path in a line map from :func:`read_yaml`, or of its closest parent.
+
+    Keys may hold dots themselves (``space.optimizer.lr`` finds the param ``optimizer.lr``).
+    """
+    segments = path.split(".") if path else []
+    best: tuple[int, int | None] = (0, None)  # (segments matched, line)
+
+    def walk(prefix: tuple, start: int) -> None:
+        nonlocal best
+        if start > best[0] and prefix in lines:
+            best = (start, lines[prefix])
+        for end in range(start + 1, len(segments) + 1):
+            key: Any = ".".join(segments[start:end])
+            key = int(key) if key.isdigit() else key
+            if prefix + (key,) in lines:
+                walk(prefix + (key,), end)
+
+    walk((), 0)
+    return best[1]
+
+
 def read_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[tuple, int]]:
     """Parse YAML strictly; return the data and a map of key path -> line number."""
     try:
@@ -570,12 +592,7 @@ class Experiment(_Model):
 
     def line_of(self, path: str) -> int | None:
         """The line in :attr:`source` of a dotted key path (or of its closest parent)."""
-        parts = tuple(int(p) if p.isdigit() else p for p in path.split(".")) if path else ()
-        while parts:
-            if parts in self._lines:
-                return self._lines[parts]
-            parts = parts[:-1]
-        return None
+        return line_in(self._lines, path)
 
     def error(self, path: str, message: str) -> SpecError:
         """A :class:`SpecError` about ``path`` in this experiment, with file and line."""

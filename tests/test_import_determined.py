@@ -12,6 +12,7 @@ from scalehp.compiler import compile_plan
 from scalehp.errors import SpecError
 from scalehp.importers import import_file
 from scalehp.spec import load_experiment
+from tests.importing import notes
 
 EXAMPLES = Path(__file__).parent / "import_examples" / "determined"
 MAPPABLE = sorted(EXAMPLES.glob("*.yaml"))
@@ -19,14 +20,6 @@ MAPPABLE = sorted(EXAMPLES.glob("*.yaml"))
 
 def determined(name: str):
     return import_file("determined", EXAMPLES / name)
-
-
-def notes(imported) -> dict[str, str]:
-    """Note messages by key path (several on one key joined with ' | ')."""
-    out: dict[str, str] = {}
-    for note in imported.notes:
-        out[note.path] = f"{out[note.path]} | {note.message}" if note.path in out else note.message
-    return out
 
 
 def write(tmp_path: Path, text: str) -> Path:

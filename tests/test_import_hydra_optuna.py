@@ -13,19 +13,13 @@ from scalehp.errors import SpecError
 from scalehp.importers import import_file, ordered
 from scalehp.importers.hydra_optuna import Choice, GrammarError, Interval, Range, parse_override
 from scalehp.spec import load_experiment, read_yaml
+from tests.importing import notes
 
 EXAMPLES = Path(__file__).parent / "import_examples" / "hydra_optuna"
 
 
 def imported(name: str, **options):
     return import_file("hydra-optuna", EXAMPLES / name, **options)
-
-
-def notes(result) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for note in result.notes:
-        out[note.path] = f"{out[note.path]} | {note.message}" if note.path in out else note.message
-    return out
 
 
 def compiled(result, tmp_path):

@@ -15,6 +15,7 @@ from scalehp.errors import SpecError
 from scalehp.importers import import_file
 from scalehp.space import flatten_space, sample_config
 from scalehp.spec import load_experiment
+from tests.importing import notes
 
 EXAMPLES = Path(__file__).parent / "import_examples" / "nni"
 MAPPABLE = sorted([*EXAMPLES.glob("*.yml"), *EXAMPLES.glob("*.json"), EXAMPLES / "nested" / "config.yml"])
@@ -22,14 +23,6 @@ MAPPABLE = sorted([*EXAMPLES.glob("*.yml"), *EXAMPLES.glob("*.json"), EXAMPLES /
 
 def nni(name: str):
     return import_file("nni", EXAMPLES / name)
-
-
-def notes(imported) -> dict[str, str]:
-    """Note messages by key path (several on one key joined with ' | ')."""
-    out: dict[str, str] = {}
-    for note in imported.notes:
-        out[note.path] = f"{out[note.path]} | {note.message}" if note.path in out else note.message
-    return out
 
 
 def write(tmp_path: Path, text: str, name: str = "config.yml") -> Path:

@@ -14,20 +14,13 @@ from scalehp.importers import FORMATS, import_file, ordered
 from scalehp.importers._mapping import sanitize_name
 from scalehp.importers.wandb import exp_bound
 from scalehp.spec import load_experiment, read_yaml
+from tests.importing import notes
 
 EXAMPLES = Path(__file__).parent / "import_examples" / "wandb"
 
 
 def imported(name: str, **options):
     return import_file("wandb", EXAMPLES / name, **options)
-
-
-def notes(result) -> dict[str, str]:
-    """Note messages by source key path (several notes on one key joined by ' | ')."""
-    out: dict[str, str] = {}
-    for note in result.notes:
-        out[note.path] = f"{out[note.path]} | {note.message}" if note.path in out else note.message
-    return out
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))

@@ -220,3 +220,13 @@ def test_command_goal_and_cap_errors_name_the_key(changes, message):
     with pytest.raises(SpecError) as error:
         load_experiment(_base(**changes))
     assert message in str(error.value)
+
+
+def test_an_error_in_a_dotted_param_names_its_own_line(tmp_path):
+    from scalehp.compiler import compile_plan
+
+    text = GOOD.replace("  epochs: 3\n", "  epochs: 3\n  optimizer.config.lr: {grid: [0.1, 0.01]}\n")
+    text += "search: {algorithm: hyperopt}\n"
+    with pytest.raises(SpecError) as error:
+        compile_plan(load_text(tmp_path, text))  # a cross-field error, found after reading
+    assert error.value.path == "space.optimizer.config.lr" and error.value.line == 11

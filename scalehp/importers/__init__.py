@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scalehp.errors import SpecError
-from scalehp.spec import dump_yaml, read_yaml
+from scalehp.spec import dump_yaml, line_in, read_yaml
 
 FORMATS = {
     "wandb": "scalehp.importers.wandb",
@@ -73,12 +73,7 @@ class Source:
     program: str | None = None  # ``scalehp import --program``: the script the trials run (formats that take it)
 
     def line_of(self, path: str) -> int | None:
-        parts = tuple(int(p) if p.isdigit() else p for p in path.split(".")) if path else ()
-        while parts:
-            if parts in self.lines:
-                return self.lines[parts]
-            parts = parts[:-1]
-        return None
+        return line_in(self.lines, path)
 
     def error(self, path: str, message: str) -> SpecError:
         """A :class:`SpecError` about ``path`` in the source file."""
