@@ -10,8 +10,11 @@ The pipeline, one step each::
     answers                                  analysis/              (leaderboard, curves, importance, plots, report)
 
 A trainable is ``def train(config, trial)`` that calls ``trial.report(step, metrics)``
-(trial.py; torch helpers in pytorch.py); ``LocalTrial`` runs one without Ray. Clusters:
-jobs.py (Ray Jobs API). ``scalehp --help`` shows the command line (cli/, the only code that prints).
+(trial.py; torch helpers in pytorch.py); ``LocalTrial`` runs one without Ray. A program that
+is not a Python function runs as ``command:`` (command.py: one process per trial, metrics read
+from its output). Other tools' sweeps become experiment files in importers/ (``scalehp import``).
+Clusters: jobs.py (Ray Jobs API). ``scalehp --help`` shows the command line (cli/, the only
+code that prints).
 """
 
 from scalehp.compiler import Plan, compile_plan
