@@ -338,7 +338,7 @@ def resume(run_dir: str, address: str | None, quiet: bool, verbose: bool) -> Non
 
 def _print_summary(summary: Any) -> None:
     click.echo(
-        f"run {summary.run_id}: {summary.trials} trials in {summary.elapsed_s:.1f} s "
+        f"run {summary.run_id}: {summary.trials} trial{'' if summary.trials == 1 else 's'} in {summary.elapsed_s:.1f} s "
         f"({summary.completed} completed, {summary.stopped} stopped early, {summary.errors} errors)"
     )
     if summary.ended:
