@@ -17,7 +17,9 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -740,6 +742,46 @@ def experiment_from_data(data: Any, *, source: str = "<dict>", lines: dict | Non
     return experiment
 
 
+MAX_FILE_BYTES = 4 * 1024 * 1024  # an experiment or imported sweep file; far above any real one
+
+
+def read_text_file(path: str | Path, *, limit: int = MAX_FILE_BYTES) -> str:
+    """The text of a user-named file, read as untrusted input.
+
+    Only a regular file is read (a FIFO, a device such as ``/dev/zero`` or a directory is
+    refused without blocking), at most ``limit`` bytes, as UTF-8.
+
+    Raises:
+        SpecError: naming the file and what is wrong with it, never its contents.
+    """
+    name = str(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise SpecError("no such file", source=name) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror or exc.__class__.__name__}", source=name) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise SpecError(f"cannot read: {kind}", source=name)
+        if info.st_size > limit:
+            raise SpecError(f"file too large ({info.st_size} bytes; at most {limit})", source=name)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror or exc.__class__.__name__}", source=name) from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise SpecError(f"file too large (over {limit} bytes)", source=name)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text (byte {exc.start})", source=name) from None
+
+
 def load_experiment(source: str | Path | dict[str, Any]) -> Experiment:
     """Read and validate an experiment from a YAML file path or a dict.
 
@@ -749,12 +791,7 @@ def load_experiment(source: str | Path | dict[str, Any]) -> Experiment:
     if isinstance(source, dict):
         return experiment_from_data(source)
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("no such file", source=str(path)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read: {exc.__class__.__name__}", source=str(path)) from None
+    text = read_text_file(path)
     data, lines = read_yaml(text, str(path))
     return experiment_from_data(data, source=str(path), lines=lines)
 

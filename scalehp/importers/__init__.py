@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scalehp.errors import SpecError
-from scalehp.spec import dump_yaml, line_in, read_yaml
+from scalehp.spec import dump_yaml, line_in, read_text_file, read_yaml
 
 FORMATS = {
     "wandb": "scalehp.importers.wandb",
@@ -109,11 +109,11 @@ def read_source(path: str | Path, at: tuple[Source, str] | None = None) -> Sourc
     """Read a YAML or JSON file strictly (``1e-5`` is a number)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text_file(path)
+    except SpecError as exc:
         if at is not None:
-            raise at[0].error(at[1], f"cannot read {path}: {exc.__class__.__name__}") from None
-        raise SpecError(f"cannot read: {exc.__class__.__name__}", source=str(path)) from None
+            raise at[0].error(at[1], f"cannot read {path}: {exc.message}") from None
+        raise
     if path.suffix == ".json":
         try:
             return Source(json.loads(text), str(path))
