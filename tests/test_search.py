@@ -287,3 +287,35 @@ def test_warm_points_of_a_conditional_space_enter_the_searchers_history(algorith
         config = searcher.suggest(str(i))
         assert config == resolve(nodes, {n.label: config[n.name] for n in nodes if n.name in config})
         searcher.on_trial_complete(str(i), {"loss": 1.0})
+
+
+@pytest.mark.parametrize(
+    "search, metric",
+    [
+        ({"algorithm": "optuna", "sampler": "tpe"}, {"name": "loss", "mode": "min"}),
+        ({"algorithm": "optuna", "sampler": "cmaes"}, {"name": "loss", "mode": "min"}),
+        ({"algorithm": "optuna", "sampler": "nsga2"}, [{"name": "loss", "mode": "min"}, {"name": "acc", "mode": "max"}]),
+        ({"algorithm": "optuna"}, [{"name": "loss", "mode": "min"}, {"name": "acc", "mode": "max"}]),
+    ],
+)
+def test_optuna_searchers_survive_pickling_and_ray_snapshots(tmp_path, search, metric):
+    """Ray pickles the searcher when the Tuner is built and in every snapshot (Optuna 5.1's NSGA-II holds a lock)."""
+    from ray import cloudpickle
+
+    from scalehp.runner.search import _base_searcher
+
+    space = {"x": {"float": [0.0, 1.0]}, "n": {"int": [1, 8]}}
+    plan = compile_plan(experiment(space=space, search=search, metric=metric))
+    searcher = _base_searcher(plan)
+    names = [m["name"] for m in (metric if isinstance(metric, list) else [metric])]
+    for i in range(6):  # enough finished trials for the samplers to use their models
+        config = searcher.suggest(f"t{i}")
+        searcher.on_trial_complete(f"t{i}", {name: config["x"] * (j + 1) for j, name in enumerate(names)})
+    copy = cloudpickle.loads(cloudpickle.dumps(searcher))  # what Tuner.__init__ does
+    assert copy.suggest("next") == searcher.suggest("next")  # same state, same seeded draw
+    searcher.save(str(tmp_path / "searcher.pkl"))  # Ray's OptunaSearch.save: plain pickle of its state
+    restored = _base_searcher(plan)
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert len(restored._ot_study.trials) == len(searcher._ot_study.trials)
+    restored.on_trial_complete("next", {name: 0.5 for name in names})
+    assert 0.0 <= restored.suggest("after")["x"] <= 1.0

@@ -309,16 +309,16 @@ class DefineByRun:
 
 
 def optuna_sampler(plan: Plan) -> Any:
-    """Optuna's sampler for the plan (seeded)."""
-    import optuna
+    """Optuna's sampler for the plan (seeded), in a form Ray can pickle (see ``samplers.py``)."""
+    from scalehp.runner import samplers
 
     experiment = plan.experiment
     seed, startup = experiment.seed, experiment.search.initial_points or 10
     if plan.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
+        return samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
     if plan.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, startup)))
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+        return samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, startup)))
+    return samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
 def _add_optuna_history(search: Any, nodes: list[Node], plan: Plan) -> None:
