@@ -5,8 +5,11 @@
     python3 scripts/dev.py test     # venv + install + the whole test suite
     python3 scripts/dev.py test -m "not slow"   # extra arguments go to pytest
 
-The virtual environment lives in .venv and is reinstalled only when pyproject.toml changes.
-torch is installed first as torch==2.13.0 so the dependency range never pulls another build.
+The virtual environment lives in .venv and is reinstalled only when pyproject.toml or
+requirements.lock changes. Installs are reproducible: torch is installed first as torch==2.13.0
+(so no range pulls another build), then every other package at the exact version and hash in
+requirements.lock (written by scripts/lock.py; scripts/newest.py tries the newest versions the
+ranges in pyproject.toml allow), then scalehp itself without dependencies.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".scalehp-installed"
+LOCK = ROOT / "requirements.lock"
 TORCH = "torch==2.13.0"
 
 
@@ -33,7 +37,7 @@ def sh(*args: str | Path, **kwargs) -> None:
 
 
 def setup() -> None:
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + TORCH.encode()).hexdigest()
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + LOCK.read_bytes() + TORCH.encode()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
         return
     if not PYTHON.exists():
@@ -41,7 +45,8 @@ def setup() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     sh(*pip, TORCH)
-    sh(*pip, "-e", ".[test]")
+    sh(*pip, "--require-hashes", "--no-deps", "-r", LOCK.name)
+    sh(*pip, "--no-deps", "-e", ".")
     STAMP.write_text(wanted)
 
 
