@@ -85,7 +85,7 @@ PLOTS = ("curves", "anytime", "importance", "parallel", "asha", "pbt")
 def plot(kind: str, runs: tuple[str, ...], output: str, by: str) -> None:
     """Draw one plot of RUNS as a PNG: learning curves, anytime performance, importance, ..."""
     from scalehp.analysis import asha, curves, importance, pbt, plots
-    from scalehp.analysis.tables import best_trial
+    from scalehp.analysis.tables import best_trial, finite
     from scalehp.errors import ResultsError
 
     results = _results(runs)
@@ -95,7 +95,7 @@ def plot(kind: str, runs: tuple[str, ...], output: str, by: str) -> None:
     if kind in ("importance", "parallel", "pbt") and len(results.runs) > 1:
         raise ResultsError(f"{kind} is drawn for one run; name a run folder")
     if kind == "curves":
-        best = best_trial(trials, mode)["trial_id"] if trials["best_value"].notna().any() else None
+        best = best_trial(trials, mode)["trial_id"] if finite(trials["best_value"]).notna().any() else None
         figure = plots.learning_curves(curves.learning_curves(results.reports, metric), metric, best)
     elif kind == "anytime":
         figure = plots.anytime(curves.anytime(results.reports, metric, mode, by=by), metric, by=by)
