@@ -54,7 +54,7 @@ def find_runs(path: str | Path) -> list[Path]:
     root = Path(path)
     if not root.exists():
         raise ResultsError(f"{root}: no such folder")
-    if (root / PLAN).is_file():
+    if (root / PLAN).exists():  # a plan.json that is not a file is still a run's: read_plan says what is wrong
         return [root]
     runs = [p.parent for p in root.glob(f"*/{PLAN}")] + [p.parent for p in root.glob(f"*/*/{PLAN}")]
     return sorted(set(runs), key=lambda p: (p.name, str(p)))
