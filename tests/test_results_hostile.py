@@ -487,3 +487,13 @@ def test_a_plan_json_that_is_not_a_plan_is_one_line_in_every_command(run, tmp_pa
         result = cli(*args)
         assert_one_line(result, "plan.json")
         assert key in result.output, (name, result.output)
+
+
+def test_results_best_of_a_row_without_steps(tmp_path):
+    run_dir = tmp_path / "exp" / "r1"
+    write_plan(run_dir, "r1", "exp", "loss", "min", {})
+    sink = ParquetSink(run_dir, [])
+    sink.add("trials", {"run_id": "r1", "experiment": "exp", "trial_id": "t0", "status": "completed", "best_value": 1.0})
+    sink.close()
+    best = json.loads(cli("results", "best", run_dir, "--format", "json").output)[0]
+    assert (best["best_loss"], best["best_step"], best["steps"]) == (1.0, None, None)
