@@ -129,7 +129,8 @@ def test_a_renamed_run_folder_shows_its_trials_in_every_command(run, tmp_path):
     result = cli("report", renamed, "-o", out)
     assert result.exit_code == 0, result.output
     assert "No trial has finished" not in out.read_text() and "Leaderboard" in out.read_text()
-    joined = cli("sql", "SELECT count(*) AS n FROM trials JOIN runs USING (run_id)", "--root", renamed, "--format", "json")
+    query = "SELECT count(*) AS n FROM trials JOIN runs USING (run_id)"
+    joined = cli("sql", query, "--root", renamed, "--format", "json")
     assert json.loads(joined.output) == [{"n": 6}]
 
 
@@ -462,7 +463,10 @@ def _plan_cases():
         "experiment a list": (edit(lambda p: p.update(experiment=[])), "experiment"),
         "no metric": (edit(lambda p: p["experiment"].pop("metric")), "experiment.metric"),
         "metric name a number": (edit(lambda p: p["experiment"]["metric"].update(name=5)), "experiment.metric.name"),
-        "mode not min or max": (edit(lambda p: p["experiment"]["metric"].update(mode="down")), "experiment.metric.mode"),
+        "mode not min or max": (
+            edit(lambda p: p["experiment"]["metric"].update(mode="down")),
+            "experiment.metric.mode",
+        ),
         "metrics not a list": (edit(lambda p: p["experiment"].update(metrics={"a": 1})), "experiment.metrics"),
         "trials text": (edit(lambda p: p.update(trials="many")), "trials"),
         "created_at a number": (edit(lambda p: p.update(created_at=5)), "created_at"),
@@ -493,7 +497,8 @@ def test_results_best_of_a_row_without_steps(tmp_path):
     run_dir = tmp_path / "exp" / "r1"
     write_plan(run_dir, "r1", "exp", "loss", "min", {})
     sink = ParquetSink(run_dir, [])
-    sink.add("trials", {"run_id": "r1", "experiment": "exp", "trial_id": "t0", "status": "completed", "best_value": 1.0})
+    row = {"run_id": "r1", "experiment": "exp", "trial_id": "t0", "status": "completed", "best_value": 1.0}
+    sink.add("trials", row)
     sink.close()
     best = json.loads(cli("results", "best", run_dir, "--format", "json").output)[0]
     assert (best["best_loss"], best["best_step"], best["steps"]) == (1.0, None, None)

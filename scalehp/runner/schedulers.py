@@ -23,7 +23,7 @@ def _worst(mode: str) -> float:
 
 def reported(value: float | None) -> float | None:
     """A value Ray decided with, in the metric's terms: the stand-in becomes the worst infinity it stood for."""
-    if value is None or abs(value) < WORST:
+    if value is None or not abs(value) >= WORST:  # (NaN stays NaN)
         return value
     return math.copysign(math.inf, value)
 
