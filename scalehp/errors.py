@@ -40,4 +40,14 @@ class RunError(ScalehpError, RuntimeError):
 
 
 class ResultsError(ScalehpError, ValueError):
-    """Results could not be found or read."""
+    """Results could not be found or read.
+
+    Attributes:
+        damaged: a file in them is damaged or is not what scalehp writes (a part file that
+            is not Parquet or has foreign columns, a ``plan.json`` that is not a plan); the
+            command line treats it as bad input (exit code 2).
+    """
+
+    def __init__(self, message: str, *, damaged: bool = False):
+        super().__init__(message)
+        self.damaged = damaged

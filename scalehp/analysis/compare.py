@@ -38,7 +38,7 @@ def compare_runs(results: Results) -> pd.DataFrame:
         statuses = mine["status"].value_counts().to_dict()
         row = {
             "run_id": run_id,
-            "experiment": experiment["name"],
+            "experiment": experiment.get("name"),
             "searcher": plan.get("searcher"),
             "scheduler": plan.get("scheduler"),
             "metric": metric,

@@ -40,7 +40,8 @@ def anytime(reports: pd.DataFrame, metric: str, mode: str, by: str = "wall") -> 
 
     Returns one row per report, in the order the reports happened: ``run_id``, ``x`` (seconds
     since the run's first report, or the number of steps run so far by all trials together)
-    and ``best`` (the best value of the metric reported up to then; NaN values are ignored).
+    and ``best`` (the best value of the metric reported up to then; NaN and infinite values
+    are the worst, never a best).
     """
     import numpy as np
 
@@ -50,9 +51,9 @@ def anytime(reports: pd.DataFrame, metric: str, mode: str, by: str = "wall") -> 
     # in time order; each run's running best is taken within the run (groups keep that order)
     frame = reports[["run_id", "time", column]].sort_values("time", kind="stable")
     value = frame[column].astype(float)
-    # the worst possible value where nothing was reported, so the running best ignores NaN
+    # the worst possible value where nothing finite was reported, so the running best ignores them
     worst = np.inf if mode == "min" else -np.inf
-    filled = value.fillna(worst)
+    filled = value.where(np.isfinite(value), worst)
     groups = filled.groupby(frame["run_id"], sort=False)
     best = groups.cummin() if mode == "min" else groups.cummax()
     if by == "wall":

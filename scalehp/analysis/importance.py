@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from scalehp.analysis.tables import finite
 from scalehp.errors import ResultsError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,7 +26,7 @@ def _distribution(values: pd.Series, spec: dict[str, Any] | None) -> Any:
 
     if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
         return optuna.distributions.CategoricalDistribution(sorted(values.astype(str).unique()))
-    log_scale = bool(spec and spec.get("log")) and float(values.min()) > 0
+    log_scale = isinstance(spec, dict) and spec.get("log") is True and float(values.min()) > 0
     low, high = float(values.min()), float(values.max())
     if pd.api.types.is_integer_dtype(values):
         return optuna.distributions.IntDistribution(int(low), int(high), log=log_scale)
@@ -57,10 +58,10 @@ def param_importance(
     import pandas as pd
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
-    space = space or {}
+    space = space if isinstance(space, dict) else {}  # as plan.json has it: untrusted
     if value not in trials.columns:
         raise ResultsError(f"importance: no column {value!r} in the trials")
-    scored = trials.dropna(subset=[value])
+    scored = trials[finite(trials[value]).notna()]  # NaN and infinite values are not scores
     if params is None:
         # params of these trials (a frame over several experiments has others' columns, all empty)
         params = [

@@ -17,8 +17,9 @@ def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFram
     """Rows of ``frame`` not dominated on ``objectives`` (column -> ``"min"`` or ``"max"``).
 
     A row is dominated when another row is at least as good on every objective and better on
-    one. Rows with a missing value in any objective are left out. The front is sorted by the
-    first objective.
+    one. Rows with a missing or non-finite (NaN, infinite) value in any objective are left
+    out: such a value is the worst, never on the front. The front is sorted by the first
+    objective.
 
     Example:
         >>> import pandas as pd
@@ -36,7 +37,8 @@ def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFram
         if mode not in ("min", "max"):
             raise ResultsError(f"pareto front: mode of {column!r} must be min or max, not {mode!r}")
     columns = list(objectives)
-    scored = frame.dropna(subset=columns)
+    numbers = frame[columns].astype(float)
+    scored = frame[np.isfinite(numbers).all(axis=1)]
     # as minimisation everywhere
     values = np.column_stack([scored[c].to_numpy(float) * (1.0 if objectives[c] == "min" else -1.0) for c in columns])
     keep = np.ones(len(values), dtype=bool)

@@ -4,6 +4,10 @@ Figures are built with :class:`matplotlib.figure.Figure` directly (the Agg rende
 pyplot and no global state), so they work without a display and in threads. Every function
 takes the frames the other analysis modules return and gives a Figure; :func:`png` turns one
 into PNG bytes.
+
+Every text that comes from the results (metric and param names, param values, trial and run
+ids) goes through :func:`_label`, so that a ``$`` in it is drawn as a ``$``: matplotlib
+would read a pair of them as mathtext (and fail on one it cannot parse).
 """
 
 from __future__ import annotations
@@ -16,6 +20,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 BEST = "#d62728"
+
+
+def _label(value: object) -> str:
+    """A text from the results, to be drawn exactly as it is (``$`` escaped; no mathtext)."""
+    return str(value).replace("$", r"\$")
 
 
 def _figure(width: float = 7.0, height: float = 4.0) -> Figure:
@@ -54,11 +63,11 @@ def learning_curves(
         ax.plot(rows["step"], rows["value"], color="#1f77b4", alpha=0.25 if many else 0.5, linewidth=1, marker=marker)
     if best is not None:
         rows = curves[curves["trial_id"] == best]
-        ax.plot(rows["step"], rows["value"], color=BEST, linewidth=2, label=f"best trial {best}")
+        ax.plot(rows["step"], rows["value"], color=BEST, linewidth=2, label=f"best trial {_label(best)}")
         ax.legend(loc="best")
     shown = curves["trial_id"].nunique()
     title = f"Learning curves ({total} trials)" if shown == total else f"Learning curves ({shown} of {total} trials)"
-    ax.set(xlabel="step", ylabel=metric, title=title)
+    ax.set(xlabel="step", ylabel=_label(metric), title=title)
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
@@ -73,9 +82,9 @@ def anytime(frame: pd.DataFrame, metric: str, by: str = "wall") -> Figure:
     changed = frame["best"].ne(frame.groupby("run_id", sort=False)["best"].shift())
     frame = frame[changed | ~frame.duplicated("run_id", keep="last")]
     for run_id, rows in frame.groupby("run_id", sort=False):
-        ax.step(rows["x"], rows["best"], where="post", label=str(run_id), linewidth=1.5)
+        ax.step(rows["x"], rows["best"], where="post", label=_label(run_id), linewidth=1.5)
     xlabel = "wall time since the run's first report (s)" if by == "wall" else "steps run by all trials"
-    ax.set(xlabel=xlabel, ylabel=f"best {metric} so far", title="Anytime performance")
+    ax.set(xlabel=xlabel, ylabel=f"best {_label(metric)} so far", title="Anytime performance")
     ax.grid(alpha=0.3)
     if frame["run_id"].nunique() <= 12:
         ax.legend(loc="best", fontsize="small")
@@ -87,8 +96,8 @@ def importance(frame: pd.DataFrame, value: str = "best value") -> Figure:
     fig = _figure(6.0, 0.6 + 0.45 * max(len(frame), 2))
     ax = fig.add_subplot()
     ordered = frame.iloc[::-1]
-    ax.barh(ordered["param"], ordered["importance"], color="#1f77b4")
-    ax.set(xlabel=f"fANOVA importance for {value}", xlim=(0, 1), title="Param importance")
+    ax.barh([_label(p) for p in ordered["param"]], ordered["importance"], color="#1f77b4")
+    ax.set(xlabel=f"fANOVA importance for {_label(value)}", xlim=(0, 1), title="Param importance")
     ax.grid(axis="x", alpha=0.3)
     return fig
 
@@ -113,7 +122,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], mode: str, val
             codes, labels = pd.factorize(column.astype(str), sort=True)
             numbers = pd.Series(codes, index=column.index, dtype=float)
             low, high = 0.0, float(max(len(labels) - 1, 1))
-            ticks.append((str(labels[0]), str(labels[-1])) if len(labels) else ("", ""))
+            ticks.append((_label(labels[0]), _label(labels[-1])) if len(labels) else ("", ""))
         columns.append((numbers - low) / (high - low) if high > low else numbers * 0 + 0.5)
     data = np.column_stack([c.to_numpy() for c in columns]) if columns else np.empty((0, 0))
     fig = _figure(max(6.0, 1.5 * len(axes_names)), 4.0)
@@ -129,11 +138,11 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], mode: str, val
         ax.axvline(x, color="black", linewidth=0.8)
         ax.annotate(low, (x, -0.02), ha="center", va="top", fontsize="x-small")
         ax.annotate(high, (x, 1.02), ha="center", va="bottom", fontsize="x-small")
-    ax.set_xticks(xs, axes_names)
+    ax.set_xticks(xs, [_label(n) for n in axes_names])
     ax.set_yticks([])
     ax.set_ylim(-0.12, 1.12)
     ax.set_title("Parallel coordinates (darker: better)", pad=14)
-    fig.colorbar(cmap_mappable(cmap, norm), ax=ax, label=value)
+    fig.colorbar(cmap_mappable(cmap, norm), ax=ax, label=_label(value))
     return fig
 
 
@@ -159,7 +168,7 @@ def asha_rungs(events: pd.DataFrame, stats: pd.DataFrame, metric: str) -> Figure
     top.plot(xs, stats["cutoff_last"], color="black", linestyle="--", marker="_", label="last cut-off")
     bottom.bar(xs, stats["trials"], color="#1f77b4", label="reached")
     bottom.bar(xs, stats["promoted"], color="#2ca02c", label="promoted")
-    top.set(ylabel=metric, title="ASHA rungs: values at each rung and the cut-off to beat")
+    top.set(ylabel=_label(metric), title="ASHA rungs: values at each rung and the cut-off to beat")
     top.legend(loc="best", fontsize="small")
     top.grid(alpha=0.3)
     bottom.set_xticks(xs, [str(r) for r in rungs])
@@ -189,7 +198,7 @@ def pbt_lineage(exploits: pd.DataFrame, lineage: pd.DataFrame, schedule: pd.Data
     for _, segment in lineage.iterrows():
         end = segment["to_step"] if pd.notna(segment["to_step"]) else last
         tree.plot([segment["from_step"], end], [row[segment["trial_id"]]] * 2, color=BEST, linewidth=3)
-    tree.set_yticks(range(len(names)), names, fontsize="x-small")
+    tree.set_yticks(range(len(names)), [_label(n) for n in names], fontsize="x-small")
     tree.set_ylim(-0.5, len(names) - 0.5)
     tree.set(ylabel="trial", title="PBT: exploits (grey arrows: donor -> trial) and the best trial's lineage (red)")
     tree.grid(alpha=0.3)
@@ -197,7 +206,7 @@ def pbt_lineage(exploits: pd.DataFrame, lineage: pd.DataFrame, schedule: pd.Data
         if param is None or f"param_{param}" not in schedule.columns:
             continue
         ax.step(schedule["step"], schedule[f"param_{param}"], where="post", color=BEST)
-        ax.set(ylabel=param)
+        ax.set(ylabel=_label(param))
         ax.grid(alpha=0.3)
     axes[-1].set(xlabel="step")
     return fig

@@ -2,6 +2,11 @@
 
 Images are PNGs inlined as ``data:`` URIs, the style is inline CSS, and there is no script
 and no link to anything outside the file, so the report opens offline and can be mailed.
+
+Every string from the results (``plan.json``'s names and modes, params, trial ids, statuses,
+error texts, metric names in the part files) is untrusted: each reaches the page only through
+:func:`_text` (``html.escape``, quotes included, so it is safe in text and in attributes).
+The report embeds no JSON and no script; one that does must escape ``</`` and ``<!--`` too.
 """
 
 from __future__ import annotations
@@ -36,9 +41,14 @@ img{max-width:100%;height:auto;display:block;margin:.5rem 0}
 """
 
 
+def _text(value: Any) -> str:
+    """Any value from the results as HTML text (or a quoted attribute value): escaped."""
+    return html.escape(str(value), quote=True)
+
+
 def _img(figure: Any, alt: str) -> str:
     data = base64.b64encode(plots.png(figure)).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return f'<img alt="{_text(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _fmt(value: Any) -> str:
@@ -58,16 +68,16 @@ def _fmt(value: Any) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    head = "".join(f"<th>{_text(str(c))}</th>" for c in frame.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{_text(_fmt(v))}</td>" for v in row) + "</tr>"
         for row in frame.itertuples(index=False)
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
+    return f'<p class="note">{_text(text)}</p>'
 
 
 def _own(frame: pd.DataFrame) -> pd.DataFrame:
@@ -81,7 +91,7 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
     metric, mode = experiment["metric"]["name"], experiment["metric"]["mode"]
     trials, reports, events = (_own(frames[t][frames[t]["run_id"] == run_id]) for t in ("trials", "reports", "events"))
     params = [c.removeprefix("param_") for c in trials.columns if c.startswith("param_") and trials[c].nunique() > 1]
-    parts = [f"<h2>Run {html.escape(run_id)} — {html.escape(experiment['name'])}</h2>"]
+    parts = [f"<h2>Run {_text(run_id)} — {_text(experiment.get('name'))}</h2>"]
     parts.append(
         _note(
             f"metric {metric} ({mode}); searcher {plan.get('searcher')}, scheduler {plan.get('scheduler')}; "
@@ -100,15 +110,15 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
     columns += [c for c in board.columns if c.startswith(("param_", "metric_"))]
     names = metric_names(trials)
     shown = board[columns].rename(columns=lambda c: names.get(c) or c.removeprefix("param_"))
-    parts += [f"<h3>Leaderboard (top {len(shown)}, by best {html.escape(metric)})</h3>", _table(shown)]
-    best = board.iloc[0]["trial_id"] if board.iloc[0]["best_value"] == board.iloc[0]["best_value"] else None
+    parts += [f"<h3>Leaderboard (top {len(shown)}, by best {_text(metric)})</h3>", _table(shown)]
+    best = board.iloc[0]["trial_id"] if tables.finite(board["best_value"]).notna().iloc[0] else None
 
     if len(reports):
         parts += [
             "<h3>Learning curves</h3>",
             _img(plots.learning_curves(curves.learning_curves(reports, metric), metric, best), "learning curves"),
         ]
-    if len(params) and trials["best_value"].notna().sum() >= 3:
+    if len(params) and tables.finite(trials["best_value"]).notna().sum() >= 3:
         try:
             ranked = importance.param_importance(trials, mode, params=params, space=experiment.get("space"))
         except ResultsError as exc:
@@ -136,7 +146,7 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
         schedule = pbt.param_schedule(reports, events, best, run_id=run_id)
         mutated = sorted({k for e in edges["explored_params"] for k in e} & set(params)) or params[:3]
         parts += [
-            f"<h3>PBT lineage of the best trial {html.escape(str(best))}</h3>",
+            f"<h3>PBT lineage of the best trial {_text(str(best))}</h3>",
             _img(plots.pbt_lineage(edges, chain, schedule, mutated), "PBT lineage"),
             _table(chain),
         ]
@@ -146,14 +156,14 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
 def render(results: Results, title: str | None = None, top: int = 10) -> str:
     """The report of ``results`` (every run in it) as one HTML document."""
     plans = results.plans
-    title = title or "scalehp report: " + ", ".join(sorted({p["experiment"]["name"] for p in plans.values()}))
+    title = title or "scalehp report: " + ", ".join(sorted({str(p["experiment"].get("name")) for p in plans.values()}))
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
+        f"<title>{_text(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{_text(title)}</h1>",
         _note(f"{len(plans)} run(s), made {created} by scalehp from the runs' Parquet tables."),
     ]
     compared = compare.compare_runs(results)
@@ -170,7 +180,7 @@ def render(results: Results, title: str | None = None, top: int = 10) -> str:
             mine = reports[reports["run_id"].isin(run_ids)]
             if mine.empty:
                 continue
-            parts.append(f"<h3>Anytime performance: best {html.escape(metric)} ({mode}) so far</h3>")
+            parts.append(f"<h3>Anytime performance: best {_text(metric)} ({_text(mode)}) so far</h3>")
             for by in ("wall", "steps"):
                 frame = curves.anytime(mine, metric, mode, by=by)
                 parts.append(_img(plots.anytime(frame, metric, by=by), f"anytime performance over {by}"))

@@ -12,26 +12,39 @@ if TYPE_CHECKING:  # pragma: no cover
     from scalehp.results.store import Results
 
 
+def finite(values: pd.Series) -> pd.Series:
+    """``values`` as floats, with NaN, +inf and -inf all missing: none of them is ever a best value.
+
+    Every ranking goes through here, so that a non-finite value ranks as the worst, as the
+    schedulers treat it.
+    """
+    import numpy as np
+
+    numbers = values.astype(float)
+    return numbers.where(np.isfinite(numbers))
+
+
 def leaderboard(trials: pd.DataFrame, mode: str, top: int | None = None) -> pd.DataFrame:
     """Trials ranked by their best value of the experiment's metric (``best_value``).
 
-    Trials that never reported a value rank last; ties keep the trials' order.
+    Trials that never reported a finite value rank last (NaN and infinite values are the
+    worst, never the best); ties keep the trials' order.
     """
-    ranked = trials.sort_values("best_value", ascending=(mode == "min"), na_position="last", kind="stable")
+    ranked = trials.sort_values("best_value", ascending=(mode == "min"), na_position="last", kind="stable", key=finite)
     ranked = ranked.reset_index(drop=True)
     ranked.insert(0, "rank", range(1, len(ranked) + 1))
     return ranked.head(top) if top else ranked
 
 
 def best_trial(trials: pd.DataFrame, mode: str) -> pd.Series:
-    """The trial (row of ``trials``) with the best ``best_value``.
+    """The trial (row of ``trials``) with the best finite ``best_value``.
 
     Raises:
-        ResultsError: no trial reported a value of the metric.
+        ResultsError: no trial reported a finite value of the metric.
     """
-    scored = trials.dropna(subset=["best_value"])
+    scored = trials[finite(trials["best_value"]).notna()]
     if scored.empty:
-        raise ResultsError("no trial reported a value of the metric yet")
+        raise ResultsError("no trial reported a finite value of the metric yet")
     return leaderboard(scored, mode).iloc[0].drop("rank")
 
 
@@ -47,6 +60,9 @@ def params_of(row: pd.Series) -> dict:
 def runs(results: Results) -> pd.DataFrame:
     """One row per run: experiment, when, how many trials ended how, and the best value.
 
+    Runs are known by the run id they recorded; when a run's folder is named otherwise (a
+    copied or renamed run), a ``folder`` column shows the folders' names too.
+
     ``ended`` names the setting that ended the run early (``metric.goal``,
     ``failure.max_failed_trials``, ``budget.time_limit``), empty when it ran to the end.
     """
@@ -55,17 +71,21 @@ def runs(results: Results) -> pd.DataFrame:
     trials = results.trials
     events = results.events
     ends = events[events["action"] == "end"] if len(events) and "reason" in events else events.iloc[0:0]
+    folders = results.folders
+    renamed = any(names != [run_id] for run_id, names in folders.items())
     rows = []
     for run_id, plan in results.plans.items():
         mine = trials[trials["run_id"] == run_id] if len(trials) else trials
         metric = plan["experiment"]["metric"]
-        best = mine["best_value"].min() if metric["mode"] == "min" else mine["best_value"].max()
+        values = finite(mine["best_value"])
+        best = values.min() if metric["mode"] == "min" else values.max()
         statuses = mine["status"].value_counts().to_dict() if len(mine) else {}
+        row = {"run_id": run_id, **({"folder": ", ".join(folders[run_id])} if renamed else {})}
         rows.append(
             {
-                "run_id": run_id,
-                "experiment": plan["experiment"]["name"],
-                "created_at": plan.get("created_at", "")[:19].replace("T", " "),
+                **row,
+                "experiment": plan["experiment"].get("name"),
+                "created_at": (plan.get("created_at") or "")[:19].replace("T", " "),
                 "trials": len(mine),
                 "planned": plan.get("trials"),
                 "completed": statuses.get("completed", 0),

@@ -3,7 +3,8 @@
 One module per group of commands: ``experiment.py`` (validate, schema, plan, run, try),
 ``results.py`` (results ls/show), ``jobs.py`` (submit, jobs ls/status/logs/stop/fetch).
 
-Exit codes: 0 success, 1 a run or results error, 2 an invalid experiment or usage error.
+Exit codes: 0 success, 1 a run or results error, 2 an invalid experiment, a damaged results file
+(part file or ``plan.json``) or a usage error.
 ``--debug`` (or ``SCALEHP_DEBUG=1``) shows full tracebacks.
 """
 
@@ -94,7 +95,7 @@ class _Group(click.Group):
             if debug:
                 raise
             click.secho(f"error: {exc}", err=True, fg="red")
-            ctx.exit(1)
+            ctx.exit(2 if getattr(exc, "damaged", False) else 1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)

@@ -27,9 +27,18 @@ def _results(paths: tuple[str, ...]):  # noqa: ANN202
     type=click.Path(file_okay=False),
     help="Results root, experiment folder or run to query.",
 )
+@click.option(
+    "--allow-files",
+    is_flag=True,
+    help="Let the SQL read and write other files (COPY ... TO, read_csv, ATTACH, extensions); "
+    "without it the SQL reads the results and nothing else.",
+)
 @FORMAT
-def sql(query: str, root: str, fmt: str) -> None:
+def sql(query: str, root: str, allow_files: bool, fmt: str) -> None:
     """Run a DuckDB SQL QUERY over the views trials, reports, events and runs.
+
+    The SQL is read-only over the results: it cannot read or write any other file, attach
+    a database or load an extension, unless --allow-files is given.
 
     \b
     scalehp sql "SELECT run_id, count(*) AS trials, min(best_value) FROM trials GROUP BY 1"
@@ -37,7 +46,7 @@ def sql(query: str, root: str, fmt: str) -> None:
     """
     from scalehp.results.sql import query as run_query
 
-    table = run_query(root, query)
+    table = run_query(root, query, allow_files=allow_files)
     if table is None:
         return
     rows = table.to_pylist()
@@ -85,7 +94,7 @@ PLOTS = ("curves", "anytime", "importance", "parallel", "asha", "pbt")
 def plot(kind: str, runs: tuple[str, ...], output: str, by: str) -> None:
     """Draw one plot of RUNS as a PNG: learning curves, anytime performance, importance, ..."""
     from scalehp.analysis import asha, curves, importance, pbt, plots
-    from scalehp.analysis.tables import best_trial
+    from scalehp.analysis.tables import best_trial, finite
     from scalehp.errors import ResultsError
 
     results = _results(runs)
@@ -95,7 +104,7 @@ def plot(kind: str, runs: tuple[str, ...], output: str, by: str) -> None:
     if kind in ("importance", "parallel", "pbt") and len(results.runs) > 1:
         raise ResultsError(f"{kind} is drawn for one run; name a run folder")
     if kind == "curves":
-        best = best_trial(trials, mode)["trial_id"] if trials["best_value"].notna().any() else None
+        best = best_trial(trials, mode)["trial_id"] if finite(trials["best_value"]).notna().any() else None
         figure = plots.learning_curves(curves.learning_curves(results.reports, metric), metric, best)
     elif kind == "anytime":
         figure = plots.anytime(curves.anytime(results.reports, metric, mode, by=by), metric, by=by)

@@ -80,8 +80,8 @@ def results_best(run: str, fmt: str) -> None:
         "trial_id": best["trial_id"],
         "status": best["status"],
         f"best_{metric}": float(best["best_value"]),
-        "best_step": int(best["best_step"]),
-        "steps": int(best["steps"]),
+        "best_step": _whole(best["best_step"]),
+        "steps": _whole(best["steps"]),
         **{f"param_{k}" if fmt != "table" else k: v for k, v in params_of(best).items()},
     }
     if fmt == "table":
@@ -89,6 +89,11 @@ def results_best(run: str, fmt: str) -> None:
         print_table([{"field": k, "value": v} for k, v in row.items()], fmt)
     else:
         print_table([row], fmt)
+
+
+def _whole(value: object) -> int | None:
+    """A step count from a row (None where the row has none)."""
+    return None if value is None or value != value else int(value)
 
 
 @results.command(name="compare")

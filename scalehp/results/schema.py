@@ -44,6 +44,7 @@ serve a case that is rare, so the common case wins and the rare one is disambigu
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from typing import Any, Iterable, Mapping
 
@@ -244,6 +245,9 @@ def describe_end(end: Mapping[str, Any], metric: str, mode: str) -> str:
     """
     reason, trial, step = end.get("reason"), end.get("trial_id"), end.get("step")
     value, cutoff = end.get("value"), end.get("cutoff")
+    numbers = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (value, cutoff))
+    if not numbers:  # an end row without its numbers (not written by scalehp)
+        return f"ended early ({reason})"
     if reason == "metric.goal":
         at = f" at step {int(step)}" if step is not None else ""
         return (

@@ -6,7 +6,16 @@ The views read the committed part files of every run under a path directly (no c
 row written for a ``(run_id, trial_id, step)`` in ``reports`` and for a
 ``(run_id, trial_id)`` in ``trials`` wins (checked once when connecting; a table without
 repeated keys is read as it is). ``runs`` has one row per run from its ``plan.json``.
-The views cover the part files present when :func:`connect` is called.
+The views cover the part files present when :func:`connect` is called: the very files
+:func:`scalehp.read_results` reads (:func:`~scalehp.results.store.part_files`, one rule for
+both), so a part file it refuses is refused here too, with the same one line.
+
+The SQL is read-only over the results: once the views are made, DuckDB's access to anything
+outside (files, ``COPY … TO``, ``read_csv('/etc/passwd')``, ``ATTACH``, ``INSTALL``/``LOAD``
+of extensions) is switched off (``enable_external_access = false``; only the part files
+stay readable, as ``allowed_paths``) and the configuration is locked, so no statement can
+switch it back on. ``allow_files=True`` (``scalehp sql --allow-files``) leaves DuckDB as it
+is, for a query that reads or writes other files on purpose.
 
 Example:
     >>> con = connect("results")                                          # doctest: +SKIP
@@ -15,13 +24,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalehp.errors import ResultsError
 from scalehp.results.schema import FIXED, TABLES
-from scalehp.results.store import PLAN, find_runs, part_files
+from scalehp.results.store import PLAN, find_runs, part_files, read_plan, run_id_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -36,19 +44,16 @@ def _quote(text: str) -> str:
 def _run_rows(runs: list[Path]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
-        try:
-            plan = json.loads((run / PLAN).read_text())
-        except (OSError, ValueError) as exc:
-            raise ResultsError(f"{run / PLAN}: unreadable plan ({exc.__class__.__name__})") from None
-        experiment = plan.get("experiment", {})
-        metric = experiment.get("metric", {})
+        plan = read_plan(run)
+        experiment = plan["experiment"]
+        metric = experiment["metric"]
         rows.append(
             {
-                "run_id": run.name,
+                "run_id": run_id_of(plan, run),  # as the rows recorded it, whatever the folder is called now
                 "experiment": experiment.get("name"),
                 "created_at": plan.get("created_at"),
-                "metric": metric.get("name"),
-                "mode": metric.get("mode"),
+                "metric": metric["name"],
+                "mode": metric["mode"],
                 "searcher": plan.get("searcher"),
                 "scheduler": plan.get("scheduler"),
                 "planned_trials": plan.get("trials"),
@@ -67,21 +72,41 @@ def _has_duplicates(con: duckdb.DuckDBPyConnection, listing: str, keys: tuple[st
     return bool(found)
 
 
-def connect(path: str | Path, runs: list[Path] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(path: str | Path, runs: list[Path] | None = None, allow_files: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the views over the runs at or below ``path``.
 
+    Unless ``allow_files``, the connection reads nothing but the views' part files and
+    writes no file (see the module's notes).
+
     Raises:
-        ResultsError: nothing under ``path`` looks like a scalehp run.
+        ResultsError: nothing under ``path`` looks like a scalehp run, or a run's part
+            file or ``plan.json`` is damaged (``damaged``).
     """
     import duckdb
-    import pyarrow as pa
 
     runs = runs if runs is not None else find_runs(path)
     if not runs:
         raise ResultsError(f"{path}: no scalehp runs here (no {PLAN} found up to two folders down)")
+    rows = _run_rows(runs)
+    files_of = {table: part_files(runs, table) for table in TABLES}
     con = duckdb.connect(":memory:")
+    try:
+        _views(con, rows, files_of, allow_files)
+    except duckdb.Error as exc:
+        con.close()
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise ResultsError(f"{path}: cannot read the results ({first})", damaged=True) from None
+    return con
+
+
+def _views(con: duckdb.DuckDBPyConnection, rows: list[dict], files_of: dict[str, list], allow_files: bool) -> None:
+    import pyarrow as pa
+
+    if not allow_files:
+        readable = [str(f) for files in files_of.values() for f in files]
+        con.execute("SET allowed_paths = " + "[" + ", ".join(_quote(f) for f in readable) + "]")
     for table in TABLES:
-        files = part_files(runs, table)
+        files = files_of[table]
         if not files:
             empty = pa.schema(FIXED[table]).empty_table()
             con.register(f"__empty_{table}", empty)
@@ -100,20 +125,25 @@ def connect(path: str | Path, runs: list[Path] | None = None) -> duckdb.DuckDBPy
         else:
             query = f"SELECT * EXCLUDE (filename, file_row_number) FROM {source}"
         con.execute(f"CREATE VIEW {table} AS {query}")
-    con.register("__runs", pa.Table.from_pylist(_run_rows(runs)))
+    con.register("__runs", pa.Table.from_pylist(rows))
     con.execute("CREATE VIEW runs AS SELECT * FROM __runs")
-    return con
+    if not allow_files:
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
 
 
-def query(path: str | Path, sql: str) -> Any:
+def query(path: str | Path, sql: str, allow_files: bool = False) -> Any:
     """Run ``sql`` over the views of the runs under ``path``; the result as a pyarrow Table.
 
+    ``allow_files``: let the SQL read and write other files (off: read-only over the results).
+
     Raises:
-        ResultsError: the SQL is invalid or names a missing column or table.
+        ResultsError: the SQL is invalid, names a missing column or table, or reaches
+            outside the results without ``allow_files``.
     """
     import duckdb
 
-    con = connect(path)
+    con = connect(path, allow_files=allow_files)
     try:
         relation = con.sql(sql)
         return relation.to_arrow_table() if relation is not None else None

@@ -11,6 +11,14 @@ is still writing: only whole part files are ever visible.
 
 A location may be a URI (``s3://bucket/results``, ``gs://…``): runs are then found and read
 through pyarrow's filesystems, with the same rules.
+
+Everything read is untrusted: a part file must be Parquet with the table's key columns and
+the contract's type for every fixed column it has (``metric_*`` columns float), and a
+``plan.json`` must be a JSON object of bounded size with the fields readers use, of the right
+types (:func:`part_schemas`, :func:`read_plan`); anything else is one :class:`ResultsError`
+naming the file. A run is known by the run id it recorded (``plan.json``'s ``run_id``, the
+same id as its rows' ``run_id``), not by its folder's name: a copied or renamed run folder
+reads as the run it is.
 """
 
 from __future__ import annotations
@@ -27,15 +35,18 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from scalehp.errors import ResultsError
+from scalehp.errors import ResultsError, SpecError
 from scalehp.results.schema import FIXED, NAME_KEY, TABLES, ColumnMap, metric_names_of
 from scalehp.results.sink import filesystem_of, is_uri, local_path
+from scalehp.spec import read_text_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 PLAN = "plan.json"
+MAX_PLAN_BYTES = 32 * 1024 * 1024  # a plan.json; far above any real one
 _KEYS = {"trials": ("run_id", "trial_id"), "reports": ("run_id", "trial_id", "step"), "events": ()}
+_REQUIRED = {"trials": ("run_id", "trial_id"), "reports": ("run_id", "trial_id", "step"), "events": ("run_id",)}
 
 
 def find_runs(path: str | Path) -> list[Path]:
@@ -43,7 +54,7 @@ def find_runs(path: str | Path) -> list[Path]:
     root = Path(path)
     if not root.exists():
         raise ResultsError(f"{root}: no such folder")
-    if (root / PLAN).is_file():
+    if (root / PLAN).exists():  # a plan.json that is not a file is still a run's: read_plan says what is wrong
         return [root]
     runs = [p.parent for p in root.glob(f"*/{PLAN}")] + [p.parent for p in root.glob(f"*/*/{PLAN}")]
     return sorted(set(runs), key=lambda p: (p.name, str(p)))
@@ -67,20 +78,94 @@ def _name(run: str | Path) -> str:
 
 
 def part_files(run_dirs: list, table: str, filesystem: Any = None) -> list:
-    """The committed part files of ``table`` in the given runs (never the hidden temporaries)."""
+    """The committed part files of ``table`` in the given runs (never the hidden temporaries).
+
+    Each is checked as :func:`part_schemas` does: the one rule for which files every reader reads.
+    """
+    return list(part_schemas(run_dirs, table, filesystem))
+
+
+def part_schemas(run_dirs: list, table: str, filesystem: Any = None) -> dict[Any, pa.Schema]:
+    """The committed part files of ``table`` in the given runs, each with its schema, checked.
+
+    A part is any ``part-*.parquet`` in ``<run>/<table>/``. Each must be a regular file,
+    readable as Parquet, with the table's key columns, the contract's type for each fixed
+    column it has, and float ``metric_*`` columns.
+
+    Raises:
+        ResultsError (``damaged``): a part that breaks the rule, named.
+    """
+    found: dict[Any, pa.Schema] = {}
+    for path in _part_paths(run_dirs, table, filesystem):
+        try:
+            schema = pq.read_schema(str(path), filesystem=filesystem)
+        except (pa.ArrowException, OSError) as exc:
+            raise ResultsError(f"{path}: not a readable Parquet part file ({_reason(exc)})", damaged=True) from None
+        _check_part(path, table, schema)
+        found[path] = schema
+    return found
+
+
+def _part_paths(run_dirs: list, table: str, filesystem: Any) -> list:
+    paths: list = []
     if filesystem is not None:
         import pyarrow.fs as pafs
 
-        found: list[str] = []
         for run in run_dirs:
             selector = pafs.FileSelector(f"{run}/{table}", allow_not_found=True)
-            infos = filesystem.get_file_info(selector)
-            found += sorted(f.path for f in infos if f.is_file and f.base_name.startswith("part-"))
-        return found
-    files: list[Path] = []
+            infos = [f for f in filesystem.get_file_info(selector) if _is_part(f.base_name)]
+            for info in sorted(infos, key=lambda f: f.path):
+                if not info.is_file:
+                    raise ResultsError(f"{info.path}: named like a part file but not a file", damaged=True)
+                paths.append(info.path)
+        return paths
     for run in run_dirs:
-        files += sorted((run / table).glob("part-*.parquet"))
-    return files
+        for path in sorted((run / table).glob("part-*.parquet")):
+            if not path.is_file():
+                raise ResultsError(f"{path}: named like a part file but not a file", damaged=True)
+            paths.append(path)
+    return paths
+
+
+def _is_part(name: str) -> bool:
+    return name.startswith("part-") and name.endswith(".parquet")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else exc.__class__.__name__
+    return first if len(first) <= 200 else first[:200] + "…"
+
+
+def _check_part(path: Any, table: str, schema: pa.Schema) -> None:
+    fixed = {f.name: f.type for f in FIXED[table]}
+    names = set(schema.names)
+    for name in _REQUIRED[table]:
+        if name not in names:
+            raise ResultsError(f"{path}: not a scalehp {table} part file (no column {name})", damaged=True)
+    for item in schema:
+        expected = fixed.get(item.name)
+        if item.name.startswith("metric_"):
+            expected = pa.float64() if not pa.types.is_floating(item.type) else item.type
+        if expected is not None and item.type != expected and not pa.types.is_null(item.type):
+            raise ResultsError(
+                f"{path}: not a scalehp {table} part file (column {item.name!r} is {item.type}, not {expected})",
+                damaged=True,
+            )
+
+
+def _read_data(files: list, schema: pa.Schema | None, filesystem: Any, table: str) -> pa.Table:
+    """The rows of ``files`` (as one dataset, or one file when ``schema`` is None); a damaged file named."""
+    try:
+        if schema is None:
+            return pq.read_table(str(files[0]), filesystem=filesystem)
+        return ds.dataset([str(f) for f in files], schema=schema, format="parquet", filesystem=filesystem).to_table()
+    except (pa.ArrowException, OSError) as exc:
+        if len(files) > 1:  # name the file: read them one by one
+            for path in files:
+                _read_data([path], None, filesystem, table)
+        where = files[0] if len(files) == 1 else table
+        raise ResultsError(f"{where}: unreadable Parquet data ({_reason(exc)})", damaged=True) from None
 
 
 def _empty(table: str) -> pa.Table:
@@ -99,10 +184,10 @@ def read_table(
     """
     if table not in TABLES:
         raise ResultsError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
-    files = part_files(run_dirs, table, filesystem)
-    if not files:
+    found = part_schemas(run_dirs, table, filesystem)
+    if not found:
         return _empty(table)
-    schemas = [pq.read_schema(str(f), filesystem=filesystem) for f in files]
+    files, schemas = list(found), list(found.values())
     canonical = ColumnMap("metric", metric_columns)
     per_file = [metric_names_of(schema) for schema in schemas]
     for names in per_file:
@@ -112,23 +197,36 @@ def read_table(
     if any(renames):  # runs that gave one column to different names: read part by part, renamed
         parts = []
         for path, rename in zip(files, renames):
-            part = pq.read_table(str(path), filesystem=filesystem)
+            part = _read_data([path], None, filesystem, table)
             names = [rename.get(c, c) for c in part.column_names]
             parts.append(pa.Table.from_arrays(part.columns, names=names))
         try:
             data = pa.concat_tables(parts, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ResultsError(f"{table}: part files disagree on column types: {exc}") from None
+            raise ResultsError(f"{table}: part files disagree on column types: {_reason(exc)}") from None
     else:
-        try:
-            schema = pa.unify_schemas(schemas, promote_options="permissive")
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ResultsError(f"{table}: part files disagree on column types: {exc}") from None
-        data = ds.dataset([str(f) for f in files], schema=schema, format="parquet", filesystem=filesystem).to_table()
+        data = _read_data(files, _unify(found, table), filesystem, table)
     keys = _KEYS[table]
     if keys and data.num_rows:
         data = _last_per_key(data, keys)
     return _named(data, canonical.names)
+
+
+def _unify(schemas: dict[Any, pa.Schema], table: str) -> pa.Schema:
+    """One schema for all parts (ints that became floats widen); else the first part that disagrees, named."""
+    try:
+        return pa.unify_schemas(list(schemas.values()), promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    merged: pa.Schema | None = None
+    for path, schema in schemas.items():
+        try:
+            merged = schema if merged is None else pa.unify_schemas([merged, schema], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ResultsError(
+                f"{path}: its column types disagree with the other {table} part files ({_reason(exc)})"
+            ) from None
+    raise ResultsError(f"{table}: part files disagree on column types")  # pragma: no cover - found above
 
 
 def _named(data: pa.Table, names: Mapping[str, str]) -> pa.Table:
@@ -178,18 +276,16 @@ class Results:
     def metric_columns(self) -> dict[str, str]:
         """Metric name -> its ``metric_*`` column, one column per name over all runs read."""
         if len(self.runs) <= 1:  # one run wrote one injective map into every part
-            files = part_files(self.runs, "reports", self.filesystem)
-            return {n: c for s in self._schemas(files) for c, n in metric_names_of(s).items()}
+            schemas = part_schemas(self.runs, "reports", self.filesystem).values()
+            return {n: c for s in schemas for c, n in metric_names_of(s).items()}
         canonical = ColumnMap("metric")
         for run in self.runs:  # oldest first: the first run to use a column keeps it
-            files = part_files([run], "reports", self.filesystem) + part_files([run], "trials", self.filesystem)
-            for schema in self._schemas(files):
+            schemas = [*part_schemas([run], "reports", self.filesystem).values()]
+            schemas += part_schemas([run], "trials", self.filesystem).values()
+            for schema in schemas:
                 for column, name in metric_names_of(schema).items():
                     canonical.keep(name, column)
         return dict(canonical.columns)
-
-    def _schemas(self, files: list) -> list[pa.Schema]:
-        return [pq.read_schema(str(f), filesystem=self.filesystem) for f in files]
 
     def _frame(self, name: str) -> pd.DataFrame:
         data = self.table(name)
@@ -213,19 +309,31 @@ class Results:
 
     @cached_property
     def plans(self) -> dict[str, dict[str, Any]]:
-        """``run_id`` -> the plan the run was started with (``plan.json``)."""
-        plans = {}
-        for run in self.runs:
-            try:
-                if self.filesystem is None:
-                    text = (run / PLAN).read_text()
-                else:
-                    with self.filesystem.open_input_stream(f"{run}/{PLAN}") as stream:
-                        text = stream.read().decode()
-                plans[_name(run)] = json.loads(text)
-            except (OSError, ValueError) as exc:
-                raise ResultsError(f"{run / PLAN}: unreadable plan ({exc.__class__.__name__})") from None
+        """``run_id`` -> the plan the run was started with (``plan.json``, checked by :func:`read_plan`).
+
+        The key is the run id the run recorded (the ``run_id`` of its rows), whatever its
+        folder is called now; :attr:`folders` has the folders.
+        """
+        plans: dict[str, dict[str, Any]] = {}
+        for _, run_id, plan in self._recorded:
+            plans.setdefault(run_id, plan)  # a copy beside the original: one run
         return plans
+
+    @property
+    def folders(self) -> dict[str, list[str]]:
+        """``run_id`` -> the names of the folders holding that run (one, unless it was copied)."""
+        folders: dict[str, list[str]] = {}
+        for folder, run_id, _ in self._recorded:
+            folders.setdefault(run_id, []).append(folder)
+        return folders
+
+    @cached_property
+    def _recorded(self) -> list[tuple[str, str, dict[str, Any]]]:
+        out = []
+        for run in self.runs:
+            plan = read_plan(run, self.filesystem)
+            out.append((_name(run), run_id_of(plan, run), plan))
+        return out
 
     def metric(self, run_id: str | None = None) -> tuple[str, str]:
         """The experiment metric's name and mode (of ``run_id``, or of the only/newest run)."""
@@ -236,11 +344,101 @@ class Results:
         return metric["name"], metric["mode"]
 
 
+def run_id_of(plan: Mapping[str, Any], run: str | Path) -> str:
+    """The run id a run recorded (its plan's ``run_id``); the folder's name for a plan without one."""
+    recorded = plan.get("run_id")
+    return recorded if isinstance(recorded, str) and recorded else _name(run)
+
+
+def read_plan(run: str | Path, filesystem: Any = None) -> dict[str, Any]:
+    """A run's ``plan.json``, read as untrusted input and checked for the fields readers use.
+
+    Raises:
+        ResultsError (``damaged``): not a regular file, too large, not JSON, not an object,
+            or a field of the wrong type; naming the file and the key.
+    """
+    where = f"{str(run).rstrip('/')}/{PLAN}"
+    try:
+        if filesystem is None:
+            text = read_text_file(Path(run) / PLAN, limit=MAX_PLAN_BYTES)
+        else:
+            with filesystem.open_input_stream(where) as stream:
+                data = stream.read(MAX_PLAN_BYTES + 1)
+            if len(data) > MAX_PLAN_BYTES:
+                raise ResultsError(f"{where}: file too large (over {MAX_PLAN_BYTES} bytes)", damaged=True)
+            text = data.decode("utf-8")
+    except SpecError as exc:
+        raise ResultsError(str(exc), damaged=True) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{where}: unreadable plan ({exc.__class__.__name__})", damaged=True) from None
+    try:
+        plan = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ResultsError(f"{where}: not JSON ({exc.__class__.__name__})", damaged=True) from None
+    _check_plan(plan, where)
+    return plan
+
+
+_OPTIONAL_TEXT = (str, type(None))
+
+
+def _check_plan(plan: Any, where: str) -> None:
+    """The fields of a plan that readers use, with their types (the rest is not read)."""
+
+    def fail(key: str, expected: str, value: Any) -> None:
+        found = "null" if value is None else type(value).__name__
+        raise ResultsError(f"{where}: {key}: expected {expected}, got {found}", damaged=True)
+
+    def metric(value: Any, key: str) -> None:
+        if not isinstance(value, dict):
+            fail(key, "an object with name and mode", value)
+        if not isinstance(value.get("name"), str):
+            fail(f"{key}.name", "text", value.get("name"))
+        if value.get("mode") not in ("min", "max"):
+            mode = value.get("mode")
+            if isinstance(mode, str):
+                raise ResultsError(f"{where}: {key}.mode: expected min or max", damaged=True)
+            fail(f"{key}.mode", "min or max", mode)
+
+    if not isinstance(plan, dict):
+        fail("(top level)", "an object", plan)
+    for key, kinds, expected in (
+        ("run_id", _OPTIONAL_TEXT, "text"),
+        ("created_at", _OPTIONAL_TEXT, "text"),
+        ("searcher", _OPTIONAL_TEXT, "text"),
+        ("scheduler", _OPTIONAL_TEXT, "text"),
+    ):
+        if not isinstance(plan.get(key), kinds):
+            fail(key, expected, plan.get(key))
+    trials = plan.get("trials")
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int)):
+        fail("trials", "a whole number", trials)
+    columns = plan.get("columns", {})
+    if not isinstance(columns, dict) or not all(isinstance(c, str) for c in columns.values()):
+        fail("columns", "an object of param name -> column", columns)
+    experiment = plan.get("experiment")
+    if not isinstance(experiment, dict):
+        fail("experiment", "an object", experiment)
+    if not isinstance(experiment.get("name"), _OPTIONAL_TEXT):
+        fail("experiment.name", "text", experiment.get("name"))
+    metric(experiment.get("metric"), "experiment.metric")
+    metrics = experiment.get("metrics")
+    if metrics is not None:
+        if not isinstance(metrics, list) or not metrics:
+            fail("experiment.metrics", "a list of metrics", metrics)
+        for i, item in enumerate(metrics):
+            metric(item, f"experiment.metrics[{i}]")
+    if not isinstance(experiment.get("space", {}), (dict, type(None))):
+        fail("experiment.space", "an object", experiment.get("space"))
+
+
 def read_results(path: str | Path) -> Results:
     """Open the results under ``path``: a run folder, an experiment folder or a results root.
 
+    Every run's ``plan.json`` is read and checked here (:func:`read_plan`); tables when asked for.
+
     Raises:
-        ResultsError: nothing under ``path`` looks like a scalehp run.
+        ResultsError: nothing under ``path`` looks like a scalehp run, or a run's plan is damaged.
     """
     if is_uri(path):
         try:
@@ -252,4 +450,6 @@ def read_results(path: str | Path) -> Results:
         filesystem, runs = None, find_runs(local_path(path))
     if not runs:
         raise ResultsError(f"{path}: no scalehp runs here (no {PLAN} found up to two folders down)")
-    return Results(runs, filesystem)
+    results = Results(runs, filesystem)
+    results.plans  # noqa: B018 - a damaged plan is found now, in every command
+    return results

@@ -290,6 +290,8 @@ def _first_line(exc: BaseException) -> str:
 
 def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
     """A :class:`RunSummary` from a run folder's tables (why it ended early: its ``end`` event)."""
+    from scalehp.analysis.tables import finite, leaderboard
+
     results = read_results(run_dir)
     plan = next(iter(results.plans.values()))
     metric, mode = plan["experiment"]["metric"]["name"], plan["experiment"]["metric"]["mode"]
@@ -298,10 +300,10 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
     trials = results.trials
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     summary: dict[str, Any] = {}
-    ranked = trials.dropna(subset=["best_value"]).sort_values("best_value", ascending=(mode == "min"))
-    if len(ranked):
-        best = ranked.iloc[0]
-        params = {name: _plain(best[column]) for name, column in plan["columns"].items()}
+    scored = trials[finite(trials["best_value"]).notna()]  # NaN and infinite values are never the best
+    if len(scored):
+        best = leaderboard(scored, mode).iloc[0]
+        params = {name: _plain(best[column]) for name, column in plan.get("columns", {}).items() if column in best}
         metrics = {name: float(best[c]) for c, name in metric_names(trials).items() if best[c] == best[c]}
         summary = {
             "best_trial": best["trial_id"],

@@ -253,7 +253,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             if len(reports):
                 self.seed_reports(reports)
                 if goal is not None and metric_column in reports:
-                    hits = reports[reports[metric_column].map(lambda v: v == v and reached(v))]
+                    hits = reports[reports[metric_column].map(lambda v: math.isfinite(v) and reached(v))]
                     if len(hits):  # the first report that reached the goal, as the live run saw it
                         first = hits.sort_values(["time", "step"], kind="stable").iloc[0]
                         self.end(
@@ -273,6 +273,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 }
                 if metric_column in rows:
                     values = rows[["step", metric_column]].dropna()
+                    values = values[values[metric_column].map(math.isfinite)]  # NaN, inf: never the best
                     if len(values):
                         best = values.loc[
                             values[metric_column].idxmin() if mode == "min" else values[metric_column].idxmax()
@@ -335,7 +336,9 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             state.node = result.get("node_ip") or result.get("hostname")
             state.node_id = result.get("node_id") or state.node_id
             value = metrics.get(metric_column)
-            if value is not None and not math.isnan(value):
+            if value is not None and not math.isfinite(value):
+                value = None  # NaN or inf: the worst value, never a best nor a goal reached
+            if value is not None:
                 if state.best is None or better(value, state.best):
                     state.best, state.best_step = value, state.step
                 if self.best is None or better(value, self.best[0]):
@@ -352,7 +355,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
                 **metrics,
             }
             sink.add("reports", row)
-            if goal is not None and value is not None and not math.isnan(value) and reached(value):
+            if goal is not None and value is not None and reached(value):
                 self.end("metric.goal", trial.trial_id, state.step, value, goal)  # after its row: flushed together
             self.progress(trials)
 

@@ -13,7 +13,8 @@ the donor's step. scalehp records, per trial and perturbation step:
 * ``skip``:     in the bottom quantile, but the donor reported no checkpoint at its perturbation
   step, so nothing was copied (the trainable should checkpoint at those steps).
 
-A NaN or infinite value ranks last (Ray would leave the trial out of the ranking).
+A NaN or infinite value ranks last (Ray would leave the trial out of the ranking): Ray ranks
+by a finite stand-in for it, and the events record the value as the trial reported it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import random
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
-from scalehp.runner.schedulers import finite
+from scalehp.runner.schedulers import finite, reported
 from scalehp.runner.search import domain
 from scalehp.scheduling import mutations
 from scalehp.space import ChoiceParam, FloatParam, GridParam, IntParam, LogNormalParam
@@ -66,12 +67,28 @@ def population_scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str,
         return None if score is None else float(score * metric_op)
 
     class Recording:
-        """Mixed into Ray's PBT/PB2: records decisions; a NaN value ranks last."""
+        """Mixed into Ray's PBT/PB2: records decisions; a NaN or infinite value ranks last."""
 
         _exploited: Any = None
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._reported: Any = None  # the metric of the result being handled, as the trial reported it
+            self._values: dict[str, Any] = {}  # trial id -> that value at its last perturbation step
+
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            self._reported = result.get(metric) if result else None
             return super().on_trial_result(tune_controller, trial, finite(result, metric, mode))
+
+        def _save_trial_state(self, state: Any, time: Any, result: dict, trial: Any) -> Any:
+            score = super()._save_trial_state(state, time, result, trial)
+            self._values[trial.trial_id] = self._reported  # Ray keeps the finite stand-in as its score
+            return score
+
+        def value(self, trial: Any) -> float | None:
+            """The trial's metric at its last perturbation step, as it reported it (NaN, inf as they were)."""
+            state = self._trial_state[trial]
+            return self._values.get(trial.trial_id, reported(value_of(state.last_score, self._metric_op)))
 
         def _checkpoint_or_exploit(self, trial: Any, tune_controller: Any, upper: list, lower: list) -> None:
             self._exploited = None
@@ -83,18 +100,17 @@ def population_scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str,
                 "trial_id": trial.trial_id,
                 "step": state.last_train_time,
                 "scheduler": name,
-                "value": value_of(state.last_score, self._metric_op),
+                "value": self.value(trial),
             }
             if trial in lower:
                 record({**event, "action": "skip"})
-            else:
-                scores = [self._trial_state[t].last_score for t in lower]
-                cutoff = value_of(max(scores), self._metric_op) if scores else None
-                record({**event, "action": "continue", "cutoff": cutoff})
+            else:  # the cutoff: the value of the best trial in the bottom quantile, as Ray ranked them
+                best = max(lower, key=lambda t: self._trial_state[t].last_score, default=None)
+                record({**event, "action": "continue", "cutoff": None if best is None else self.value(best)})
 
         def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
             state, donor = self._trial_state[trial], self._trial_state[trial_to_clone]
-            step, value = state.last_train_time, value_of(state.last_score, self._metric_op)
+            step, value = state.last_train_time, self.value(trial)
             before, donor_params = own(trial), own(trial_to_clone)
             donor_step = (donor.last_result or {}).get(time_attr, donor.last_train_time)
             super()._exploit(tune_controller, trial, trial_to_clone)
@@ -106,7 +122,7 @@ def population_scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str,
                 "value": value,
                 "donor_trial_id": trial_to_clone.trial_id,
                 "donor_step": donor_step,
-                "donor_value": value_of(donor.last_score, self._metric_op),
+                "donor_value": self.value(trial_to_clone),
             }
             record({**event, "action": "exploit", "old_params": _json(before), "new_params": _json(donor_params)})
             record({**event, "action": "explore", "old_params": _json(donor_params), "new_params": _json(own(trial))})

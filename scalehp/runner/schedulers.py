@@ -1,4 +1,9 @@
-"""Ray Tune schedulers, subclassed so that every decision is recorded as an event."""
+"""Ray Tune schedulers, subclassed so that every decision is recorded as an event.
+
+A NaN or infinite metric is the worst value: Ray decides with a finite stand-in for it
+(:func:`finite`), and the events table records what the trial reported (NaN or inf as it
+was); a cut-off that came from a stand-in is recorded as the worst infinity (:func:`reported`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,19 @@ from typing import Any, Callable
 from scalehp.compiler import Plan
 
 
+WORST = 1e300
+"""The finite stand-in for a NaN or infinite value (Ray's cutoff is a percentile, and inf - inf is NaN)."""
+
+
 def _worst(mode: str) -> float:
-    # finite: Ray's cutoff is a percentile, and inf - inf would make it NaN
-    return 1e300 if mode == "min" else -1e300
+    return WORST if mode == "min" else -WORST
+
+
+def reported(value: float | None) -> float | None:
+    """A value Ray decided with, in the metric's terms: the stand-in becomes the worst infinity it stood for."""
+    if value is None or not abs(value) >= WORST:  # (NaN stays NaN)
+        return value
+    return math.copysign(math.inf, value)
 
 
 def scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], None]) -> Any:
@@ -44,7 +59,7 @@ def scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], Non
                 for milestone, recorded in bracket._rungs:
                     if step >= milestone and trial.trial_id not in recorded:
                         cutoff = bracket.cutoff(recorded)
-                        pending = (milestone, None if cutoff is None else float(cutoff) * self._metric_op)
+                        pending = (milestone, None if cutoff is None else reported(float(cutoff) * self._metric_op))
                         break
             decision = super().on_trial_result(tune_controller, trial, result)
             if pending is not None:
@@ -92,8 +107,11 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
     experiment = plan.experiment
     metric, mode = experiment.metric.name, experiment.metric.mode
 
+    values: dict[str, Any] = {}  # trial id -> the metric as it reported it last (Ray holds the finite stand-in)
+
     class RecordingHyperband(HyperBandScheduler):
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            values[trial.trial_id] = result.get(metric)
             result = finite(result, metric, mode)
             decision = super().on_trial_result(tune_controller, trial, result)
             if decision == TrialScheduler.PAUSE:
@@ -106,7 +124,7 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
                         "action": "pause",
                         "rung": bracket._cumul_r,
                         "bracket": bracket._halves,
-                        "value": result.get(metric),
+                        "value": values.get(trial.trial_id),
                     }
                 )
             return decision
@@ -145,14 +163,14 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
                                 "action": "stop",
                                 "rung": bracket._cumul_r,
                                 "bracket": bracket._halves,
-                                "value": (result or {}).get(metric),
+                                "value": values.get(t.trial_id, (result or {}).get(metric)),
                             }
                         )
 
     def _record_halving(seen: dict[str, Any]) -> None:
-        values = {t: (r or {}).get(metric) for t, r in seen["results"].items()}
-        kept = [values[t] for t in seen["good"] if values[t] is not None]
-        cutoff = (max(kept) if mode == "min" else min(kept)) if kept else None
+        scores = {t: (r or {}).get(metric) for t, r in seen["results"].items()}  # as Ray decided: finite
+        kept = [scores[t] for t in seen["good"] if scores[t] is not None]
+        cutoff = reported((max(kept) if mode == "min" else min(kept)) if kept else None)
         for action, trials in (("continue", seen["good"]), ("stop", seen["bad"])):
             for t in trials:
                 result = seen["results"].get(t) or {}
@@ -164,7 +182,7 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
                         "action": action,
                         "rung": seen["rung"],
                         "bracket": seen["bracket"],
-                        "value": values[t],
+                        "value": values.get(t.trial_id, scores[t]),
                         "cutoff": cutoff,
                     }
                 )
