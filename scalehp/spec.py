@@ -321,7 +321,7 @@ def check_results_root(value: str) -> str:
         for folder in (probe, *probe.parents):
             try:
                 info = os.stat(folder)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # missing, or under a file: its parent says
                 continue
             except OSError as exc:
                 raise ValueError(f"{str(folder)!r}: {exc.strerror or exc.__class__.__name__}") from None
