@@ -189,8 +189,11 @@ def read_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[tuple, int
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise SpecError(f"not valid YAML: {exc.problem or exc}", source=source, line=line) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character)
+        line = text.count("\n", 0, exc.position) + 1
+        raise SpecError(f"not valid YAML: character {exc.character!r} is not allowed", source=source, line=line) from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"not valid YAML: {exc}", source=source) from None
+        raise SpecError(f"not valid YAML: {' '.join(str(exc).split())}", source=source) from None
     if node is None:
         return None, {}
     reader = _Reader(source)
