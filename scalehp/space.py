@@ -109,7 +109,9 @@ def _check_bounds(low: float, high: float, log: bool, step: float | None) -> Non
 def _check_step(extent: float, step: float) -> None:
     """Refuse a step so small that value / step overflows or the values cannot be counted."""
     if extent / step > MAX_STEPS:
-        raise ValueError(f"step {step:g} is too small for values up to {extent:g}: more than {MAX_STEPS:.0e} steps")
+        raise ValueError(
+            f"step {step:g} is too small for values up to {extent:g}: more than {MAX_STEPS:.0e} steps"
+        )
 
 
 class FloatParam(_Kind):
@@ -215,12 +217,15 @@ class _Gaussian(_Kind):
             raise ValueError(f"the standard deviation must be > 0, got {self.sd}")
         if self.step is not None and self.step <= 0:
             raise ValueError(f"step must be > 0, got {self.step}")
+        extent = self._extent()
+        if not math.isfinite(extent):
+            raise ValueError(f"[{self.mean:g}, {self.sd:g}]: values would overflow a float")
         if self.step is not None:
-            _check_step(self._extent(), self.step)
+            _check_step(extent, self.step)
         return self
 
     def _extent(self) -> float:
-        """How far from 0 nearly every value lies (ten standard deviations)."""
+        """How far from 0 nearly every value lies (ten standard deviations); inf if beyond a float."""
         return abs(self.mean) + 10 * self.sd
 
     @property
@@ -254,14 +259,9 @@ class LogNormalParam(_Gaussian):
     kind: ClassVar[str] = "lognormal"
     moments: tuple[Number, Number] = Field(alias="lognormal", description="[mu, sigma] of ln(value)")
 
-    @model_validator(mode="after")
-    def _fits(self) -> LogNormalParam:
-        if self.mean + 10 * self.sd > 700:  # math.exp overflows a float just above 709
-            raise ValueError(f"mu + 10 sigma ({self.mean + 10 * self.sd:g}) is above 700: values would overflow a float")
-        return self
-
     def _extent(self) -> float:
-        return math.exp(self.mean + 10 * self.sd)
+        exponent = self.mean + 10 * self.sd
+        return math.exp(exponent) if exponent <= 700 else math.inf  # math.exp overflows just above 709
 
     def sample(self, rng: random.Random) -> float:
         return self._quantize(math.exp(rng.gauss(self.mean, self.sd)))

@@ -174,9 +174,8 @@ def _check_nesting(text: str, source: str) -> None:
                 path.append(segment)
             if len(frames) >= MAX_DEPTH:
                 where = _dotted(tuple(path[: MAX_DEPTH + 1]))
-                raise SpecError(
-                    f"nested more than {MAX_DEPTH} levels deep", source=source, path=where, line=event.start_mark.line + 1
-                )
+                line = event.start_mark.line + 1
+                raise SpecError(f"nested more than {MAX_DEPTH} levels deep", source=source, path=where, line=line)
             frames.append(["seq", 0, False] if isinstance(event, yaml.SequenceStartEvent) else ["map", None, True])
 
 
@@ -191,7 +190,8 @@ def read_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[tuple, int
         raise SpecError(f"not valid YAML: {exc.problem or exc}", source=source, line=line) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character)
         line = text.count("\n", 0, exc.position) + 1
-        raise SpecError(f"not valid YAML: character {exc.character!r} is not allowed", source=source, line=line) from None
+        message = f"not valid YAML: character {exc.character!r} is not allowed"
+        raise SpecError(message, source=source, line=line) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid YAML: {' '.join(str(exc).split())}", source=source) from None
     if node is None:

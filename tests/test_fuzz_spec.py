@@ -66,7 +66,8 @@ def check(text_or_data: Any, source: str = "fuzz.yaml") -> None:
 # strategies
 
 odd_text = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]) | st.sampled_from("\n\x00\x1b\x07\u202e\t:{}[]-#&*!|>'\"%@`"),
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"])
+    | st.sampled_from("\n\x00\x1b\x07\u202e\t:{}[]-#&*!|>'\"%@`"),
     max_size=40,
 )
 numbers = (
@@ -80,23 +81,35 @@ nested = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(odd_text | st.sampled_from(KINDS), inner, max_size=5),
     max_leaves=30,
 )
+
+
+def ranged(kind: str, low: Any, high: Any, log: bool, step: Any) -> dict[str, Any]:
+    return {kind: [low, high], "log": log, **({"step": step} if step is not None else {})}
+
+
 params = st.one_of(
     st.builds(lambda kind, v: {kind: v}, st.sampled_from(KINDS), nested),
     st.builds(
-        lambda kind, low, high, log, step: {kind: [low, high], "log": log, **({"step": step} if step is not None else {})},
+        ranged,
         st.sampled_from(["float", "int", "normal", "lognormal", "count"]),
         numbers,
         numbers,
         st.booleans(),
         st.none() | numbers,
     ),
-    st.builds(lambda values: {"grid": values}, st.lists(numbers | odd_text, min_size=0, max_size=60, unique_by=repr)),
-    st.builds(lambda opts: {"choice": opts}, st.dictionaries(odd_text, st.none() | st.dictionaries(odd_text, nested, max_size=3), max_size=4)),
+    st.builds(lambda values: {"grid": values}, st.lists(numbers | odd_text, max_size=60, unique_by=repr)),
+    st.builds(
+        lambda options: {"choice": options},
+        st.dictionaries(odd_text, st.none() | st.dictionaries(odd_text, nested, max_size=3), max_size=4),
+    ),
     nested,
 )
 param_names = st.sampled_from(["x", "lr", "LR", "a/b", "a_b", "x\n", "o.p"]) | odd_text
 spaces = st.dictionaries(param_names, params, min_size=0, max_size=6)
-KEYS = ["name", "trainable", "metric", "budget", "resources", "search", "scheduler", "results", "seed", "concurrency", "command", "failure", "checkpoints"]
+KEYS = ["name", "trainable", "metric", "budget", "resources", "search", "scheduler", "results", "seed"]
+KEYS += ["concurrency", "command", "failure", "checkpoints"]
+PIECES = ["name: x\n", "space:\n", "  a: {float: [0, 1]}\n", "  - ", "[", "]", "{", "}", ": ", "&a ", "*a"]
+PIECES += ["!!python/object ", "<<: *a\n", "? ", "\t", "\x00", "\x1b", "9" * 5000, "1e400", "\n", "  "]
 
 
 def deep(depth: int, kind: str) -> Any:
@@ -117,7 +130,7 @@ def test_any_text(text):
 
 
 @FUZZ
-@given(st.lists(st.sampled_from(["name: x\n", "space:\n", "  a: {float: [0, 1]}\n", "  - ", "[", "]", "{", "}", ": ", "&a ", "*a", "!!python/object ", "<<: *a\n", "? ", "\t", "\x00", "\x1b", "9" * 5000, "1e400", "\n", "  "]), max_size=60))
+@given(st.lists(st.sampled_from(PIECES), max_size=60))
 def test_yaml_made_of_yaml_pieces(pieces):
     check("".join(pieces))
 
@@ -135,7 +148,11 @@ def test_random_spaces_and_keys(space, overrides):
 
 
 @settings(FUZZ, max_examples=30)
-@given(st.integers(min_value=0, max_value=1500), st.sampled_from(["list", "dict"]), st.sampled_from(["space.x", "name", "budget", "search"]))
+@given(
+    st.integers(min_value=0, max_value=1500),
+    st.sampled_from(["list", "dict"]),
+    st.sampled_from(["space.x", "name", "budget", "search"]),
+)
 def test_deep_nesting_anywhere(depth, kind, where):
     value = deep(depth, kind)
     data = {**BASE}
@@ -149,7 +166,7 @@ def test_deep_nesting_anywhere(depth, kind, where):
 
 
 @FUZZ
-@given(st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=6), st.integers(min_value=1, max_value=10**6))
+@given(st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=6), st.integers(1, 10**6))
 def test_big_grids_are_counted_not_built(sizes, samples):
     space = {f"g{i}": {"grid": list(range(n))} for i, n in enumerate(sizes)}
     data = {**BASE, "space": space, "budget": {"samples": samples, "max_steps": 3}}
@@ -162,8 +179,17 @@ def test_big_grids_are_counted_not_built(sizes, samples):
         assert plan.trials == samples * math.prod(sizes) <= 1_000_000
 
 
+FEW = [{"float": [0, 1]}, {"int": [1, 2**70]}, {"choice": ["\x1b[2J", 1]}, 1]
+
+
 @settings(FUZZ, max_examples=25, deadline=5000)
-@given(st.text(max_size=200) | st.builds(lambda s: yaml.safe_dump({**BASE, "space": s}, allow_unicode=True), st.dictionaries(param_names, st.sampled_from([{"float": [0, 1]}, {"int": [1, 2**70]}, {"choice": ["\x1b[2J", 1]}, 1]), max_size=3)))
+@given(
+    st.text(max_size=200)
+    | st.builds(
+        lambda space: yaml.safe_dump({**BASE, "space": space}, allow_unicode=True),
+        st.dictionaries(param_names, st.sampled_from(FEW), max_size=3),
+    )
+)
 def test_validate_prints_one_line_or_ok(tmp_path, text):
     path = tmp_path / "fuzz.yaml"
     path.write_text(text, encoding="utf-8")
@@ -181,14 +207,24 @@ def test_validate_prints_one_line_or_ok(tmp_path, text):
 # ---------------------------------------------------------------------------
 # the corpus: every case of issue 13 about experiment files, and what it must say
 
-HEAD = "name: c\ntrainable: tests.trainables:quadratic\nmetric: {name: loss, mode: min}\nbudget: {samples: 2, max_steps: 3}\n"
+HEAD = (
+    "name: c\ntrainable: tests.trainables:quadratic\nmetric: {name: loss, mode: min}\n"
+    "budget: {samples: 2, max_steps: 3}\n"
+)
+GRID = "space: {" + ", ".join(f"g{i}: {{grid: [{', '.join(map(str, range(100)))}]}}" for i in range(6)) + "}\n"
+COUNTS = "space: {a: {count: [0, 100], each: {b: {count: [0, 100], each: {c: {count: [0, 100], each: {d: 1}}}}}}}\n"
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+BOMB += "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh"))
 CORPUS = {
     "nesting 250 (digest)": (HEAD + "space: {x: {constant: " + "[" * 250 + "]" * 250 + "}}\n", "nested more than"),
     "nesting 490 (reader)": (HEAD + "space: {x: {constant: " + "[" * 490 + "]" * 490 + "}}\n", "nested more than"),
     "nesting 100000": (HEAD + "space: {x: {constant: " + "[" * 100_000 + "]" * 100_000 + "}}\n", "nested more than"),
     "mapping nesting": (HEAD + "space: {x: {constant: " + "{a: " * 600 + "1" + "}" * 600 + "}}\n", "nested more than"),
     "integer 4301 digits": (HEAD + "space: {x: " + "1" * 4301 + "}\n", "integer too large"),
-    "integer key 5000 digits": (HEAD + "space:\n  x:\n    choice:\n      ? " + "1" * 5000 + "\n      : {}\n", "integer too large"),
+    "integer key 5000 digits": (
+        HEAD + "space:\n  x:\n    choice:\n      ? " + "1" * 5000 + "\n      : {}\n",
+        "integer too large",
+    ),
     "integer key 30 digits": (HEAD + "space: {x: {choice: {" + "1" * 30 + ": {}}}}\n", "integer too large"),
     "int log overflow": (HEAD + "space: {x: {int: [1, " + "9" * 400 + "], log: true}}\n", "integer too large"),
     "int bound 1e400": (HEAD + "space: {x: {int: [1, 1e400], log: true}}\n", "expected an integer"),
@@ -197,8 +233,8 @@ CORPUS = {
     "normal step 5e-324": (HEAD + "space: {x: {normal: [0.0, 1.0], step: 5e-324}}\n", "too small"),
     "lognormal overflow": (HEAD + "space: {x: {lognormal: [710.0, 1.0]}}\n", "overflow"),
     "float range overflow": (HEAD + "space: {x: {float: [-1.0e+308, 1.0e+308]}}\n", "wider than a float"),
-    "grid 10**12 points": (HEAD + "space: {" + ", ".join(f"g{i}: {{grid: [{', '.join(map(str, range(100)))}]}}" for i in range(6)) + "}\n", "more than 1,000,000"),
-    "count in count": (HEAD + "space: {a: {count: [0, 100], each: {b: {count: [0, 100], each: {c: {count: [0, 100], each: {d: 1}}}}}}}\n", "spreads out"),
+    "grid 10**12 points": (HEAD + GRID, "more than 1,000,000"),
+    "count in count": (HEAD + COUNTS, "spreads out"),
     "name newline": (HEAD.replace("name: c", 'name: "c\\n"') + "space: {x: 1}\n", "not a valid name"),
     "param newline": (HEAD + 'space: {"x\\n": 1}\n', "param name"),
     "metric escape": (HEAD.replace("name: loss", 'name: "\\e[31mloss"') + "space: {x: 1}\n", "control character"),
@@ -207,7 +243,7 @@ CORPUS = {
     "results NUL": (HEAD + 'space: {x: 1}\nresults: "r\\0"\n', "NUL"),
     "results scheme": (HEAD + "space: {x: 1}\nresults: ftp://h/r\n", "unknown URI scheme"),
     "results 300 chars": (HEAD + "space: {x: 1}\nresults: " + "r" * 300 + "\n", "at most 255"),
-    "alias bomb": ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh")), "more than 100000 values"),
+    "alias bomb": (BOMB, "more than 100000 values"),
     "python tag": (HEAD + "space: {x: !!python/object/apply:os.system [echo]}\n", "not allowed"),
     "NUL in text": (HEAD + "space: {x: \x00}\n", "not valid YAML"),
 }
