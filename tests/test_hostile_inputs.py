@@ -474,3 +474,10 @@ def test_report_output_is_written_whole_and_refused_like_import(here, results_ro
     assert code == 0, stderr
     assert (here / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert files_in(here) == {"report.html", "link.html"}
+
+
+def test_usage_errors_are_one_line_too(here):
+    for args in (["validate"], ["nope\x1b[2J"], ["report", "--top", "x", "r"], ["plan", "x.yaml", "--format", "\x1b"]):
+        line = assert_one_line(*invoke(*args)[::2], "--help')")
+        assert line.isprintable(), line
+    assert invoke()[0] in (0, 2)  # no command at all: the help, as before

@@ -167,6 +167,9 @@ def load_plan(path: str):  # noqa: ANN202
 # Commands
 
 
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class _Group(click.Group):
     """Turns scalehp errors into one line and an exit code."""
 
@@ -187,6 +190,14 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except _NO_ARGS:
+            raise  # a command given no arguments shows its help
+        except click.UsageError as exc:  # a bad option or argument: one line too, with where to look
+            if debug:
+                raise
+            where = exc.ctx.command_path if exc.ctx else ctx.command_path
+            print_error(f"{exc.format_message()} (see '{where} --help')")
+            ctx.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
