@@ -71,6 +71,8 @@ class _Reader:
             raise self.fail(node, path[:1], f"the file expands to more than {_MAX_NODES} values (YAML aliases?)")
         if id(node) in active:
             raise self.fail(node, path, "recursive YAML alias")
+        if len(path) >= MAX_DEPTH and isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):  # aliases inside aliases
+            raise self.fail(node, path, f"nested more than {MAX_DEPTH} levels deep")
         if node.tag not in _CORE_TAGS:
             raise self.fail(node, path, f"YAML tag {node.tag!r} is not allowed")
         self.lines.setdefault(path, node.start_mark.line + 1)
@@ -142,48 +144,56 @@ def line_in(lines: dict[tuple, int], path: str) -> int | None:
     return best[1]
 
 
-def _check_nesting(text: str, source: str) -> None:
-    """Refuse YAML nested deeper than :data:`MAX_DEPTH`, from the parser's events (no recursion).
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting deeper than :data:`MAX_DEPTH` as the parser makes events.
 
-    PyYAML builds nodes recursively and fails with RecursionError near 500 levels; this
-    pass finds the first too deep mapping or list, and its key path, before any node is built.
+    PyYAML composes nodes recursively and fails with RecursionError near 500 levels; the
+    depth is checked on each event the composer takes, so it never goes deeper than the cap.
     """
-    frames: list[list[Any]] = []  # [segment that entered it, next index or key, expecting a key?]
-    path: list[Any] = []
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+
+    def __init__(self, text: str, source: str):
+        super().__init__(text)
+        self.source = source
+        self.frames: list[list[Any]] = []  # per open mapping or list: [kind, next index or key, expecting a key?]
+        self.path: list[Any] = []
+
+    def get_event(self) -> yaml.Event:
+        event = super().get_event()
         if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            frames.pop()
-            if path:
-                path.pop()
-            continue
+            self.frames.pop()
+            if self.path:
+                self.path.pop()
+            return event
         if not isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            continue
+            return event
         segment: Any = None
-        if frames:
-            frame = frames[-1]
+        if self.frames:
+            frame = self.frames[-1]
             if frame[0] == "seq":
                 segment, frame[1] = frame[1], frame[1] + 1
             elif frame[2]:  # a key
-                frame[1] = event.value if isinstance(event, yaml.ScalarEvent) else "?"
-                frame[2] = False
-                segment = "?"
+                frame[1], frame[2] = (event.value if isinstance(event, yaml.ScalarEvent) else "?"), False
             else:
                 segment, frame[2] = frame[1], True
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            if frames:
-                path.append(segment)
-            if len(frames) >= MAX_DEPTH:
-                where = _dotted(tuple(path[: MAX_DEPTH + 1]))
+            if self.frames:
+                self.path.append(segment)
+            if len(self.frames) >= MAX_DEPTH:
                 line = event.start_mark.line + 1
-                raise SpecError(f"nested more than {MAX_DEPTH} levels deep", source=source, path=where, line=line)
-            frames.append(["seq", 0, False] if isinstance(event, yaml.SequenceStartEvent) else ["map", None, True])
+                where = _dotted(tuple(self.path))
+                raise SpecError(f"nested more than {MAX_DEPTH} levels deep", source=self.source, path=where, line=line)
+            self.frames.append(["seq", 0, False] if isinstance(event, yaml.SequenceStartEvent) else ["map", None, True])
+        return event
 
 
 def read_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[tuple, int]]:
     """Parse YAML strictly; return the data and a map of key path -> line number."""
     try:
-        _check_nesting(text, source)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text, source)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -213,6 +213,8 @@ HEAD = (
 )
 GRID = "space: {" + ", ".join(f"g{i}: {{grid: [{', '.join(map(str, range(100)))}]}}" for i in range(6)) + "}\n"
 COUNTS = "space: {a: {count: [0, 100], each: {b: {count: [0, 100], each: {c: {count: [0, 100], each: {d: 1}}}}}}}\n"
+CHAIN = "a0: &a0 1\n" + "".join(f"a{i}: &a{i} {'[' * 60}*a{i - 1}{']' * 60}\n" for i in range(1, 30))
+CHAIN += "space: {x: {constant: *a29}}\n"
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
 BOMB += "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh"))
 CORPUS = {
@@ -244,6 +246,7 @@ CORPUS = {
     "results scheme": (HEAD + "space: {x: 1}\nresults: ftp://h/r\n", "unknown URI scheme"),
     "results 300 chars": (HEAD + "space: {x: 1}\nresults: " + "r" * 300 + "\n", "at most 255"),
     "alias bomb": (BOMB, "more than 100000 values"),
+    "aliases nested in aliases": (HEAD + CHAIN, "nested more than"),
     "python tag": (HEAD + "space: {x: !!python/object/apply:os.system [echo]}\n", "not allowed"),
     "NUL in text": (HEAD + "space: {x: \x00}\n", "not valid YAML"),
 }
