@@ -481,3 +481,10 @@ def test_usage_errors_are_one_line_too(here):
         line = assert_one_line(*invoke(*args)[::2], "--help')")
         assert line.isprintable(), line
     assert invoke()[0] in (0, 2)  # no command at all: the help, as before
+
+
+def test_an_error_about_a_huge_key_is_one_short_line(here):
+    path = here / "big.yaml"
+    path.write_text(GOOD + "? " + "k" * 200_000 + "\n: 1\n")
+    line = assert_one_line(*invoke("validate", str(path))[::2], f"{path}:6: ", "more characters)")
+    assert len(line) < 2100

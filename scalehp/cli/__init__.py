@@ -44,9 +44,16 @@ def escape(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+MAX_ERROR = 2000
+"""Characters of an error line shown; a file may hold a key or value megabytes long."""
+
+
 def print_error(message: object) -> None:
-    """The one way the CLI prints an error: ``error: <message>``, one line, escaped."""
-    click.secho(f"error: {escape(str(message))}", err=True, fg="red")
+    """The one way the CLI prints an error: ``error: <message>``, one line, escaped, at most :data:`MAX_ERROR` long."""
+    text = escape(str(message))
+    if len(text) > MAX_ERROR:
+        text = f"{text[:MAX_ERROR]}… ({len(text) - MAX_ERROR} more characters)"
+    click.secho(f"error: {text}", err=True, fg="red")
 
 
 def print_warning(message: object) -> None:
