@@ -326,6 +326,8 @@ def check_results_root(value: str) -> str:
         raise ValueError(f"unknown URI scheme {scheme!r}; use a local folder or one of {', '.join(URI_SCHEMES[1:])}")
     local = not sep or scheme.lower() == "file"
     path = rest if sep else value
+    if sep and not path.strip("/"):
+        raise ValueError(f"{value!r} names no bucket or folder")
     for part in path.split("/"):
         if len(os.fsencode(part)) > 255:
             raise ValueError(f"a folder name in {value[:40]!r}… is {len(os.fsencode(part))} bytes long; at most 255")

@@ -259,6 +259,8 @@ def test_params_whose_columns_differ_only_in_case_are_refused():
         ("runs\x00x", "NUL"),
         ("ftp://host/runs", "unknown URI scheme 'ftp'"),
         ("gopher://host/runs", "unknown URI scheme"),
+        ("s3://", "names no bucket or folder"),
+        ("file:///", "names no bucket or folder"),
         ("runs/" + "r" * 300, "300 bytes long"),
         ("runs/" + "é" * 128, "256 bytes long"),
         ("runs\n", "control character"),
