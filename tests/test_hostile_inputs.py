@@ -190,6 +190,16 @@ def test_spaces_are_counted_not_walked():
     assert space_size(small) == len(enumerate_configs(small, 10**6)) == (3 + 1) * (4 + 16 + 64) * 2
 
 
+@pytest.mark.slow
+def test_plan_shows_a_space_of_10_to_the_19800(here):
+    path = here / "huge.yaml"
+    layer = ", ".join(f"p{i}: {{choice: [{', '.join(map(str, range(100)))}]}}" for i in range(99))
+    path.write_text(HEAD + f"space:\n  a: {{count: [0, 100], each: {{{layer}}}}}\n")
+    code, stdout, stderr = invoke("plan", str(path))
+    assert code == 0, stderr
+    assert "finite      about 10^19800 distinct configs; the first 10:" in stdout
+
+
 def test_count_inside_count_is_refused_before_it_is_built(here):
     path = here / "layers.yaml"
     layer = "{c: {count: [0, 100], each: {d: {choice: [1, 2]}}}}"

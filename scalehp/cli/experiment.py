@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import sys
 from typing import Any, Callable
@@ -108,7 +109,8 @@ def _space_lines(plan: Any) -> list[str]:
         )
     size = space_size(exp.space)
     if size is not None:
-        lines.append(f"finite      {size} distinct configs" + (f"; the first {min(size, 10)}:" if size else ""))
+        count = str(size) if size < 10**15 else f"about 10^{math.floor(math.log10(size))}"  # may be 10^20000
+        lines.append(f"finite      {count} distinct configs" + (f"; the first {min(size, 10)}:" if size else ""))
         for config in enumerate_configs(exp.space, 10):
             lines.append(f"            {_config_text(config)}")
     return lines
