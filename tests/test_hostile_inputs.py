@@ -96,6 +96,13 @@ def test_deep_nesting_is_one_line_in_every_command(here, command, depth):
     assert files_in(here) == before
 
 
+def test_submit_reads_the_file_the_same_way(here):
+    path = here / "deep.yaml"
+    path.write_text(HEAD + "space:\n  x: {constant: " + "[" * 1000 + "]" * 1000 + "}\n")
+    code, _, stderr = invoke("submit", "deep.yaml", "--address", "http://127.0.0.1:9")  # nothing listens there
+    assert_one_line(code, stderr, "deep.yaml:6: space.x.constant.0", "nested more than")
+
+
 def test_deep_nesting_from_python_and_a_dict_that_holds_itself():
     deep: list = []
     inner = deep
