@@ -188,11 +188,17 @@ def _columns(experiment: Experiment) -> dict[str, str]:
                 )
             continue
         column = column_name("param", node.name)
-        if column in taken:
-            raise experiment.error(
-                node.path, f"param {node.name!r} and {taken[column]!r} both map to column {column!r}; rename one"
-            )
-        taken[column] = node.name
+        if column.lower() in taken:  # SQL (DuckDB) does not tell param_lr from param_LR
+            other = taken[column.lower()]
+            if columns[other] == column:
+                message = f"param {node.name!r} and {other!r} both map to column {column!r}; rename one"
+            else:
+                message = (
+                    f"params {other!r} and {node.name!r} map to columns {columns[other]!r} and {column!r}, "
+                    "which SQL does not tell apart; rename one"
+                )
+            raise experiment.error(node.path, message)
+        taken[column.lower()] = node.name
         columns[node.name] = column
         types[node.name] = kind
         first[node.name] = node
@@ -223,6 +229,17 @@ def _check_ends(experiment: Experiment, trials: int, warnings: list[str]) -> Non
 def _metric_columns(experiment: Experiment) -> dict[str, str]:
     """The declared metrics' columns, claimed before any reported name (see ``results/schema.py``)."""
     names = [m.name for m in experiment.objectives]
+    readable: dict[str, str] = {}
+    for name in names:
+        column = column_name("metric", name)
+        other = readable.get(column.lower())
+        if other is not None and column_name("metric", other) != column:  # equal columns get a hash; case cannot
+            raise experiment.error(
+                "metric",
+                f"metrics {other!r} and {name!r} map to columns that differ only in case, which SQL does not "
+                "tell apart; rename one",
+            )
+        readable.setdefault(column.lower(), name)
     columns = ColumnMap("metric").add(names)
     return {name: columns[name] for name in names}
 

@@ -56,11 +56,21 @@ def _number(value: Any) -> Any:
     return value
 
 
+MAX_STEPS = 10**12
+"""The most values a float range with a ``step`` may hold (a step of 5e-324 would overflow sampling)."""
+
+MAX_NODES = 10_000
+"""The most params a space may hold once conditional and repeated sub-params are spread out."""
+
+
 def _integer(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ValueError(f"expected an integer, got {value!r}")
+            value = int(value)
+        else:
+            raise ValueError(f"expected an integer, got {value!r}")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError("integer too large (more than 64 bits)")
     return value
 
 
@@ -85,6 +95,8 @@ def _check_bounds(low: float, high: float, log: bool, step: float | None) -> Non
         raise ValueError("bounds must be finite numbers")
     if low >= high:
         raise ValueError(f"low ({low}) must be below high ({high})")
+    if not math.isfinite(float(high) - float(low)):
+        raise ValueError(f"the range {low}..{high} is wider than a float can hold")
     if log and low <= 0:
         raise ValueError(f"log scale needs low > 0, got {low}")
     if step is not None:
@@ -92,6 +104,14 @@ def _check_bounds(low: float, high: float, log: bool, step: float | None) -> Non
             raise ValueError(f"step must be > 0, got {step}")
         if step > high - low:
             raise ValueError(f"step ({step}) is larger than the range {low}..{high}")
+
+
+def _check_step(extent: float, step: float) -> None:
+    """Refuse a step so small that value / step overflows or the values cannot be counted."""
+    if extent / step > MAX_STEPS:
+        raise ValueError(
+            f"step {step:g} is too small for values up to {extent:g}: more than {MAX_STEPS:.0e} steps"
+        )
 
 
 class FloatParam(_Kind):
@@ -105,6 +125,8 @@ class FloatParam(_Kind):
     @model_validator(mode="after")
     def _check(self) -> FloatParam:
         _check_bounds(self.low, self.high, self.log, self.step)
+        if self.step is not None:
+            _check_step(max(abs(self.low), abs(self.high)), self.step)
         return self
 
     @property
@@ -167,11 +189,17 @@ class IntParam(_Kind):
 def _distinct(values: list[Any], what: str) -> list[Any]:
     if not values:
         raise ValueError(f"{what} needs at least one value")
-    seen = []
+    hashed: set[Any] = set()
+    unhashable: list[Any] = []  # lists and mappings: compared one by one (few in practice)
     for value in values:
-        if value in seen:
+        try:
+            twice = value in hashed
+            hashed.add(value)
+        except TypeError:
+            twice = value in unhashable
+            unhashable.append(value)
+        if twice:
             raise ValueError(f"{what} lists {value!r} twice")
-        seen.append(value)
     return values
 
 
@@ -189,7 +217,16 @@ class _Gaussian(_Kind):
             raise ValueError(f"the standard deviation must be > 0, got {self.sd}")
         if self.step is not None and self.step <= 0:
             raise ValueError(f"step must be > 0, got {self.step}")
+        extent = self._extent()
+        if not math.isfinite(extent):
+            raise ValueError(f"[{self.mean:g}, {self.sd:g}]: values would overflow a float")
+        if self.step is not None:
+            _check_step(extent, self.step)
         return self
+
+    def _extent(self) -> float:
+        """How far from 0 nearly every value lies (ten standard deviations); inf if beyond a float."""
+        return abs(self.mean) + 10 * self.sd
 
     @property
     def mean(self) -> float:
@@ -221,6 +258,10 @@ class LogNormalParam(_Gaussian):
 
     kind: ClassVar[str] = "lognormal"
     moments: tuple[Number, Number] = Field(alias="lognormal", description="[mu, sigma] of ln(value)")
+
+    def _extent(self) -> float:
+        exponent = self.mean + 10 * self.sd
+        return math.exp(exponent) if exponent <= 700 else math.inf  # math.exp overflows just above 709
 
     def sample(self, rng: random.Random) -> float:
         return self._quantize(math.exp(rng.gauss(self.mean, self.sd)))
@@ -283,7 +324,7 @@ def _sub_space(space: dict[str, Any], where: str) -> dict[str, Any]:
     from scalehp.spec import _PARAM  # the one rule for param names
 
     for name, param in space.items():
-        if not isinstance(name, str) or not _PARAM.match(name) or "." in name:
+        if not isinstance(name, str) or not _PARAM.fullmatch(name) or "." in name:
             raise ValueError(
                 f"{where}: sub-param name {name!r}: use letters, digits, _ and -, starting with a letter or _"
             )
@@ -338,6 +379,7 @@ class CountParam(_Kind):
         if not self.each:
             raise ValueError("count needs at least one param in 'each'")
         _sub_space(self.each, "each")
+        check_nodes({"": self})
         return self
 
     @property
@@ -451,19 +493,42 @@ class Node:
         return None
 
 
-def _flatten(space: dict[str, Any], prefix: str, path: str, when: tuple, parent: str | None, out: list[Node]) -> None:
+def count_nodes(space: dict[str, Any]) -> int:
+    """How many nodes :func:`flatten_space` gives for ``space``, counted without building them."""
+    total = 0
+    for param in space.values():
+        total += 1
+        if isinstance(param, ConditionalParam):
+            total += sum(count_nodes(sub or {}) for sub in param.options.values())
+        elif isinstance(param, CountParam):
+            total += param.high * count_nodes(param.each)
+    return total
+
+
+def check_nodes(space: dict[str, Any]) -> None:
+    """Refuse a space that spreads out to more than :data:`MAX_NODES` params (counts inside counts)."""
+    nodes = count_nodes(space)
+    if nodes > MAX_NODES:
+        raise ValueError(f"the space spreads out to {nodes} params (sub-params once per layer); at most {MAX_NODES}")
+
+
+def _flatten(
+    space: dict[str, Any], prefix: str, path: str, when: tuple, parent: str | None, out: list[Node], labels: set[str]
+) -> None:
     for key, param in space.items():
         name = f"{prefix}{key}"
         key_path = f"{path}.{key}"
-        label = name if all(n.label != name for n in out) else f"{name}[{len(out)}]"
+        label = name if name not in labels else f"{name}[{len(out)}]"
+        labels.add(label)
         out.append(Node(name, label, key_path, param, when, parent))
         if isinstance(param, ConditionalParam):
             for option, sub in param.options.items():
-                _flatten(sub or {}, f"{name}.", f"{key_path}.choice.{option}", when + ((name, (option,)),), label, out)
+                when_chosen = when + ((name, (option,)),)
+                _flatten(sub or {}, f"{name}.", f"{key_path}.choice.{option}", when_chosen, label, out, labels)
         elif isinstance(param, CountParam):
             for i in range(1, param.high + 1):
                 active = tuple(v for v in param.values if v >= i)
-                _flatten(param.each, f"{name}.{i}.", f"{key_path}.each", when + ((name, active),), label, out)
+                _flatten(param.each, f"{name}.{i}.", f"{key_path}.each", when + ((name, active),), label, out, labels)
 
 
 def flatten_space(space: dict[str, Any]) -> list[Node]:
@@ -474,8 +539,9 @@ def flatten_space(space: dict[str, Any]) -> list[Node]:
         >>> [(n.name, n.when) for n in flatten_space(space)]
         [('opt', ()), ('opt.beta1', (('opt', ('adam',)),))]
     """
+    check_nodes(space)
     out: list[Node] = []
-    _flatten(space, "", "space", (), None, out)
+    _flatten(space, "", "space", (), None, out, set())
     return out
 
 
@@ -514,31 +580,35 @@ def sample_config(space: dict[str, Any], seed: int | None = None, rng: random.Ra
     return config
 
 
-def _count(node: Node) -> int | None:
-    param = node.param
+def _size(param: Any) -> int | None:
+    if isinstance(param, ConditionalParam):
+        sizes = [space_size(sub or {}) for sub in param.options.values()]
+        return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+    if isinstance(param, CountParam):
+        each = space_size(param.each)
+        return None if each is None else sum(each**layers for layers in param.values)
     if isinstance(param, IntParam):
         return (param.high - param.low) // (param.step or 1) + 1
-    values = node.values
-    return None if values is None else len(values)
+    if isinstance(param, (ChoiceParam, GridParam)):
+        return len(param.values if isinstance(param, GridParam) else param.options)
+    if isinstance(param, ConstantParam):
+        return 1
+    return None
 
 
 def space_size(space: dict[str, Any]) -> int | None:
-    """How many distinct configs ``space`` holds, or None when a float range makes it infinite."""
-    nodes = flatten_space(space)
-    if any(_count(n) is None for n in nodes):
-        return None
+    """How many distinct configs ``space`` holds, or None when a float range makes it infinite.
 
-    def size(config: dict[str, Any], index: int) -> int:
-        while index < len(nodes) and not nodes[index].active(config):
-            index += 1
-        if index == len(nodes):
-            return 1
-        node = nodes[index]
-        if isinstance(node.param, (ConditionalParam, CountParam)):
-            return sum(size({**config, node.name: v}, index + 1) for v in node.values or [])
-        return (_count(node) or 1) * size(config, index + 1)
-
-    return size({}, 0)
+    Counted from the structure (an option's sub-space adds, a layer's multiplies), never by
+    walking the configs, so a space of 10**100 configs is counted at once.
+    """
+    total = 1
+    for param in space.values():
+        size = _size(param)
+        if size is None:
+            return None
+        total *= size
+    return total
 
 
 def enumerate_configs(space: dict[str, Any], limit: int = 20) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import stat
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,16 +39,17 @@ from pydantic import (
 )
 
 from scalehp.errors import SpecError
-from scalehp.space import Integer, Number, Param
+from scalehp.space import Integer, Number, Param, check_nodes
 
 # ---------------------------------------------------------------------------
 # YAML reading
 
 _MAX_NODES = 100_000
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+MAX_DEPTH = 64  # mappings and lists inside each other; a real experiment needs about 10
+_NULL = re.compile(r"(?:~|null|Null|NULL|)")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"^[-+]?[0-9]+$")
-_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_INT = re.compile(r"[-+]?[0-9]+")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
 _SPECIAL_FLOAT = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
 _CORE_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 
@@ -69,6 +71,8 @@ class _Reader:
             raise self.fail(node, path[:1], f"the file expands to more than {_MAX_NODES} values (YAML aliases?)")
         if id(node) in active:
             raise self.fail(node, path, "recursive YAML alias")
+        if len(path) >= MAX_DEPTH and isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):  # aliases inside aliases
+            raise self.fail(node, path, f"nested more than {MAX_DEPTH} levels deep")
         if node.tag not in _CORE_TAGS:
             raise self.fail(node, path, f"YAML tag {node.tag!r} is not allowed")
         self.lines.setdefault(path, node.start_mark.line + 1)
@@ -80,7 +84,7 @@ class _Reader:
                     raise self.fail(key_node, path, "YAML merge keys (<<) are not supported; write the keys out")
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise self.fail(key_node, path, "keys must be plain names")
-                key = self.scalar(key_node)
+                key = self.plain(key_node, path)
                 if isinstance(key, float) or key is None:
                     key = key_node.value
                 if key in out:
@@ -92,20 +96,26 @@ class _Reader:
         if isinstance(node, yaml.SequenceNode):
             inner = active | {id(node)}
             return [self.build(item, path + (i,), inner) for i, item in enumerate(node.value)]
-        return self.scalar(node)
+        return self.plain(node, path)
+
+    def plain(self, node: yaml.ScalarNode, path: tuple) -> Any:
+        try:
+            return self.scalar(node)
+        except ValueError:  # an integer beyond Python's 4,300-digit limit for reading one
+            raise self.fail(node, path, _TOO_LARGE) from None
 
     @staticmethod
     def scalar(node: yaml.ScalarNode) -> Any:
         text = node.value
         if node.style is not None:  # quoted or block scalar: always a string
             return text
-        if _NULL.match(text):
+        if _NULL.fullmatch(text):
             return None
         if text in _BOOL:
             return _BOOL[text]
-        if _INT.match(text):
+        if _INT.fullmatch(text):
             return int(text)
-        if _FLOAT.match(text):
+        if _FLOAT.fullmatch(text):
             return float(text)
         if text.lower() in _SPECIAL_FLOAT:
             return _SPECIAL_FLOAT[text.lower()]
@@ -134,16 +144,66 @@ def line_in(lines: dict[tuple, int], path: str) -> int | None:
     return best[1]
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting deeper than :data:`MAX_DEPTH` as the parser makes events.
+
+    PyYAML composes nodes recursively and fails with RecursionError near 500 levels; the
+    depth is checked on each event the composer takes, so it never goes deeper than the cap.
+    """
+
+    def __init__(self, text: str, source: str):
+        super().__init__(text)
+        self.source = source
+        self.frames: list[list[Any]] = []  # per open mapping or list: [kind, next index or key, expecting a key?]
+        self.path: list[Any] = []
+
+    def get_event(self) -> yaml.Event:
+        event = super().get_event()
+        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            self.frames.pop()
+            if self.path:
+                self.path.pop()
+            return event
+        if not isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            return event
+        segment: Any = None
+        if self.frames:
+            frame = self.frames[-1]
+            if frame[0] == "seq":
+                segment, frame[1] = frame[1], frame[1] + 1
+            elif frame[2]:  # a key
+                frame[1], frame[2] = (event.value if isinstance(event, yaml.ScalarEvent) else "?"), False
+            else:
+                segment, frame[2] = frame[1], True
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if self.frames:
+                self.path.append(segment)
+            if len(self.frames) >= MAX_DEPTH:
+                line = event.start_mark.line + 1
+                where = _dotted(tuple(self.path))
+                raise SpecError(f"nested more than {MAX_DEPTH} levels deep", source=self.source, path=where, line=line)
+            self.frames.append(["seq", 0, False] if isinstance(event, yaml.SequenceStartEvent) else ["map", None, True])
+        return event
+
+
 def read_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[tuple, int]]:
     """Parse YAML strictly; return the data and a map of key path -> line number."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text, source)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise SpecError(f"not valid YAML: {exc.problem or exc}", source=source, line=line) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character)
+        line = text.count("\n", 0, exc.position) + 1
+        message = f"not valid YAML: character {exc.character!r} is not allowed"
+        raise SpecError(message, source=source, line=line) from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"not valid YAML: {exc}", source=source) from None
+        raise SpecError(f"not valid YAML: {' '.join(str(exc).split())}", source=source) from None
     if node is None:
         return None, {}
     reader = _Reader(source)
@@ -211,14 +271,17 @@ def dump_yaml(data: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------
 # The models
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,99}$")
-_TRAINABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+# every pattern is used with fullmatch: `$` would also match before a final newline
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]{0,99}")
+_TRAINABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOO_LARGE = "integer too large (more than 64 bits); write it as a float, e.g. 1.0e+30"
 
 
 def _check_name(value: str) -> str:
-    if not _NAME.match(value) or ".." in value:
+    if not _NAME.fullmatch(value) or ".." in value:
         raise ValueError(
             f"{value!r} is not a valid name: use letters, digits, '-', '_' and '.', "
             "start with a letter or digit, no '..', at most 100 characters"
@@ -226,8 +289,65 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _printable(value: str) -> str:
+    """A name that is shown on terminals and becomes a column: no control or format characters."""
+    for char in value:
+        if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp"):
+            raise ValueError(f"{value!r} holds the control character {char!r}; use printable characters only")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError(f"{value!r} holds a NUL byte")
+    return value
+
+
+def _check_env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(f"environment variable name {value!r}: use letters, digits and _, not starting with a digit")
+    return value
+
+
+URI_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+"""The URI schemes a results root may use: a local path (or ``file://``) and pyarrow's filesystems."""
+
+
+def check_results_root(value: str) -> str:
+    """Refuse a results root no run could be written under; the problem as a ValueError.
+
+    A NUL byte or a control character, a URI scheme pyarrow has no filesystem for, a path
+    component longer than 255 bytes (the limit of common filesystems), or a local path that
+    is (or lies under) an existing file.
+    """
+    _printable(_no_nul(value))
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme.lower() not in URI_SCHEMES:
+        raise ValueError(f"unknown URI scheme {scheme!r}; use a local folder or one of {', '.join(URI_SCHEMES[1:])}")
+    local = not sep or scheme.lower() == "file"
+    path = rest if sep else value
+    if sep and not path.strip("/"):
+        raise ValueError(f"{value!r} names no bucket or folder")
+    for part in path.split("/"):
+        if len(os.fsencode(part)) > 255:
+            raise ValueError(f"a folder name in {value[:40]!r}… is {len(os.fsencode(part))} bytes long; at most 255")
+    if local and path:
+        probe = Path(path)
+        for folder in (probe, *probe.parents):
+            try:
+                info = os.stat(folder)
+            except (FileNotFoundError, NotADirectoryError):  # missing, or under a file: its parent says
+                continue
+            except OSError as exc:
+                raise ValueError(f"{str(folder)!r}: {exc.strerror or exc.__class__.__name__}") from None
+            if not stat.S_ISDIR(info.st_mode):
+                raise ValueError(f"{str(folder)!r} is a file, not a folder")
+            break
+    return value
+
+
 def _check_trainable(value: str) -> str:
-    if not _TRAINABLE.match(value):
+    if not _TRAINABLE.fullmatch(value):
         raise ValueError(f"{value!r} is not 'module:function' (for example 'experiments.trainables.digits:train')")
     return value
 
@@ -239,7 +359,7 @@ def _duration(value: Any) -> Any:
     if isinstance(value, (int, float)):
         return value
     if isinstance(value, str):
-        match = _DURATION.match(value.strip())
+        match = _DURATION.fullmatch(value.strip())
         if match and any(match.groups()):
             d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
             return ((d * 24 + h) * 60 + m) * 60 + s
@@ -263,7 +383,9 @@ class _Model(BaseModel):
 class Metric(_Model):
     """The metric the search optimises: its name as the trainable reports it, and the mode."""
 
-    name: str = Field(min_length=1, max_length=200, description="exactly as the trainable reports it, e.g. val/loss")
+    name: Annotated[str, AfterValidator(_printable)] = Field(
+        min_length=1, max_length=200, description="exactly as the trainable reports it, e.g. val/loss"
+    )
     mode: Literal["min", "max"]
     goal: Number | None = Field(
         None,
@@ -285,7 +407,7 @@ class Resources(_Model):
 
     cpu: Number = Field(1.0, ge=0, le=1024)
     gpu: Number = Field(0.0, ge=0, le=64)
-    custom: dict[str, Annotated[Number, Field(gt=0)]] = Field(
+    custom: dict[Annotated[str, AfterValidator(_printable)], Annotated[Number, Field(gt=0)]] = Field(
         default_factory=dict, description="custom Ray resources, e.g. {TPU: 1}"
     )
 
@@ -304,7 +426,7 @@ class Resources(_Model):
 class WarmStart(_Model):
     """Earlier runs whose best trials seed the search (their configs with their known results)."""
 
-    runs: list[Annotated[str, Field(min_length=1)]] = Field(
+    runs: list[Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]] = Field(
         min_length=1,
         description="run folders or experiment folders (every run in them), relative to the working folder",
     )
@@ -444,7 +566,7 @@ def _word(value: Any) -> Any:
     return value
 
 
-Word = Annotated[str, BeforeValidator(_word)]
+Word = Annotated[str, BeforeValidator(_word), AfterValidator(_no_nul)]
 
 
 class Command(_Model):
@@ -466,12 +588,12 @@ class Command(_Model):
         "no $VAR) or a list of words; ${name}, ${args}, ${args_no_hyphens}, ${args_no_boolean_flags}, "
         "${args_json}, ${args_json_file}, ${trial_id} and ${python} are filled in per trial"
     )
-    env: dict[str, Word] = Field(
+    env: dict[Annotated[str, AfterValidator(_check_env_name)], Word] = Field(
         default_factory=dict,
         description="extra environment variables (the program also gets SCALEHP_PARAMS as JSON, "
         "SCALEHP_TRIAL_ID and SCALEHP_MAX_STEPS)",
     )
-    cwd: str | None = Field(
+    cwd: Annotated[str, AfterValidator(_no_nul)] | None = Field(
         None, description="working folder of the command, relative to where scalehp runs (default: that folder)"
     )
     metric_format: str | None = Field(
@@ -536,7 +658,9 @@ class Experiment(_Model):
     scheduler: Scheduler = Field(default_factory=lambda: Scheduler(fifo=FifoOptions()))
     failure: Failure = Field(default_factory=Failure)
     checkpoints: Checkpoints = Field(default_factory=Checkpoints)
-    results: str = Field("results", min_length=1, description="folder (or URI) that holds every run")
+    results: Annotated[str, AfterValidator(check_results_root)] = Field(
+        "results", min_length=1, description="folder (or URI) that holds every run"
+    )
 
     _source: str = PrivateAttr("<dict>")
     _lines: dict = PrivateAttr(default_factory=dict)
@@ -583,8 +707,9 @@ class Experiment(_Model):
         if not space:
             raise ValueError("the search space is empty: add at least one param")
         for name in space:
-            if not isinstance(name, str) or not _PARAM.match(name):
+            if not isinstance(name, str) or not _PARAM.fullmatch(name):
                 raise ValueError(f"param name {name!r}: use letters, digits, _ . / -, starting with a letter or _")
+        check_nodes(space)
         return space
 
     @property
@@ -714,10 +839,47 @@ def _message(error: dict[str, Any]) -> str:
     return message
 
 
+def _too_large(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63
+
+
+def _check_data(data: Any, source: str, lines: dict | None) -> None:
+    """Refuse data no experiment holds, before validating it: nesting deeper than :data:`MAX_DEPTH`
+    (a dict that holds itself included), more than 100,000 values, integers beyond 64 bits.
+
+    The walk is iterative, so no input can exhaust Python's stack here.
+    """
+
+    def fail(path: tuple, message: str) -> SpecError:
+        probe = path
+        while probe and lines and probe not in lines:
+            probe = probe[:-1]
+        return SpecError(message, source=source, path=_dotted(path), line=(lines or {}).get(probe))
+
+    stack: list[tuple[Any, tuple, int]] = [(data, (), 1)]
+    seen = 0
+    while stack:
+        value, path, depth = stack.pop()
+        seen += 1
+        if seen > _MAX_NODES:
+            raise fail(path[:1], f"the experiment holds more than {_MAX_NODES} values")
+        if isinstance(value, (dict, list, tuple)):
+            if depth > MAX_DEPTH:
+                raise fail(path, f"nested more than {MAX_DEPTH} levels deep")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if _too_large(key):
+                    raise fail(path, _TOO_LARGE)
+                stack.append((item, path + (key,), depth + 1))
+        elif _too_large(value):
+            raise fail(path, _TOO_LARGE)
+
+
 def experiment_from_data(data: Any, *, source: str = "<dict>", lines: dict | None = None) -> Experiment:
     """Validate plain data (a dict as read from YAML) into an :class:`Experiment`."""
     if not isinstance(data, dict):
         raise SpecError("an experiment must be a mapping of keys (name, trainable, metric, …)", source=source)
+    _check_data(data, source, lines)
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:

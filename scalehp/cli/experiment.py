@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import sys
 from typing import Any, Callable
 
 import click
 
-from scalehp.cli import fmt_value, load_plan, main
+from scalehp.cli import escape, fmt_value, load_plan, main, print_error, print_warning
 from scalehp.errors import RunError, SpecError
 from scalehp.trial import experiment_trainable
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 def validate(files: tuple[str, ...]) -> None:
     """Check experiment files (and that their trainables import, or their commands' programs exist) without starting Ray."""
     failed = 0
@@ -25,12 +26,12 @@ def validate(files: tuple[str, ...]) -> None:
             exp = plan.experiment
             experiment_trainable(exp)
         except SpecError as exc:
-            click.secho(f"error: {exc}", err=True, fg="red")
+            print_error(exc)
             failed += 1
             continue
-        click.echo(f"ok: {path} ({plan.name}, {plan.trials} trials)")
+        click.echo(escape(f"ok: {path} ({plan.name}, {plan.trials} trials)"))
         for warning in plan.warnings:
-            click.secho(f"warning: {path}: {warning}", err=True, fg="yellow")
+            print_warning(f"{path}: {warning}")
     if failed:
         raise SystemExit(2)
 
@@ -44,7 +45,7 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
     "--suggestions",
@@ -64,7 +65,7 @@ def plan(file: str, fmt: str, suggestions: int) -> None:
         click.echo(json.dumps(data, indent=2, default=str))
         return
     for line in describe_plan(compiled, first):
-        click.echo(line)
+        click.echo(escape(line))
 
 
 def _first_suggestions(plan: Any, count: int) -> list[dict[str, Any]]:
@@ -108,7 +109,8 @@ def _space_lines(plan: Any) -> list[str]:
         )
     size = space_size(exp.space)
     if size is not None:
-        lines.append(f"finite      {size} distinct configs" + (f"; the first {min(size, 10)}:" if size else ""))
+        count = str(size) if size < 10**15 else f"about 10^{math.floor(math.log10(size))}"  # may be 10^20000
+        lines.append(f"finite      {count} distinct configs" + (f"; the first {min(size, 10)}:" if size else ""))
         for config in enumerate_configs(exp.space, 10):
             lines.append(f"            {_config_text(config)}")
     return lines
@@ -293,20 +295,26 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @click.option("--address", default=None, help="Ray cluster address; default: a fresh local Ray.")
-@click.option("--results", default=None, type=click.Path(file_okay=False), help="Results root (overrides the file).")
+@click.option("--results", default=None, type=click.Path(), help="Results root (overrides the file).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; print only the summary.")
 @click.option("--verbose", "-v", is_flag=True, help="Show Ray's logs and the trials' output.")
 def run(file: str, address: str | None, results: str | None, quiet: bool, verbose: bool) -> None:
     """Run the experiment in FILE on Ray Tune; results go to Parquet."""
     from scalehp.runner import run as run_plan
+    from scalehp.spec import check_results_root
 
     compiled = load_plan(file)
     exp = compiled.experiment
+    if results is not None:
+        try:
+            check_results_root(results)
+        except ValueError as exc:
+            raise SpecError(str(exc), source="--results") from None
     experiment_trainable(exp)  # before any output
     for warning in compiled.warnings:
-        click.secho(f"warning: {warning}", err=True, fg="yellow")
+        print_warning(warning)
     if not quiet:
         click.echo(
             f"running {compiled.name}: {compiled.trials} trials, {compiled.searcher}, {compiled.scheduler}", err=True
@@ -356,7 +364,7 @@ def _print_summary(summary: Any) -> None:
 
 
 @main.command(name="try")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @click.option("--seed", type=int, default=None, help="Seed for sampling the config (default: the file's seed).")
 @click.option("--steps", type=int, default=None, help="Steps to run (default: budget.max_steps).")
 def try_(file: str, seed: int | None, steps: int | None) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from scalehp.cli import FORMAT, main, print_table
+from scalehp.cli import FORMAT, check_output, escape, main, print_table, write_output
+
+FORCE = click.option("--force", is_flag=True, help="Replace the -o file if it exists (never through a link).")
 
 
 def _results(paths: tuple[str, ...]):  # noqa: ANN202
@@ -60,21 +60,21 @@ def sql(query: str, root: str, allow_files: bool, fmt: str) -> None:
     "--output",
     default="report.html",
     show_default=True,
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     help="The HTML file to write.",
 )
+@FORCE
 @click.option("--title", default=None, help="Title of the report.")
 @click.option("--top", default=10, show_default=True, help="Leaderboard rows per run.")
-def report(runs: tuple[str, ...], output: str, title: str | None, top: int) -> None:
+def report(runs: tuple[str, ...], output: str, force: bool, title: str | None, top: int) -> None:
     """Write one self-contained HTML report (tables and plots) of RUNS (runs, experiment folders or roots)."""
     from scalehp.analysis.report import render
 
+    check_output(output, force=force)  # before the work
     results = _results(runs)
     text = render(results, title=title, top=top)
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {path} ({len(text) / 1e6:.1f} MB, {len(results.runs)} run(s)); open it in a browser")
+    write_output(output, text, force=force)
+    click.echo(escape(f"wrote {output} ({len(text) / 1e6:.1f} MB, {len(results.runs)} run(s)); open it in a browser"))
 
 
 PLOTS = ("curves", "anytime", "importance", "parallel", "asha", "pbt")
@@ -83,7 +83,7 @@ PLOTS = ("curves", "anytime", "importance", "parallel", "asha", "pbt")
 @main.command()
 @click.argument("kind", type=click.Choice(PLOTS))
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The PNG file to write.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="The PNG file to write.")
 @click.option(
     "--by",
     type=click.Choice(["wall", "steps"]),
@@ -91,12 +91,14 @@ PLOTS = ("curves", "anytime", "importance", "parallel", "asha", "pbt")
     show_default=True,
     help="anytime: over wall time or cumulative steps.",
 )
-def plot(kind: str, runs: tuple[str, ...], output: str, by: str) -> None:
+@FORCE
+def plot(kind: str, runs: tuple[str, ...], output: str, by: str, force: bool) -> None:
     """Draw one plot of RUNS as a PNG: learning curves, anytime performance, importance, ..."""
     from scalehp.analysis import asha, curves, importance, pbt, plots
     from scalehp.analysis.tables import best_trial, finite
     from scalehp.errors import ResultsError
 
+    check_output(output, force=force)  # before the work
     results = _results(runs)
     metric, mode = results.metric()
     plan = list(results.plans.values())[-1]
@@ -126,7 +128,5 @@ def plot(kind: str, runs: tuple[str, ...], output: str, by: str) -> None:
         best = best_trial(trials, mode)["trial_id"]
         params = sorted({k for e in edges["explored_params"] for k in e})
         figure = plots.pbt_lineage(edges, pbt.lineage(events, best), pbt.param_schedule(reports, events, best), params)
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(plots.png(figure))
-    click.echo(f"wrote {path}")
+    write_output(output, plots.png(figure), force=force)
+    click.echo(escape(f"wrote {output}"))
