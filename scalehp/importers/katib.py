@@ -30,6 +30,7 @@ from scalehp.importers._mapping import (
     named_metric_format,
     numbers_only,
     optuna_problem,
+    span,
     tidy,
 )
 
@@ -292,22 +293,29 @@ class _Katib(Mapping):
     def grid_space(self, space: dict[str, Any]) -> dict[str, Any]:
         """Katib's grid enumerates ints, doubles with a step, and lists: every param as grid values."""
         out: dict[str, Any] = {}
+        sizes: list[int] = []
         for name, param in space.items():
             path = self._param_path(name)
             if "choice" in param:
                 out[name] = {"grid": param["choice"]}
             elif "int" in param and not param.get("log"):
                 low, high = param["int"]
-                out[name] = {"grid": list(range(low, high + 1, param.get("step", 1)))}
+                step = param.get("step", 1)
+                self.check_grid((high - low) // step + 1, f"{path}.feasibleSpace")
+                out[name] = {"grid": list(range(low, high + 1, step))}
             elif "float" in param and param.get("step") and not param.get("log"):
                 low, high = param["float"]
                 step = param["step"]
+                self.check_grid(span(low, high, step), f"{path}.feasibleSpace")
                 n = int(math.floor((high - low) / step + 1e-9))
                 out[name] = {"grid": [tidy(low + k * step) for k in range(n + 1)]}
             elif "constant" in param:
                 out[name] = param
             else:
                 raise self.error(path, "Katib's grid needs a uniform int, a double with feasibleSpace.step, or a list")
+            if "grid" in out[name]:
+                sizes.append(len(out[name]["grid"]))
+                self.grid_total(sizes, path)
         return out
 
     def _param_path(self, name: str) -> str:
@@ -390,7 +398,7 @@ class _Katib(Mapping):
         elif name == "hyperband":
             search["algorithm"] = "random"
             eta_raw = settings.pop("eta", ("3", path))
-            eta = float(self.number(eta_raw[0], eta_raw[1]))
+            eta = self.eta(eta_raw[0], eta_raw[1])
             r_l = settings.pop("r_l", None)
             resource_name = settings.pop("resource_name", None)
             if r_l is None:
@@ -619,17 +627,21 @@ class _Katib(Mapping):
         if not formats or kind != "StdOut":
             return None
         fmt_path = f"{path}.source.filter.metricsFormat"
+        if not isinstance(formats, list):
+            raise self.error(fmt_path, "expected a list of regular expressions")
         for j in range(1, len(formats)):
             self.note(f"{fmt_path}.{j}", "scalehp reads one metric format; only the first is used")
         first = formats[0]
         if first == KATIB_DEFAULT_FORMAT:
             return None
-        named = named_metric_format(str(first))
+        if not isinstance(first, str) or len(first) > 500:
+            raise self.error(f"{fmt_path}.0", "expected a regular expression of at most 500 characters")
+        named = named_metric_format(first)
         if named is None:
             raise self.error(f"{fmt_path}.0", "a metrics format needs two groups: the metric's name and its value")
         try:
             re.compile(named)
-        except re.error as exc:
+        except (re.error, OverflowError) as exc:  # OverflowError: a repeat count such as {99999999999}
             raise self.error(f"{fmt_path}.0", f"not a regular expression Python reads: {exc}") from None
         return named
 
