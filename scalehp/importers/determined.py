@@ -163,12 +163,13 @@ class _Determined(Mapping):
                 raise self.error(path, f"grid search needs count (the number of grid points) for a {kind} range")
             count = self.count(count, f"{path}.count")
             self.check_grid(count, f"{path}.count")
-            self.grid_sizes.append(count)
-            self.grid_total(self.grid_sizes, f"{path}.count")
             if base is not None:
                 self.power(base, low, f"{path}.minval")
                 self.power(base, high, f"{path}.maxval")
-            return {"grid": _grid_points(kind, low, high, count, base)}
+            points = _grid_points(kind, low, high, count, base)
+            self.grid_sizes.append(len(points))
+            self.grid_total(self.grid_sizes, f"{path}.count")
+            return {"grid": points}
         if low == high:
             return {"constant": low if base is None else self.power(base, low, f"{path}.minval")}
         if kind == "int":

@@ -241,7 +241,7 @@ class _Parser:
         self.depth = 0  # brackets and calls open at self.i
 
     def fail(self, message: str) -> GrammarError:
-        return GrammarError(f"{message} at column {self.i + 1} of {self.text!r}")
+        return GrammarError(f"{message} at column {self.i + 1} of {shown(self.text, 80)}")
 
     def peek(self) -> str:
         self.skip()

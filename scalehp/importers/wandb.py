@@ -669,7 +669,7 @@ class _Converter(Mapping):
         elif "min_iter" in raw:
             grace = raw["min_iter"]
             if not _integer(grace) or not finite(grace) or grace < 1:
-                raise self.error("early_terminate.min_iter", f"min_iter must be a positive integer, got {grace!r}")
+                raise self.error("early_terminate.min_iter", f"min_iter must be a positive integer, got {shown(grace)}")
             if "s" in raw:
                 self.note("early_terminate.s", "s left out: W&B reads it only together with max_iter")
             max_steps = self.max_steps(epochs, grace)
