@@ -82,10 +82,12 @@ class Source:
 
     def error(self, path: str, message: str) -> SpecError:
         """A :class:`SpecError` about ``path`` in the source file (on one line, whatever the keys hold)."""
-        return SpecError(one_line(message), source=one_line(self.path), path=one_line(path), line=self.line_of(path))
+        return SpecError(
+            brief(message, 300), source=one_line(self.path), path=brief(path, 200), line=self.line_of(path)
+        )
 
     def note(self, path: str, message: str) -> Note:
-        return Note(one_line(path), one_line(message), self.line_of(path))
+        return Note(brief(path, 200), brief(message, 1000), self.line_of(path))
 
     def sibling(self, name: Any, at: str) -> Source:
         """Another file named in this one at key ``at`` (e.g. NNI's ``searchSpaceFile``).
@@ -242,6 +244,26 @@ def one_line(text: str) -> str:
     return _BREAKS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
+def brief(text: str, limit: int) -> str:
+    """:func:`one_line` of ``text``, cut to ``limit`` characters (a value quoted in a message may be huge)."""
+    text = one_line(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def depth(data: Any) -> int:
+    """How deeply ``data`` nests lists and mappings (counted without recursion), up to :data:`MAX_DEPTH` + 1."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            level += 1
+            if level > MAX_DEPTH:
+                return level
+            deepest = max(deepest, level)
+            stack.extend((child, level) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def import_file(fmt: str, path: str | Path, program: str | None = None) -> Imported:
     """Convert the sweep definition at ``path`` written for ``fmt`` and check the result compiles.
 
@@ -287,4 +309,16 @@ def check(imported: Imported, label: str) -> None:
     compile_plan(experiment_from_data(data, source=label, lines=lines))
 
 
-__all__ = ["FORMATS", "MAX_DEPTH", "Imported", "Note", "Source", "import_file", "one_line", "ordered", "read_source"]
+__all__ = [
+    "FORMATS",
+    "MAX_DEPTH",
+    "Imported",
+    "Note",
+    "Source",
+    "brief",
+    "depth",
+    "import_file",
+    "one_line",
+    "ordered",
+    "read_source",
+]

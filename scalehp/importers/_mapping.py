@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scalehp.errors import SpecError
-from scalehp.importers import Imported, Note, Source
+from scalehp.importers import MAX_DEPTH, Imported, Note, Source, depth
 
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _PARAM_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,99}$")
@@ -40,6 +40,8 @@ class Mapping:
     def __init__(self, source: Source):
         self.source = source
         self.notes: list[Note] = []
+        if depth(source.data) > MAX_DEPTH:  # read_source refuses such files; this is for data given directly
+            raise source.error("", f"nested more than {MAX_DEPTH} levels deep")
 
     def note(self, path: str, message: str) -> None:
         self.notes.append(self.source.note(path, message))

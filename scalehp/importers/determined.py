@@ -232,7 +232,7 @@ class _Determined(Mapping):
             if kind == "adaptive_asha":
                 rungs = self.count(searcher.pop("max_rungs", 5), f"{path}.max_rungs")
                 mode = searcher.pop("mode", "standard")
-                if mode not in _MODES:
+                if not isinstance(mode, str) or mode not in _MODES:
                     raise self.error(f"{path}.mode", f"expected aggressive, standard or conservative, got {mode!r}")
                 brackets = {"aggressive": 1, "standard": rungs - (rungs - 1) // 2, "conservative": rungs}[mode]
             else:

@@ -491,6 +491,12 @@ def parse_override(text: str) -> Any:
 # The converter
 
 
+def _holds_sweep(value: Any) -> bool:
+    """Whether a sweep (choice, range, interval, glob) is inside ``value``, a list or mapping."""
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    return any(isinstance(v, _SWEEPS) or (isinstance(v, (list, dict)) and _holds_sweep(v)) for v in items)
+
+
 def _number(value: Any) -> bool:
     """A finite number (not NaN, inf, a bool, or an int too large for a float)."""
     return finite(value)
@@ -578,7 +584,7 @@ class _Converter(Mapping):
                         raise self.error(f"{path}.{i}", f"the sweeper is {value!r}, not optuna")
                     optuna = True
                 elif group in ("hydra/sweeper/sampler", "sampler"):
-                    if value not in _GROUPS:
+                    if not isinstance(value, str) or value not in _GROUPS:
                         raise self.error(f"{path}.{i}", f"unknown Optuna sweeper sampler {value!r}")
                     self.group_sampler = (_GROUPS[value], f"{path}.{i}")
                 elif group == "hydra/launcher":
@@ -836,6 +842,9 @@ class _Converter(Mapping):
             raise self.error(
                 path, "glob() picks options of a config group, which scalehp cannot list; write choice(...)"
             )
+        inner = value.items if isinstance(value, Choice) else value if isinstance(value, (list, dict)) else []
+        if _holds_sweep(inner):
+            raise self.error(path, "a sweep inside a choice, list or mapping is not one Optuna can sample")
         if not isinstance(value, (Choice, Range, Interval)):
             return {"constant": value} if isinstance(value, (list, dict)) or value is None else value
         extra = sorted(value.tags - {"log"})

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from scalehp.importers import Imported, Note, Source
+from scalehp.importers import Imported, Note, Source, brief
 from scalehp.importers._mapping import (
     DEFAULT_MAX_STEPS,
     DEFAULT_SAMPLES,
@@ -234,7 +234,7 @@ class _Nni(Mapping):
     def note(self, path: str, message: str) -> None:
         if self.source is not self.main:  # a note on the search-space file: at searchSpaceFile in the config
             line = self.main.line_of("searchSpaceFile")
-            self.notes.append(Note(_join("searchSpaceFile", path), message, line))
+            self.notes.append(Note(brief(_join("searchSpaceFile", path), 200), brief(message, 1000), line))
             return
         super().note(path, message)
 
