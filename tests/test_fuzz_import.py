@@ -33,7 +33,9 @@ FOLDERS = {"wandb": "wandb", "katib": "katib", "nni": "nni", "determined": "dete
 
 def examples(fmt: str) -> list[Any]:
     folder = EXAMPLES / FOLDERS[fmt]
-    files = sorted(p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml", ".json") and "unmappable" not in p.parts)
+    files = sorted(
+        p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml", ".json") and "unmappable" not in p.parts
+    )
     return [read_source(p).data for p in files]
 
 
@@ -52,20 +54,82 @@ FUZZ = settings(
 
 WORDS = st.sampled_from(
     [
-        "grid", "random", "bayes", "choice", "uniform", "quniform", "loguniform", "randint", "int", "double",
-        "log", "categorical", "const", "min", "max", "step", "q", "values", "value", "distribution", "_type",
-        "_value", "_name", "type", "minval", "maxval", "count", "base", "vals", "name", "GridSearch", "TPE",
-        "Hyperband", "eta", "R", "hyperband", "tpe", "adaptive_asha", "max_rungs", "divisor", "parameters",
-        "feasibleSpace", "parameterType", "list", "metricsFormat", "max_iter", "min_iter", "s", "run_cap",
-        "searchSpace", "searchSpaceFile", "space.json", "../x", "/etc/passwd", "~/x", "python train.py",
-        "${args}", "${program}", "", " ", "\n", "a\nb", "\u2028", "\x00", "\x1b[31m", "é", "${x}",
+        "grid",
+        "random",
+        "bayes",
+        "choice",
+        "uniform",
+        "quniform",
+        "loguniform",
+        "randint",
+        "int",
+        "double",
+        "log",
+        "categorical",
+        "const",
+        "min",
+        "max",
+        "step",
+        "q",
+        "values",
+        "value",
+        "distribution",
+        "_type",
+        "_value",
+        "_name",
+        "type",
+        "minval",
+        "maxval",
+        "count",
+        "base",
+        "vals",
+        "name",
+        "GridSearch",
+        "TPE",
+        "Hyperband",
+        "eta",
+        "R",
+        "hyperband",
+        "tpe",
+        "adaptive_asha",
+        "max_rungs",
+        "divisor",
+        "parameters",
+        "feasibleSpace",
+        "parameterType",
+        "list",
+        "metricsFormat",
+        "max_iter",
+        "min_iter",
+        "s",
+        "run_cap",
+        "searchSpace",
+        "searchSpaceFile",
+        "space.json",
+        "../x",
+        "/etc/passwd",
+        "~/x",
+        "python train.py",
+        "${args}",
+        "${program}",
+        "",
+        " ",
+        "\n",
+        "a\nb",
+        "\u2028",
+        "\x00",
+        "\x1b[31m",
+        "é",
+        "${x}",
     ]
 )
 OVERRIDES = st.one_of(
     st.text(alphabet="()[]{},:'\" \\=$.-+_eE0123456789abcinfnaltgrsvhpou", max_size=40),
     st.builds(
         "{}({}{})".format,
-        st.sampled_from(["choice", "range", "interval", "tag", "int", "float", "str", "bool", "shuffle", "sort", "glob"]),
+        st.sampled_from(
+            ["choice", "range", "interval", "tag", "int", "float", "str", "bool", "shuffle", "sort", "glob"]
+        ),
         st.sampled_from(["", "log, ", "0, ", "1e-3, ", "nan, ", "inf, ", "-inf, ", "9" * 400 + ", ", "[1], ", "a=1, "]),
         st.sampled_from(["1", "10", "0.5", "nan", "inf", "1e999", "interval(0, 1)", "range(0, 5)", "x", "", "1, 2"]),
     ),
@@ -189,8 +253,21 @@ def test_import_file_gives_an_experiment_or_one_line(fmt, data):
 @given(
     text=st.one_of(
         st.text(max_size=300),
-        st.builds("".join, st.lists(st.sampled_from(["[", "]", "{", "}", "a: ", "- ", "\n", "  ", ",", '"', "&a ", "*a", "1e999", "9" * 50]), max_size=600)),
-        st.builds(lambda n, open_, close: open_ * n + close * n, st.integers(0, 3000), st.sampled_from(["[", "{\"a\":"]), st.sampled_from(["]", "}"])),
+        st.builds(
+            "".join,
+            st.lists(
+                st.sampled_from(
+                    ["[", "]", "{", "}", "a: ", "- ", "\n", "  ", ",", '"', "&a ", "*a", "1e999", "9" * 50]
+                ),
+                max_size=600,
+            ),
+        ),
+        st.builds(
+            lambda n, open_, close: open_ * n + close * n,
+            st.integers(0, 3000),
+            st.sampled_from(["[", '{"a":']),
+            st.sampled_from(["]", "}"]),
+        ),
     ),
     fmt=st.sampled_from(list(FORMATS)),
     suffix=st.sampled_from([".yaml", ".json"]),
@@ -209,7 +286,11 @@ def test_any_hydra_override_gives_an_experiment_or_one_line(override, sampler):
         parse_override(override)
     except GrammarError as exc:
         assert len(str(exc).splitlines()) == 1
-    document = {"sampler": {"_target_": f"optuna.samplers.{sampler}"}, "direction": "minimize", "params": {"x": override}}
+    document = {
+        "sampler": {"_target_": f"optuna.samplers.{sampler}"},
+        "direction": "minimize",
+        "params": {"x": override},
+    }
     one_line_or_valid(lambda: converted("hydra-optuna", document))
 
 

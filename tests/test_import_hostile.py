@@ -164,7 +164,9 @@ CASES = [
         "nni-grid-product",
         "nni",
         "config.yml",
-        nni("searchSpace:\n" + "".join(f"  p{i}: {{_type: randint, _value: [0, 10]}}\n" for i in range(8)), "GridSearch"),
+        nni(
+            "searchSpace:\n" + "".join(f"  p{i}: {{_type: randint, _value: [0, 10]}}\n" for i in range(8)), "GridSearch"
+        ),
         "searchSpace.p",
         "1,000,000",
     ),
@@ -226,7 +228,14 @@ CASES = [
         "parameters.p",
         "1,000,000",
     ),
-    ("hydra-grid-range", "hydra-optuna", "config.yaml", hydra("range(0, 1000000000000)", "GridSampler"), "hydra.sweeper.params.x", "10,000"),
+    (
+        "hydra-grid-range",
+        "hydra-optuna",
+        "config.yaml",
+        hydra("range(0, 1000000000000)", "GridSampler"),
+        "hydra.sweeper.params.x",
+        "10,000",
+    ),
     (
         "hydra-grid-range-past-float",
         "hydra-optuna",
@@ -280,14 +289,44 @@ CASES = [
         "determined-rungs",
         "determined",
         "config.yaml",
-        determined("  x: {type: double, minval: 0, maxval: 1}", "adaptive_asha", "  max_trials: 4\n  max_rungs: 100000\n"),
+        determined(
+            "  x: {type: double, minval: 0, maxval: 1}", "adaptive_asha", "  max_trials: 4\n  max_rungs: 100000\n"
+        ),
         None,
         None,
     ),
-    ("nni-nan", "nni", "config.yml", nni("searchSpace:\n  x: {_type: uniform, _value: [0, .nan]}"), "searchSpace.x._value.1", "finite"),
-    ("nni-inf", "nni", "config.yml", nni("searchSpace:\n  x: {_type: uniform, _value: [-.inf, 1]}"), "searchSpace.x._value.0", "finite"),
-    ("nni-huge-int", "nni", "config.yml", nni(f"searchSpace:\n  x: {{_type: randint, _value: [0, {10**400}]}}"), "searchSpace.x._value.1", "finite"),
-    ("nni-eta-one", "nni", "config.yml", nni("searchSpace:\n  x: {_type: uniform, _value: [0, 1]}", "Hyperband\n  classArgs: {eta: 1}"), "tuner.classArgs.eta", "above 1"),
+    (
+        "nni-nan",
+        "nni",
+        "config.yml",
+        nni("searchSpace:\n  x: {_type: uniform, _value: [0, .nan]}"),
+        "searchSpace.x._value.1",
+        "finite",
+    ),
+    (
+        "nni-inf",
+        "nni",
+        "config.yml",
+        nni("searchSpace:\n  x: {_type: uniform, _value: [-.inf, 1]}"),
+        "searchSpace.x._value.0",
+        "finite",
+    ),
+    (
+        "nni-huge-int",
+        "nni",
+        "config.yml",
+        nni(f"searchSpace:\n  x: {{_type: randint, _value: [0, {10**400}]}}"),
+        "searchSpace.x._value.1",
+        "finite",
+    ),
+    (
+        "nni-eta-one",
+        "nni",
+        "config.yml",
+        nni("searchSpace:\n  x: {_type: uniform, _value: [0, 1]}", "Hyperband\n  classArgs: {eta: 1}"),
+        "tuner.classArgs.eta",
+        "above 1",
+    ),
     (
         "nni-duration-past-float",
         "nni",
@@ -335,7 +374,14 @@ CASES = [
         "500 characters",
     ),
     ("wandb-nan", "wandb", "sweep.yaml", wandb("  x: {min: 0, max: .nan}"), "parameters.x.max", "number"),
-    ("wandb-inf", "wandb", "sweep.yaml", wandb("  x: {distribution: normal, mu: 0, sigma: .inf}"), "parameters.x.sigma", "number"),
+    (
+        "wandb-inf",
+        "wandb",
+        "sweep.yaml",
+        wandb("  x: {distribution: normal, mu: 0, sigma: .inf}"),
+        "parameters.x.sigma",
+        "number",
+    ),
     (
         "wandb-min-iter-past-float",
         "wandb",
@@ -348,28 +394,94 @@ CASES = [
         "wandb-many-brackets",
         "wandb",
         "sweep.yaml",
-        wandb("  x: {min: 0, max: 1}", extra="early_terminate: {type: hyperband, max_iter: 1000000000, s: 1.0e+18, eta: 1.0000001}\n"),
+        wandb(
+            "  x: {min: 0, max: 1}",
+            extra="early_terminate: {type: hyperband, max_iter: 1000000000, s: 1.0e+18, eta: 1.0000001}\n",
+        ),
         "early_terminate.s",
         "at most 100",
     ),
     ("hydra-range-nan", "hydra-optuna", "config.yaml", hydra("range(0, nan)"), "hydra.sweeper.params.x", "finite"),
     ("hydra-range-inf", "hydra-optuna", "config.yaml", hydra("range(0, 10, inf)"), "hydra.sweeper.params.x", "finite"),
-    ("hydra-interval-inf", "hydra-optuna", "config.yaml", hydra("interval(0, inf)"), "hydra.sweeper.params.x", "finite"),
-    ("hydra-interval-nan", "hydra-optuna", "config.yaml", hydra("tag(log, interval(nan, 1))"), "hydra.sweeper.params.x", "finite"),
-    ("hydra-interval-past-float", "hydra-optuna", "config.yaml", hydra(f"interval(0, {10**400})"), "hydra.sweeper.params.x", "finite"),
+    (
+        "hydra-interval-inf",
+        "hydra-optuna",
+        "config.yaml",
+        hydra("interval(0, inf)"),
+        "hydra.sweeper.params.x",
+        "finite",
+    ),
+    (
+        "hydra-interval-nan",
+        "hydra-optuna",
+        "config.yaml",
+        hydra("tag(log, interval(nan, 1))"),
+        "hydra.sweeper.params.x",
+        "finite",
+    ),
+    (
+        "hydra-interval-past-float",
+        "hydra-optuna",
+        "config.yaml",
+        hydra(f"interval(0, {10**400})"),
+        "hydra.sweeper.params.x",
+        "finite",
+    ),
     ("hydra-choice-nan", "hydra-optuna", "config.yaml", hydra("choice(nan, 1)"), "hydra.sweeper.params.x", "finite"),
     ("hydra-choice-inf", "hydra-optuna", "config.yaml", hydra("1, -inf"), "hydra.sweeper.params.x", "finite"),
-    ("hydra-digits", "hydra-optuna", "config.yaml", hydra("choice(1, " + "9" * 5000 + ")"), "hydra.sweeper.params.x", "4,300 digits"),
+    (
+        "hydra-digits",
+        "hydra-optuna",
+        "config.yaml",
+        hydra("choice(1, " + "9" * 5000 + ")"),
+        "hydra.sweeper.params.x",
+        "4,300 digits",
+    ),
     # -- nesting hundreds of levels deep
-    ("hydra-deep-list", "hydra-optuna", "config.yaml", hydra("[" * 1000 + "]" * 1000), "hydra.sweeper.params.x", "64 levels"),
-    ("hydra-deep-calls", "hydra-optuna", "config.yaml", hydra("choice(" * 1000 + "1" + ")" * 1000), "hydra.sweeper.params.x", "64 levels"),
-    ("hydra-deep-map", "hydra-optuna", "config.yaml", hydra("{a:" * 1000 + "1" + "}" * 1000), "hydra.sweeper.params.x", "64 levels"),
+    (
+        "hydra-deep-list",
+        "hydra-optuna",
+        "config.yaml",
+        hydra("[" * 1000 + "]" * 1000),
+        "hydra.sweeper.params.x",
+        "64 levels",
+    ),
+    (
+        "hydra-deep-calls",
+        "hydra-optuna",
+        "config.yaml",
+        hydra("choice(" * 1000 + "1" + ")" * 1000),
+        "hydra.sweeper.params.x",
+        "64 levels",
+    ),
+    (
+        "hydra-deep-map",
+        "hydra-optuna",
+        "config.yaml",
+        hydra("{a:" * 1000 + "1" + "}" * 1000),
+        "hydra.sweeper.params.x",
+        "64 levels",
+    ),
     ("json-deep", "wandb", "sweep.json", deep_json(100_000), None, "64 levels"),
     ("json-deep-objects", "nni", "config.json", '{"a":' * 1000 + "1" + "}" * 1000, None, "64 levels"),
     ("yaml-deep-flow", "katib", "config.yaml", "a: " + deep_json(100_000), None, "64 levels"),
-    ("yaml-deep-block", "determined", "config.yaml", "".join("  " * i + f"k{i}:\n" for i in range(600)), None, "64 levels"),
+    (
+        "yaml-deep-block",
+        "determined",
+        "config.yaml",
+        "".join("  " * i + f"k{i}:\n" for i in range(600)),
+        None,
+        "64 levels",
+    ),
     # -- JSON read strictly
-    ("json-duplicate-key", "wandb", "sweep.json", '{"method": "grid", "method": "random"}', None, "duplicate key 'method'"),
+    (
+        "json-duplicate-key",
+        "wandb",
+        "sweep.json",
+        '{"method": "grid", "method": "random"}',
+        None,
+        "duplicate key 'method'",
+    ),
     ("json-nan", "wandb", "sweep.json", '{"method": "random", "run_cap": NaN}', None, "NaN is not a JSON number"),
     ("json-digits", "wandb", "sweep.json", '{"run_cap": ' + "9" * 5000 + "}", None, "4,300 digits"),
     ("yaml-digits", "wandb", "sweep.yaml", "run_cap: " + "9" * 5000 + "\n", None, "4,300 digits"),
@@ -398,7 +510,9 @@ def setup_folder(tmp_path: Path) -> Path:
     (folder / "token.json").write_text(json.dumps({"token": SECRET, SECRET: {"refresh": SECRET}}))
     (folder / "bad.yml").write_text(f"a: *{SECRET}\n")
     (folder / "bad.json").write_text(f'{{"a": {SECRET}}}')
-    (folder / "twice.json").write_text(json.dumps({"x": {"_type": "choice", "_value": [1]}})[:-1] + f', "{SECRET}": 1, "{SECRET}": 2}}')
+    (folder / "twice.json").write_text(
+        json.dumps({"x": {"_type": "choice", "_value": [1]}})[:-1] + f', "{SECRET}": 1, "{SECRET}": 2}}'
+    )
     (folder / "deep.json").write_text('{"x": ' + "[" * 100 + f'"{SECRET}"' + "]" * 100 + "}")
     return folder
 

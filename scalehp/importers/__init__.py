@@ -105,7 +105,9 @@ class Source:
         folder = os.path.realpath(Path(self.path).parent)
         target = os.path.realpath(os.path.join(folder, name))
         if os.path.commonpath([folder, target]) != folder:
-            raise self.error(at, f"{name!r} leads outside this file's folder (symlinks followed); give a file inside it")
+            raise self.error(
+                at, f"{name!r} leads outside this file's folder (symlinks followed); give a file inside it"
+            )
         return read_source(target, at=(self, at))
 
 
@@ -163,7 +165,8 @@ def read_source(path: str | Path, at: tuple[Source, str] | None = None) -> Sourc
         where = f"{name}:{exc.line}" if exc.line else name
         kind = "JSON" if path.suffix == ".json" else "YAML"
         raise at[0].error(
-            at[1], f"{where}: not valid {kind}, or a key given twice, or nested too deeply (the file's text is not shown)"
+            at[1],
+            f"{where}: not valid {kind}, or a key given twice, or nested too deeply (the file's text is not shown)",
         ) from None
 
 

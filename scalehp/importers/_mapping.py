@@ -64,6 +64,14 @@ class Mapping:
             raise self.error(path, f"expected a mapping of keys, got {type(value).__name__}")
         return dict(value)
 
+    def items(self, value: Any, path: str) -> list[Any]:
+        """A list at ``path`` (empty when absent)."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.error(path, f"expected a list, got {type(value).__name__}")
+        return value
+
     def rest(self, left: dict[str, Any], path: str, why: str = "no scalehp equivalent; left out") -> None:
         """A note for every key nobody took out of ``left``."""
         for key, value in left.items():

@@ -187,7 +187,9 @@ class _Determined(Mapping):
         except OverflowError:
             value = math.inf
         if not 0 < value < math.inf:
-            raise self.error(path, f"{base:g}**{exponent:g} is out of range: a log range's bounds are exponents of base")
+            raise self.error(
+                path, f"{base:g}**{exponent:g} is out of range: a log range's bounds are exponents of base"
+            )
         return value
 
     # -- the searcher ----------------------------------------------------------------------------
@@ -374,7 +376,7 @@ class _Determined(Mapping):
                 "environment.environment_variables", "variables per accelerator: the CUDA (else CPU) list is used"
             )
             variables = chosen
-        for i, item in enumerate(variables or []):
+        for i, item in enumerate(self.items(variables, "environment.environment_variables")):
             key, sep, value = str(item).partition("=")
             if not sep:
                 raise self.error(f"environment.environment_variables.{i}", f"expected NAME=VALUE, got {item!r}")

@@ -30,6 +30,7 @@ from scalehp.importers._mapping import (
     named_metric_format,
     numbers_only,
     optuna_problem,
+    shown,
     span,
     tidy,
 )
@@ -175,7 +176,7 @@ class _Katib(Mapping):
         if goal is not None:
             metric["goal"] = self.number(goal, "spec.objective.goal")
         objective.pop("additionalMetricNames", None)  # every name=value the program prints is recorded
-        strategies = objective.pop("metricStrategies", None) or []
+        strategies = self.items(objective.pop("metricStrategies", None), "spec.objective.metricStrategies")
         for i, strategy in enumerate(strategies):
             if not isinstance(strategy, dict):
                 raise self.error(f"spec.objective.metricStrategies.{i}", "expected {name: ..., value: ...}")
@@ -412,7 +413,7 @@ class _Katib(Mapping):
             )
             if resource_name is not None:
                 katib = resource_name[0]
-                if katib not in renamed:
+                if not isinstance(katib, str) or katib not in renamed:
                     raise self.error(resource_name[1], f"resource_name {katib!r} is not a parameter")
                 resource = (renamed[katib], max_steps, resource_name[1])
             setting_notes("no scalehp equivalent; left out")
@@ -433,7 +434,7 @@ class _Katib(Mapping):
     def settings(self, raw: Any, path: str) -> dict[str, tuple[Any, str]]:
         """``algorithmSettings`` as name -> (value, key path)."""
         out: dict[str, tuple[Any, str]] = {}
-        for i, item in enumerate(raw or []):
+        for i, item in enumerate(self.items(raw, path)):
             entry = self.section(item, f"{path}.{i}")
             key = entry.get("name")
             if not isinstance(key, str):
@@ -503,7 +504,7 @@ class _Katib(Mapping):
     def trial_parameters(self, raw: Any, renamed: dict[str, str]) -> dict[str, str]:
         """trialParameters name -> the text that replaces ``${trialParameters.<name>}``."""
         out: dict[str, str] = {}
-        for i, item in enumerate(raw or []):
+        for i, item in enumerate(self.items(raw, "spec.trialTemplate.trialParameters")):
             path = f"spec.trialTemplate.trialParameters.{i}"
             entry = self.section(item, path)
             name = entry.get("name")
@@ -522,7 +523,10 @@ class _Katib(Mapping):
         return out
 
     def container(self, container: dict[str, Any], path: str, placeholders: dict[str, str]) -> tuple[dict, dict]:
-        words = [*(container.pop("command", None) or []), *(container.pop("args", None) or [])]
+        words = [
+            *self.items(container.pop("command", None), f"{path}.command"),
+            *self.items(container.pop("args", None), f"{path}.args"),
+        ]
         if not words:
             raise self.error(
                 path, "the container has no command or args (it runs its image's entrypoint); write the command out"
@@ -531,7 +535,7 @@ class _Katib(Mapping):
         run = self.python_first(run, f"{path}.command")
         command: dict[str, Any] = {"run": run}
         env = {}
-        for i, item in enumerate(container.pop("env", None) or []):
+        for i, item in enumerate(self.items(container.pop("env", None), f"{path}.env")):
             entry = self.section(item, f"{path}.env.{i}")
             key = entry.get("name")
             if "value" not in entry:
@@ -609,7 +613,7 @@ class _Katib(Mapping):
                 "Custom": "has a custom collector",
                 "Push": "pushes its metrics with katib.report_metrics",
                 "None": "collects no metrics",
-            }.get(kind, f"uses collector {kind}")
+            }.get(kind if isinstance(kind, str) else "", f"uses collector {shown(kind)}")
             self.note(
                 f"{path}.collector.kind",
                 f"the trial {where}; scalehp reads metrics from the command's output: print {objective}=<value> lines",

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +82,13 @@ class _Nni(Mapping):
         self.space_source = source  # the file that holds the search space
         self.space_prefix = ""  # its key path there
 
-    def in_space(self, check: Any) -> Any:
-        """Run ``check`` with errors pointing into the file that holds the search space."""
+    @contextmanager
+    def in_space(self) -> Iterator[None]:
+        """Errors within point into the file that holds the search space."""
         outer = self.source
         self.source = self.space_source
         try:
-            return check()
+            yield
         finally:
             self.source = outer
 
@@ -450,7 +453,8 @@ class _Nni(Mapping):
         for name, param in space.items():
             count = _count(param)
             if count is not None:
-                self.in_space(lambda: self.check_grid(count, _join(self.space_prefix, name)))
+                with self.in_space():
+                    self.check_grid(count, _join(self.space_prefix, name))
             values = None if count is None else _enumerate(param)
             if values is None:
                 self.note(
@@ -461,7 +465,8 @@ class _Nni(Mapping):
                 return space, {"algorithm": "random"}, samples
             out[name] = param if "constant" in param else {"grid": values}
             sizes.append(len(values))
-            self.in_space(lambda: self.grid_total(sizes, _join(self.space_prefix, name)))
+            with self.in_space():
+                self.grid_total(sizes, _join(self.space_prefix, name))
         size = math.prod(sizes)
         if samples < size and "maxTrialNumber" in self.source.data:
             self.note("maxTrialNumber", f"scalehp's grid runs every point once ({size} trials), not {samples}")

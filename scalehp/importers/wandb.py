@@ -622,7 +622,12 @@ class _Converter(Mapping):
                 return name, param
             if isinstance(param, dict):
                 values = param.get("choice") or param.get("int")
-                if isinstance(values, list) and values and all(_integer(v) and finite(v) for v in values) and max(values) >= 1:
+                if (
+                    isinstance(values, list)
+                    and values
+                    and all(_integer(v) and finite(v) for v in values)
+                    and max(values) >= 1
+                ):
                     return name, max(values)
         return None
 
