@@ -222,21 +222,27 @@ def _json_depth(text: str) -> tuple[int, int | None]:
 
 
 def _check_yaml_depth(text: str, name: str) -> None:
-    """Refuse YAML nested more than :data:`MAX_DEPTH` levels before building it (building recurses per level)."""
+    """Refuse YAML nested more than :data:`MAX_DEPTH` levels before building it (building recurses per level).
+
+    libyaml reads the events fast; where it stops with an error (it has its own nesting limit,
+    checked ahead of the events) PyYAML's own parser reads them again.
+    """
     import yaml
 
-    depth = 0
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    line = event.start_mark.line + 1 if event.start_mark else None
-                    raise SpecError(f"nested more than {MAX_DEPTH} levels deep", source=name, line=line)
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-    except yaml.YAMLError:
-        pass  # read_yaml reports it, with its line
+    for loader in (getattr(yaml, "CSafeLoader", yaml.SafeLoader), yaml.SafeLoader):
+        depth = 0
+        try:
+            for event in yaml.parse(text, Loader=loader):
+                if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        line = event.start_mark.line + 1 if event.start_mark else None
+                        raise SpecError(f"nested more than {MAX_DEPTH} levels deep", source=name, line=line)
+                elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                    depth -= 1
+            return
+        except yaml.YAMLError:
+            continue  # not valid YAML: read_yaml reports it, with its line
 
 
 _BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
