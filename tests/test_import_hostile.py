@@ -576,3 +576,9 @@ def test_a_symlinked_search_space_file_inside_the_folder_imports(tmp_path):
     path = tmp_path / "config.yml"
     path.write_text(nni_file("link.json"))
     assert import_file("nni", path).data["space"] == {"x": {"float": [0, 1]}}
+
+
+def test_a_file_name_with_a_nul_byte_is_one_line():
+    with pytest.raises(SpecError, match="NUL byte") as info:
+        import_file("wandb", "sweep\0.yaml")
+    assert len(str(info.value).splitlines()) == 1

@@ -141,6 +141,8 @@ def read_source(path: str | Path, at: tuple[Source, str] | None = None) -> Sourc
     path = Path(path)
     name = str(path)
     try:
+        if "\0" in name:
+            raise SpecError("a file name cannot hold a NUL byte", source=one_line(name))
         text = read_text_file(path)
     except SpecError as exc:  # its message holds no text of the file
         if at is not None:
