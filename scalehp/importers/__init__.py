@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from scalehp.errors import SpecError
 from scalehp.spec import dump_yaml, line_in, read_text_file, read_yaml
 
@@ -229,8 +231,6 @@ def _check_yaml_depth(text: str, name: str) -> None:
     libyaml reads the events fast; where it stops with an error (it has its own nesting limit,
     checked ahead of the events) PyYAML's own parser reads them again.
     """
-    import yaml
-
     for loader in (getattr(yaml, "CSafeLoader", yaml.SafeLoader), yaml.SafeLoader):
         depth = 0
         try:
