@@ -18,12 +18,19 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from scalehp.errors import SpecError
 from scalehp.spec import dump_yaml, line_in, read_text_file, read_yaml
+
+MAX_DEPTH = 64
+"""How deeply a source file may nest mappings and lists (real sweep files nest a few levels)."""
 
 FORMATS = {
     "wandb": "scalehp.importers.wandb",
@@ -76,15 +83,34 @@ class Source:
         return line_in(self.lines, path)
 
     def error(self, path: str, message: str) -> SpecError:
-        """A :class:`SpecError` about ``path`` in the source file."""
-        return SpecError(message, source=self.path, path=path, line=self.line_of(path))
+        """A :class:`SpecError` about ``path`` in the source file (on one line, whatever the keys hold)."""
+        return SpecError(
+            brief(message, 300), source=one_line(self.path), path=brief(path, 200), line=self.line_of(path)
+        )
 
     def note(self, path: str, message: str) -> Note:
-        return Note(path, message, self.line_of(path))
+        return Note(brief(path, 200), brief(message, 1000), self.line_of(path))
 
-    def sibling(self, relative: str, at: str) -> Source:
-        """Another file named in this one (e.g. NNI's ``searchSpaceFile``), relative to this file's folder."""
-        return read_source(Path(self.path).parent / relative, at=(self, at))
+    def sibling(self, name: Any, at: str) -> Source:
+        """Another file named in this one at key ``at`` (e.g. NNI's ``searchSpaceFile``).
+
+        ``name`` is relative to this file's folder and must stay inside it: an absolute path,
+        ``~``, or a path whose real path (symlinks followed) leaves the folder is an error. The
+        other file's content never appears in an error: it could be any file the user can read.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise self.error(at, f"expected a file name, got {name!r}")
+        if "\0" in name:
+            raise self.error(at, "a file name cannot hold a NUL byte")
+        if name.startswith("~") or os.path.isabs(name):
+            raise self.error(at, f"{name!r} is not a path relative to this file's folder; give one inside it")
+        folder = os.path.realpath(Path(self.path).parent)
+        target = os.path.realpath(os.path.join(folder, name))
+        if os.path.commonpath([folder, target]) != folder:
+            raise self.error(
+                at, f"{name!r} leads outside this file's folder (symlinks followed); give a file inside it"
+            )
+        return read_source(target, at=(self, at))
 
 
 @dataclass
@@ -106,21 +132,147 @@ def ordered(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_source(path: str | Path, at: tuple[Source, str] | None = None) -> Source:
-    """Read a YAML or JSON file strictly (``1e-5`` is a number)."""
+    """Read a YAML or JSON file strictly (``1e-5`` is a number, a key given twice is an error).
+
+    ``at`` is the file and key that named this one: an error reading it then shows no text of it.
+
+    Raises:
+        SpecError: the file cannot be read, is not valid YAML or JSON, or nests more than
+            :data:`MAX_DEPTH` levels.
+    """
     path = Path(path)
+    name = str(path)
     try:
+        if "\0" in name:
+            raise SpecError("a file name cannot hold a NUL byte", source=one_line(name))
         text = read_text_file(path)
-    except SpecError as exc:
+    except SpecError as exc:  # its message holds no text of the file
         if at is not None:
-            raise at[0].error(at[1], f"cannot read {path}: {exc.message}") from None
+            raise at[0].error(at[1], f"cannot read {name}: {exc.message}") from None
         raise
-    if path.suffix == ".json":
+    try:
+        if path.suffix == ".json":
+            return Source(_read_json(text, name), name)
+        _check_yaml_depth(text, name)
         try:
-            return Source(json.loads(text), str(path))
-        except ValueError as exc:
-            raise SpecError(f"not valid JSON: {exc}", source=str(path)) from None
-    data, lines = read_yaml(text, str(path))
-    return Source(data, str(path), lines)
+            data, lines = read_yaml(text, name)
+        except SpecError:
+            raise
+        except ValueError:  # int() of a YAML number of more than 4,300 digits
+            raise SpecError("a number of more than 4,300 digits", source=name) from None
+        except RecursionError:  # nesting built up through aliases, which the depth check cannot see
+            raise SpecError(f"nested more than {MAX_DEPTH} levels deep (through YAML aliases)", source=name) from None
+        return Source(data, name, lines)
+    except SpecError as exc:
+        if at is None:
+            raise
+        where = f"{name}:{exc.line}" if exc.line else name
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise at[0].error(
+            at[1],
+            f"{where}: not valid {kind}, or a key given twice, or nested too deeply (the file's text is not shown)",
+        ) from None
+
+
+class _BadJson(ValueError):
+    """A JSON text that parses but is not what a sweep file holds (the message names no text of it)."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _BadJson(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > 4300:
+        raise _BadJson("a number of more than 4,300 digits")
+    return int(text)
+
+
+def _json_constant(text: str) -> Any:
+    raise _BadJson(f"{text} is not a JSON number")
+
+
+def _read_json(text: str, name: str) -> Any:
+    """JSON strictly: no duplicate keys, NaN or Infinity; at most :data:`MAX_DEPTH` levels."""
+    depth, line = _json_depth(text)
+    if depth > MAX_DEPTH:
+        raise SpecError(f"nested more than {MAX_DEPTH} levels deep", source=name, line=line)
+    try:
+        return json.loads(text, object_pairs_hook=_unique, parse_int=_json_int, parse_constant=_json_constant)
+    except json.JSONDecodeError as exc:  # its message names a position, never text
+        raise SpecError(f"not valid JSON: {exc.msg} (column {exc.colno})", source=name, line=exc.lineno) from None
+    except _BadJson as exc:
+        raise SpecError(f"not valid JSON: {exc}", source=name) from None
+
+
+def _json_depth(text: str) -> tuple[int, int | None]:
+    """The deepest nesting of brackets outside strings, and the line where it first passes :data:`MAX_DEPTH`."""
+    depth = deepest = 0
+    for match in re.finditer(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]|[\]}]', text):
+        char = match.group(0)
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return depth, text.count("\n", 0, match.start()) + 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest, None
+
+
+def _check_yaml_depth(text: str, name: str) -> None:
+    """Refuse YAML nested more than :data:`MAX_DEPTH` levels before building it (building recurses per level).
+
+    libyaml reads the events fast; where it stops with an error (it has its own nesting limit,
+    checked ahead of the events) PyYAML's own parser reads them again.
+    """
+    for loader in (getattr(yaml, "CSafeLoader", yaml.SafeLoader), yaml.SafeLoader):
+        depth = 0
+        try:
+            for event in yaml.parse(text, Loader=loader):
+                if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        line = event.start_mark.line + 1 if event.start_mark else None
+                        raise SpecError(f"nested more than {MAX_DEPTH} levels deep", source=name, line=line)
+                elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                    depth -= 1
+            return
+        except yaml.YAMLError:
+            continue  # not valid YAML: read_yaml reports it, with its line
+
+
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (as ``\\n``): safe for one line."""
+    return _BREAKS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+def brief(text: str, limit: int) -> str:
+    """:func:`one_line` of ``text``, cut to ``limit`` characters (a value quoted in a message may be huge)."""
+    text = one_line(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def depth(data: Any) -> int:
+    """How deeply ``data`` nests lists and mappings (counted without recursion), up to :data:`MAX_DEPTH` + 1."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            level += 1
+            if level > MAX_DEPTH:
+                return level
+            deepest = max(deepest, level)
+            stack.extend((child, level) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def import_file(fmt: str, path: str | Path, program: str | None = None) -> Imported:
@@ -133,6 +285,17 @@ def import_file(fmt: str, path: str | Path, program: str | None = None) -> Impor
         SpecError: the source cannot be read, holds a setting with no scalehp equivalent,
             or converts to an invalid experiment.
     """
+    try:
+        return _import(fmt, path, program)
+    except SpecError as exc:
+        if len(str(exc).splitlines()) == 1:
+            raise
+        raise SpecError(
+            one_line(exc.message), source=one_line(exc.source), path=one_line(exc.path), line=exc.line
+        ) from None
+
+
+def _import(fmt: str, path: str | Path, program: str | None) -> Imported:
     if fmt not in FORMATS:
         raise SpecError(f"unknown source format {fmt!r}; choose one of {', '.join(FORMATS)}", source=str(path))
     source = read_source(path)
@@ -157,4 +320,16 @@ def check(imported: Imported, label: str) -> None:
     compile_plan(experiment_from_data(data, source=label, lines=lines))
 
 
-__all__ = ["FORMATS", "Imported", "Note", "Source", "import_file", "ordered", "read_source"]
+__all__ = [
+    "FORMATS",
+    "MAX_DEPTH",
+    "Imported",
+    "Note",
+    "Source",
+    "brief",
+    "depth",
+    "import_file",
+    "one_line",
+    "ordered",
+    "read_source",
+]

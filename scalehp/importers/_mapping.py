@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scalehp.errors import SpecError
-from scalehp.importers import Imported, Note, Source
+from scalehp.importers import MAX_DEPTH, Imported, Note, Source, depth
 
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _PARAM_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,99}$")
@@ -28,6 +28,10 @@ DEFAULT_MAX_STEPS = 100
 """Steps per trial when the source sets no per-trial length (a step is one report of the metric)."""
 DEFAULT_SAMPLES = 100
 """Trials when the source sets no trial cap."""
+MAX_GRID_VALUES = 10_000
+"""The most values one grid param may take: counted before its values are listed."""
+MAX_GRID_POINTS = 1_000_000
+"""The most combinations a grid may have (the compiler's cap on a run's trials)."""
 
 
 class Mapping:
@@ -36,6 +40,8 @@ class Mapping:
     def __init__(self, source: Source):
         self.source = source
         self.notes: list[Note] = []
+        if depth(source.data) > MAX_DEPTH:  # read_source refuses such files; this is for data given directly
+            raise source.error("", f"nested more than {MAX_DEPTH} levels deep")
 
     def note(self, path: str, message: str) -> None:
         self.notes.append(self.source.note(path, message))
@@ -58,6 +64,14 @@ class Mapping:
             raise self.error(path, f"expected a mapping of keys, got {type(value).__name__}")
         return dict(value)
 
+    def items(self, value: Any, path: str) -> list[Any]:
+        """A list at ``path`` (empty when absent)."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.error(path, f"expected a list, got {type(value).__name__}")
+        return value
+
     def rest(self, left: dict[str, Any], path: str, why: str = "no scalehp equivalent; left out") -> None:
         """A note for every key nobody took out of ``left``."""
         for key, value in left.items():
@@ -76,9 +90,9 @@ class Mapping:
             try:
                 value = int(text) if re.fullmatch(r"[-+]?\d+", text) else float(text)
             except ValueError:
-                raise self.error(path, f"expected a number, got {value!r}") from None
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.error(path, f"expected a finite number, got {value!r}")
+                raise self.error(path, f"expected a number, got {shown(value)}") from None
+        if not finite(value):
+            raise self.error(path, f"expected a finite number, got {shown(value)}")
         if integer:
             if isinstance(value, float) and not value.is_integer():
                 raise self.error(path, f"expected a whole number, got {value!r}")
@@ -92,6 +106,13 @@ class Mapping:
             raise self.error(path, f"must be at least {minimum}, got {number}")
         return int(number)
 
+    def eta(self, value: Any, path: str) -> float:
+        """Hyperband's reduction factor: a number above 1."""
+        eta = float(self.number(value, path))
+        if eta <= 1:
+            raise self.error(path, f"eta must be above 1, got {eta:g}")
+        return eta
+
     def string(self, value: Any, path: str) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.error(path, f"expected a non-empty string, got {value!r}")
@@ -99,13 +120,31 @@ class Mapping:
 
     def duration(self, value: Any, path: str) -> float:
         """Seconds from ``number + s|m|h|d`` (NNI's format) or a number of seconds."""
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return float(value)
+        seconds = None
+        if finite(value) and value > 0:
+            seconds = float(value)
         match = _DURATION.match(value) if isinstance(value, str) else None
-        if not match:
-            raise self.error(path, f"expected a duration such as 30m, 2h or 0.5d, got {value!r}")
-        factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-        return float(match.group(1)) * factor
+        if match:
+            seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        if seconds is None or not math.isfinite(seconds):
+            raise self.error(path, f"expected a duration such as 30m, 2h or 0.5d, got {shown(value)}")
+        return seconds
+
+    def check_grid(self, count: float, path: str) -> None:
+        """Refuse a grid param of ``count`` values before they are listed: at most :data:`MAX_GRID_VALUES`."""
+        if not count <= MAX_GRID_VALUES:  # also NaN
+            raise self.error(
+                path, f"a grid of more than {MAX_GRID_VALUES:,} values; narrow the range or take a larger step"
+            )
+
+    def grid_total(self, sizes: list[int], path: str) -> int:
+        """The combinations of grid params of ``sizes`` values: at most :data:`MAX_GRID_POINTS`."""
+        total = 1
+        for size in sizes:
+            total *= max(1, size)
+            if total > MAX_GRID_POINTS:
+                raise self.error(path, f"a grid of more than {MAX_GRID_POINTS:,} combinations; take fewer values")
+        return total
 
     # -- names -----------------------------------------------------------------------------------
 
@@ -157,6 +196,33 @@ class Mapping:
             self.note(path, f"{words[0]!r} runs as ${{python}}: the Python that runs scalehp (and its environment)")
             return ["${python}", *words[1:]]
         return words
+
+
+def finite(value: Any) -> bool:
+    """Whether ``value`` is a number (not a bool) that a float holds: not NaN, inf, or an int past 1.8e308."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def span(low: float, high: float, step: float) -> float:
+    """``(high - low) / step``: how many steps a range holds, inf where a float cannot hold it."""
+    try:
+        return (high - low) / step
+    except OverflowError:  # int / int past a float
+        return math.inf
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters (a number of 4,000 digits is not shown whole)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4,300 digits
+        return "a number of more than 4,300 digits"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def join(path: str, key: Any) -> str:

@@ -16,6 +16,7 @@ What maps how (the full table is docs/import/determined.md)::
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -48,6 +49,10 @@ def convert(source: Source) -> Imported:
 
 
 class _Determined(Mapping):
+    def __init__(self, source: Source):
+        super().__init__(source)
+        self.grid_sizes: list[int] = []  # the values of each grid param so far
+
     def convert(self) -> Imported:
         config = self.section(self.source.data, "")
         data: dict[str, Any] = {"name": self.experiment_name(config.pop("name", None), "name")}
@@ -136,7 +141,11 @@ class _Determined(Mapping):
             if not isinstance(values, list) or not values:
                 raise self.error(f"{path}.vals", "a categorical hyperparameter needs a list of vals")
             self.rest(spec, path)
-            return {"grid": values} if grid else {"choice": values}
+            if grid:
+                self.grid_sizes.append(len(values))
+                self.grid_total(self.grid_sizes, f"{path}.vals")
+                return {"grid": values}
+            return {"choice": values}
         integer = kind == "int"
         low = self.number(spec.pop("minval", None), f"{path}.minval", integer=integer)
         high = self.number(spec.pop("maxval", None), f"{path}.maxval", integer=integer)
@@ -152,16 +161,36 @@ class _Determined(Mapping):
         if grid:
             if count is None:
                 raise self.error(path, f"grid search needs count (the number of grid points) for a {kind} range")
-            return {"grid": _grid_points(kind, low, high, self.count(count, f"{path}.count"), base)}
+            count = self.count(count, f"{path}.count")
+            self.check_grid(count, f"{path}.count")
+            if base is not None:
+                self.power(base, low, f"{path}.minval")
+                self.power(base, high, f"{path}.maxval")
+            points = _grid_points(kind, low, high, count, base)
+            self.grid_sizes.append(len(points))
+            self.grid_total(self.grid_sizes, f"{path}.count")
+            return {"grid": points}
         if low == high:
-            return {"constant": low if base is None else base**low}
+            return {"constant": low if base is None else self.power(base, low, f"{path}.minval")}
         if kind == "int":
             return {"int": [low, high]}
         if kind == "double":
             return {"float": [low, high]}
         # bounds are exponents of base: the values run from base**minval to base**maxval
-        values = sorted((base**low, base**high))
+        values = sorted((self.power(base, low, f"{path}.minval"), self.power(base, high, f"{path}.maxval")))
         return {"float": values, "log": True}
+
+    def power(self, base: float, exponent: float, path: str) -> float:
+        """``base**exponent`` for a log bound, or an error when a float cannot hold it."""
+        try:
+            value = base**exponent
+        except OverflowError:
+            value = math.inf
+        if not 0 < value < math.inf:
+            raise self.error(
+                path, f"{base:g}**{exponent:g} is out of range: a log range's bounds are exponents of base"
+            )
+        return value
 
     # -- the searcher ----------------------------------------------------------------------------
 
@@ -205,13 +234,16 @@ class _Determined(Mapping):
             if kind == "adaptive_asha":
                 rungs = self.count(searcher.pop("max_rungs", 5), f"{path}.max_rungs")
                 mode = searcher.pop("mode", "standard")
-                if mode not in _MODES:
+                if not isinstance(mode, str) or mode not in _MODES:
                     raise self.error(f"{path}.mode", f"expected aggressive, standard or conservative, got {mode!r}")
                 brackets = {"aggressive": 1, "standard": rungs - (rungs - 1) // 2, "conservative": rungs}[mode]
             else:
                 rungs = self.count(searcher.pop("num_rungs", None), f"{path}.num_rungs")
                 brackets = 1
-            grace = max(1, int(max_steps / divisor ** (rungs - 1)))
+            try:
+                grace = max(1, int(max_steps / divisor ** (rungs - 1)))
+            except OverflowError:  # so many rungs that the first is below one step
+                grace = 1
             asha = {"grace_steps": grace, "reduction_factor": divisor, "brackets": max(1, min(10, brackets))}
             scheduler = {"asha": asha}
             if brackets > 10:
@@ -344,7 +376,7 @@ class _Determined(Mapping):
                 "environment.environment_variables", "variables per accelerator: the CUDA (else CPU) list is used"
             )
             variables = chosen
-        for i, item in enumerate(variables or []):
+        for i, item in enumerate(self.items(variables, "environment.environment_variables")):
             key, sep, value = str(item).partition("=")
             if not sep:
                 raise self.error(f"environment.environment_variables.{i}", f"expected NAME=VALUE, got {item!r}")

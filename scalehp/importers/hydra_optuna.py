@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalehp.importers import Imported, Source
-from scalehp.importers._mapping import Mapping, sanitize_name
+from scalehp.importers import MAX_DEPTH, Imported, Source
+from scalehp.importers._mapping import Mapping, finite, sanitize_name, shown, span
 
 TAKES_PROGRAM = True
 """``scalehp import --program APP`` names the Hydra app each trial runs."""
@@ -221,7 +221,10 @@ def _primitive(text: str) -> Any:
     if lower in ("true", "false"):
         return lower == "true"
     if _INT.match(text):
-        return int(text.replace("_", ""))
+        try:
+            return int(text.replace("_", ""))
+        except ValueError:  # more than 4,300 digits
+            raise GrammarError("a number of more than 4,300 digits") from None
     if _FLOAT.match(text) and any(c.isdigit() for c in text):
         return float(text.replace("_", ""))
     if lower in _SPECIAL:
@@ -235,9 +238,10 @@ class _Parser:
     def __init__(self, text: str):
         self.text = text
         self.i = 0
+        self.depth = 0  # brackets and calls open at self.i
 
     def fail(self, message: str) -> GrammarError:
-        return GrammarError(f"{message} at column {self.i + 1} of {self.text!r}")
+        return GrammarError(f"{message} at column {self.i + 1} of {shown(self.text, 80)}")
 
     def peek(self) -> str:
         self.skip()
@@ -263,6 +267,15 @@ class _Parser:
         return items[0] if len(items) == 1 else Choice(items)
 
     def element(self) -> Any:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"nested more than {MAX_DEPTH} levels deep")
+        try:
+            return self.inner()
+        finally:
+            self.depth -= 1
+
+    def inner(self) -> Any:
         char = self.peek()
         if char in ("'", '"'):
             return self.quoted(char)
@@ -386,16 +399,16 @@ class _Parser:
                         **({"step": params["step"]} if "step" in params else {}),
                     }
                 for key, value in params.items():
-                    if not isinstance(value, (int, float)) or isinstance(value, bool):
-                        raise GrammarError(f"range() {key} must be a number, got {value!r}")
+                    if not finite(value):
+                        raise GrammarError(f"range() {key} must be a finite number, got {shown(value)}")
                 if params.get("step", 1) == 0:
                     raise GrammarError("range() step must not be 0")
                 return Range(**params)
             if name == "interval":
                 params = dict(zip(("start", "end"), args)) | kwargs
                 for key in ("start", "end"):
-                    if not isinstance(params.get(key), (int, float)) or isinstance(params.get(key), bool):
-                        raise GrammarError(f"interval() needs a number as {key}")
+                    if not finite(params.get(key)):
+                        raise GrammarError(f"interval() needs a finite number as {key}, got {shown(params.get(key))}")
                 return Interval(float(params["start"]), float(params["end"]))
             if name == "tag":
                 items = list(args) + ([kwargs["sweep"]] if "sweep" in kwargs else [])
@@ -478,8 +491,15 @@ def parse_override(text: str) -> Any:
 # The converter
 
 
+def _holds_sweep(value: Any) -> bool:
+    """Whether a sweep (choice, range, interval, glob) is inside ``value``, a list or mapping."""
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    return any(isinstance(v, _SWEEPS) or (isinstance(v, (list, dict)) and _holds_sweep(v)) for v in items)
+
+
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite number (not NaN, inf, a bool, or an int too large for a float)."""
+    return finite(value)
 
 
 def _short(value: Any) -> str:
@@ -564,7 +584,7 @@ class _Converter(Mapping):
                         raise self.error(f"{path}.{i}", f"the sweeper is {value!r}, not optuna")
                     optuna = True
                 elif group in ("hydra/sweeper/sampler", "sampler"):
-                    if value not in _GROUPS:
+                    if not isinstance(value, str) or value not in _GROUPS:
                         raise self.error(f"{path}.{i}", f"unknown Optuna sweeper sampler {value!r}")
                     self.group_sampler = (_GROUPS[value], f"{path}.{i}")
                 elif group == "hydra/launcher":
@@ -768,9 +788,13 @@ class _Converter(Mapping):
                 raise self.error(
                     self.at("params"), "params is a mapping of name -> override (e.g. lr: interval(0.001, 0.1))"
                 )
+            sizes: list[int] = []  # grid values of each param so far
             for key, raw in params.items():
                 name = self.param_name(str(key), self.at(f"params.{key}"))
                 space[name] = self.param(raw, self.at(f"params.{key}"), grid)
+                if grid and isinstance(space[name], dict) and "choice" in space[name]:
+                    sizes.append(len(space[name]["choice"]))
+                    self.grid_total(sizes, self.at(f"params.{key}"))
         elif self.sweeper.get("search_space") is not None:
             old = self.sweeper["search_space"]
             if not isinstance(old, dict):
@@ -779,9 +803,13 @@ class _Converter(Mapping):
                 self.at("search_space"),
                 "search_space is the sweeper's deprecated form (Hydra 1.1); read as params would be",
             )
+            sizes = []
             for key, raw in old.items():
                 name = self.param_name(str(key), self.at(f"search_space.{key}"))
                 space[name] = self.old_param(raw, self.at(f"search_space.{key}"), grid)
+                if grid and isinstance(space[name], dict) and "choice" in space[name]:
+                    sizes.append(len(space[name]["choice"]))
+                    self.grid_total(sizes, self.at(f"search_space.{key}"))
         if not space:
             raise self.error(self.at("params"), "the sweeper searches no params: add params (e.g. x: interval(-5, 5))")
         if grid:
@@ -814,6 +842,9 @@ class _Converter(Mapping):
             raise self.error(
                 path, "glob() picks options of a config group, which scalehp cannot list; write choice(...)"
             )
+        inner = value.items if isinstance(value, Choice) else value if isinstance(value, (list, dict)) else []
+        if _holds_sweep(inner):
+            raise self.error(path, "a sweep inside a choice, list or mapping is not one Optuna can sample")
         if not isinstance(value, (Choice, Range, Interval)):
             return {"constant": value} if isinstance(value, (list, dict)) or value is None else value
         extra = sorted(value.tags - {"log"})
@@ -827,8 +858,10 @@ class _Converter(Mapping):
             for item in items:
                 if isinstance(item, (list, dict)):
                     raise self.error(
-                        path, f"the Optuna sweeper chooses among str, int, float, bool and null, not {item!r}"
+                        path, f"the Optuna sweeper chooses among str, int, float, bool and null, not {shown(item)}"
                     )
+                if isinstance(item, float) and not finite(item):
+                    raise self.error(path, f"a choice of {item}: only finite numbers can be chosen")
             if not items:
                 raise self.error(path, "the sweep holds no value")
             if len(set(map(repr, items))) != len(items):
@@ -846,8 +879,7 @@ class _Converter(Mapping):
             raise self.error(path, "a descending range() cannot be an Optuna distribution; write it ascending")
         floats = any(isinstance(v, float) for v in (start, stop, step))
         if grid:  # Hydra's GridSampler: low + i * step for i < (high - low) // step
-            if (stop - start) / step > 10_000:
-                raise self.error(path, "a grid of more than 10,000 values; narrow the range")
+            self.check_grid(span(start, stop, step), path)
             count = int((stop - start) // step)
             values = [round(start + i * step, 12) if floats else start + i * step for i in range(count)]
             if not values:
@@ -950,8 +982,8 @@ class _Converter(Mapping):
 
     def samples(self, grid: bool, space: dict[str, Any]) -> int:
         n_trials = self.sweeper.get("n_trials", 20)
-        if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
-            raise self.error(self.at("n_trials"), f"n_trials must be a positive integer, got {n_trials!r}")
+        if not isinstance(n_trials, int) or not finite(n_trials) or n_trials < 1:
+            raise self.error(self.at("n_trials"), f"n_trials must be a positive integer, got {shown(n_trials)}")
         if not grid:
             return n_trials
         combinations = math.prod(len(p["choice"]) for p in space.values() if isinstance(p, dict) and "choice" in p)

@@ -30,6 +30,8 @@ from scalehp.importers._mapping import (
     named_metric_format,
     numbers_only,
     optuna_problem,
+    shown,
+    span,
     tidy,
 )
 
@@ -174,7 +176,7 @@ class _Katib(Mapping):
         if goal is not None:
             metric["goal"] = self.number(goal, "spec.objective.goal")
         objective.pop("additionalMetricNames", None)  # every name=value the program prints is recorded
-        strategies = objective.pop("metricStrategies", None) or []
+        strategies = self.items(objective.pop("metricStrategies", None), "spec.objective.metricStrategies")
         for i, strategy in enumerate(strategies):
             if not isinstance(strategy, dict):
                 raise self.error(f"spec.objective.metricStrategies.{i}", "expected {name: ..., value: ...}")
@@ -292,22 +294,29 @@ class _Katib(Mapping):
     def grid_space(self, space: dict[str, Any]) -> dict[str, Any]:
         """Katib's grid enumerates ints, doubles with a step, and lists: every param as grid values."""
         out: dict[str, Any] = {}
+        sizes: list[int] = []
         for name, param in space.items():
             path = self._param_path(name)
             if "choice" in param:
                 out[name] = {"grid": param["choice"]}
             elif "int" in param and not param.get("log"):
                 low, high = param["int"]
-                out[name] = {"grid": list(range(low, high + 1, param.get("step", 1)))}
+                step = param.get("step", 1)
+                self.check_grid((high - low) // step + 1, f"{path}.feasibleSpace")
+                out[name] = {"grid": list(range(low, high + 1, step))}
             elif "float" in param and param.get("step") and not param.get("log"):
                 low, high = param["float"]
                 step = param["step"]
+                self.check_grid(span(low, high, step), f"{path}.feasibleSpace")
                 n = int(math.floor((high - low) / step + 1e-9))
                 out[name] = {"grid": [tidy(low + k * step) for k in range(n + 1)]}
             elif "constant" in param:
                 out[name] = param
             else:
                 raise self.error(path, "Katib's grid needs a uniform int, a double with feasibleSpace.step, or a list")
+            if "grid" in out[name]:
+                sizes.append(len(out[name]["grid"]))
+                self.grid_total(sizes, path)
         return out
 
     def _param_path(self, name: str) -> str:
@@ -390,7 +399,7 @@ class _Katib(Mapping):
         elif name == "hyperband":
             search["algorithm"] = "random"
             eta_raw = settings.pop("eta", ("3", path))
-            eta = float(self.number(eta_raw[0], eta_raw[1]))
+            eta = self.eta(eta_raw[0], eta_raw[1])
             r_l = settings.pop("r_l", None)
             resource_name = settings.pop("resource_name", None)
             if r_l is None:
@@ -404,7 +413,7 @@ class _Katib(Mapping):
             )
             if resource_name is not None:
                 katib = resource_name[0]
-                if katib not in renamed:
+                if not isinstance(katib, str) or katib not in renamed:
                     raise self.error(resource_name[1], f"resource_name {katib!r} is not a parameter")
                 resource = (renamed[katib], max_steps, resource_name[1])
             setting_notes("no scalehp equivalent; left out")
@@ -425,7 +434,7 @@ class _Katib(Mapping):
     def settings(self, raw: Any, path: str) -> dict[str, tuple[Any, str]]:
         """``algorithmSettings`` as name -> (value, key path)."""
         out: dict[str, tuple[Any, str]] = {}
-        for i, item in enumerate(raw or []):
+        for i, item in enumerate(self.items(raw, path)):
             entry = self.section(item, f"{path}.{i}")
             key = entry.get("name")
             if not isinstance(key, str):
@@ -495,7 +504,7 @@ class _Katib(Mapping):
     def trial_parameters(self, raw: Any, renamed: dict[str, str]) -> dict[str, str]:
         """trialParameters name -> the text that replaces ``${trialParameters.<name>}``."""
         out: dict[str, str] = {}
-        for i, item in enumerate(raw or []):
+        for i, item in enumerate(self.items(raw, "spec.trialTemplate.trialParameters")):
             path = f"spec.trialTemplate.trialParameters.{i}"
             entry = self.section(item, path)
             name = entry.get("name")
@@ -514,7 +523,10 @@ class _Katib(Mapping):
         return out
 
     def container(self, container: dict[str, Any], path: str, placeholders: dict[str, str]) -> tuple[dict, dict]:
-        words = [*(container.pop("command", None) or []), *(container.pop("args", None) or [])]
+        words = [
+            *self.items(container.pop("command", None), f"{path}.command"),
+            *self.items(container.pop("args", None), f"{path}.args"),
+        ]
         if not words:
             raise self.error(
                 path, "the container has no command or args (it runs its image's entrypoint); write the command out"
@@ -523,7 +535,7 @@ class _Katib(Mapping):
         run = self.python_first(run, f"{path}.command")
         command: dict[str, Any] = {"run": run}
         env = {}
-        for i, item in enumerate(container.pop("env", None) or []):
+        for i, item in enumerate(self.items(container.pop("env", None), f"{path}.env")):
             entry = self.section(item, f"{path}.env.{i}")
             key = entry.get("name")
             if "value" not in entry:
@@ -601,7 +613,7 @@ class _Katib(Mapping):
                 "Custom": "has a custom collector",
                 "Push": "pushes its metrics with katib.report_metrics",
                 "None": "collects no metrics",
-            }.get(kind, f"uses collector {kind}")
+            }.get(kind if isinstance(kind, str) else "", f"uses collector {shown(kind)}")
             self.note(
                 f"{path}.collector.kind",
                 f"the trial {where}; scalehp reads metrics from the command's output: print {objective}=<value> lines",
@@ -619,17 +631,21 @@ class _Katib(Mapping):
         if not formats or kind != "StdOut":
             return None
         fmt_path = f"{path}.source.filter.metricsFormat"
+        if not isinstance(formats, list):
+            raise self.error(fmt_path, "expected a list of regular expressions")
         for j in range(1, len(formats)):
             self.note(f"{fmt_path}.{j}", "scalehp reads one metric format; only the first is used")
         first = formats[0]
         if first == KATIB_DEFAULT_FORMAT:
             return None
-        named = named_metric_format(str(first))
+        if not isinstance(first, str) or len(first) > 500:
+            raise self.error(f"{fmt_path}.0", "expected a regular expression of at most 500 characters")
+        named = named_metric_format(first)
         if named is None:
             raise self.error(f"{fmt_path}.0", "a metrics format needs two groups: the metric's name and its value")
         try:
             re.compile(named)
-        except re.error as exc:
+        except (re.error, OverflowError) as exc:  # OverflowError: a repeat count such as {99999999999}
             raise self.error(f"{fmt_path}.0", f"not a regular expression Python reads: {exc}") from None
         return named
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from scalehp.importers import Imported, Note, Source
+from scalehp.importers import Imported, Note, Source, brief
 from scalehp.importers._mapping import (
     DEFAULT_MAX_STEPS,
     DEFAULT_SAMPLES,
@@ -30,6 +32,7 @@ from scalehp.importers._mapping import (
     asha_from_hyperband,
     command_line,
     optuna_problem,
+    span,
     tidy,
 )
 
@@ -76,6 +79,18 @@ class _Nni(Mapping):
     def __init__(self, source: Source):
         super().__init__(source)
         self.main = source
+        self.space_source = source  # the file that holds the search space
+        self.space_prefix = ""  # its key path there
+
+    @contextmanager
+    def in_space(self) -> Iterator[None]:
+        """Errors within point into the file that holds the search space."""
+        outer = self.source
+        self.source = self.space_source
+        try:
+            yield
+        finally:
+            self.source = outer
 
     def convert(self) -> Imported:
         if is_search_space(self.source.data):
@@ -94,8 +109,8 @@ class _Nni(Mapping):
             )
         name = self.experiment_name(config.pop("experimentName", None), "experimentName")
         self.refuse_early(config)
-        space_data, space_path, space_source = self.space_data(config)
-        space = self.space(space_data, space_path, space_source)
+        space_data, self.space_prefix, self.space_source = self.space_data(config)
+        space = self.space(space_data, self.space_prefix, self.space_source)
 
         tuner_key = "tuner" if config.get("tuner") is not None else "advisor"
         if config.get("tuner") is not None and config.get("advisor") is not None:
@@ -207,7 +222,13 @@ class _Nni(Mapping):
         if inline is not None and file is not None:
             raise self.error("searchSpaceFile", "give searchSpace or searchSpaceFile, not both")
         if file is not None:
-            other = self.source.sibling(os.path.expanduser(self.string(file, "searchSpaceFile")), "searchSpaceFile")
+            other = self.source.sibling(file, "searchSpaceFile")
+            if not is_search_space(other.data):  # it could be any file in the folder: show none of it
+                raise self.error(
+                    "searchSpaceFile",
+                    f"{other.path} is not an NNI search space (a mapping of name -> {{_type, _value}}); "
+                    "its text is not shown",
+                )
             return other.data, "", other
         if inline is None:
             raise self.error("", "no search space: give searchSpace or searchSpaceFile")
@@ -216,7 +237,7 @@ class _Nni(Mapping):
     def note(self, path: str, message: str) -> None:
         if self.source is not self.main:  # a note on the search-space file: at searchSpaceFile in the config
             line = self.main.line_of("searchSpaceFile")
-            self.notes.append(Note(_join("searchSpaceFile", path), message, line))
+            self.notes.append(Note(brief(_join("searchSpaceFile", path), 200), brief(message, 1000), line))
             return
         super().note(path, message)
 
@@ -397,7 +418,7 @@ class _Nni(Mapping):
                         f"{argp}.min_budget", "the smallest budget follows from max_budget and eta in scalehp's asha"
                     )
             max_steps = self.count(budget, budget_path)
-            eta = float(self.number(eta, f"{argp}.eta"))
+            eta = self.eta(eta, f"{argp}.eta")
             scheduler = {"asha": asha_from_hyperband(max_steps, eta)}
             self.note(
                 where,
@@ -428,8 +449,13 @@ class _Nni(Mapping):
     def grid(self, space: dict[str, Any], where: str, samples: int) -> tuple[dict, dict, int]:
         """NNI's grid: enumerable params become grid values; a continuous one means random search instead."""
         out: dict[str, Any] = {}
+        sizes = []
         for name, param in space.items():
-            values = _enumerate(param)
+            count = _count(param)
+            if count is not None:
+                with self.in_space():
+                    self.check_grid(count, _join(self.space_prefix, name))
+            values = None if count is None else _enumerate(param)
             if values is None:
                 self.note(
                     where,
@@ -438,7 +464,10 @@ class _Nni(Mapping):
                 )
                 return space, {"algorithm": "random"}, samples
             out[name] = param if "constant" in param else {"grid": values}
-        size = math.prod(len(p["grid"]) for p in out.values() if "grid" in p)
+            sizes.append(len(values))
+            with self.in_space():
+                self.grid_total(sizes, _join(self.space_prefix, name))
+        size = math.prod(sizes)
         if samples < size and "maxTrialNumber" in self.source.data:
             self.note("maxTrialNumber", f"scalehp's grid runs every point once ({size} trials), not {samples}")
         return out, {"algorithm": "grid"}, 1
@@ -519,6 +548,21 @@ class _Nni(Mapping):
 
 def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
+
+
+def _count(param: dict[str, Any]) -> float | None:
+    """How many values :func:`_enumerate` would list (at least; inf when past a float), or None."""
+    if "constant" in param:
+        return 1
+    if "choice" in param:
+        return None if isinstance(param["choice"], dict) else len(param["choice"])
+    if "int" in param and not param.get("log"):
+        low, high = param["int"]
+        return (high - low) // param.get("step", 1) + 1
+    if "float" in param and param.get("step"):
+        low, high = param["float"]
+        return span(low, high, param["step"]) + 1
+    return None
 
 
 def _enumerate(param: dict[str, Any]) -> list[Any] | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scalehp.importers import Imported, Source
-from scalehp.importers._mapping import Mapping, sanitize_name
+from scalehp.importers._mapping import Mapping, finite, sanitize_name, shown, span
 
 TAKES_PROGRAM = True
 """``scalehp import --program`` may replace the sweep's ``program``."""
@@ -92,11 +92,17 @@ def convert(source: Source) -> Imported:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite number (not NaN, inf, a bool, or an int too large for a float)."""
+    return finite(value)
 
 
 def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> bool:
+    """A whole number of at least 1 that a float holds."""
+    return _integer(value) and finite(value) and value >= 1
 
 
 def _decimals(x: float) -> int:
@@ -310,6 +316,7 @@ class _Converter(Mapping):
                 "parameters", "W&B sweeps need parameters: a mapping of name -> {values|value|distribution…}"
             )
         space: dict[str, Any] = {}
+        sizes: list[int] = []  # grid values of each param so far
         for name, spec in params.items():
             if not isinstance(name, str) or not _PARAM.match(name):
                 raise self.error(f"parameters.{name}", f"parameter name {name!r}: use letters, digits, _ . -")
@@ -317,6 +324,9 @@ class _Converter(Mapping):
                 if key in space:
                     raise self.error(f"parameters.{name}", f"parameter {key!r} is given twice (nested and dotted)")
                 space[key] = param
+                if self.method == "grid" and isinstance(param, dict) and isinstance(param.get("choice"), list):
+                    sizes.append(len(param["choice"]))
+                    self.grid_total(sizes, f"parameters.{name}")
         return space
 
     def param(self, name: str, spec: Any, path: str) -> dict[str, Any]:
@@ -475,12 +485,8 @@ class _Converter(Mapping):
         low, high = self.bounds(spec, path)
         q = self.q(spec, path)
         if self.method == "grid":  # W&B: numpy.arange(min, max, q) -- max left out
-            span = (high - low) / q
-            if span > 10_000:
-                raise self.error(path, f"grid search over {span:.3g} values is too many; give values")
-            count = math.ceil(span)
-            if count > 10_000:
-                raise self.error(path, f"grid search over {count} values is too many; give values")
+            self.check_grid(span(low, high, q), path)
+            count = math.ceil((high - low) / q)
             whole = _integer(low) and _integer(q)
             values = [low + i * q if whole else round(low + i * q, 12) for i in range(count)]
             self.note(
@@ -612,11 +618,16 @@ class _Converter(Mapping):
         for name, param in space.items():
             if name.rsplit(".", 1)[-1] not in EPOCH_PARAMS:
                 continue
-            if _integer(param) and param >= 1:
+            if _count(param):
                 return name, param
             if isinstance(param, dict):
                 values = param.get("choice") or param.get("int")
-                if isinstance(values, list) and values and all(_integer(v) for v in values) and max(values) >= 1:
+                if (
+                    isinstance(values, list)
+                    and values
+                    and all(_integer(v) and finite(v) for v in values)
+                    and max(values) >= 1
+                ):
                     return name, max(values)
         return None
 
@@ -635,10 +646,14 @@ class _Converter(Mapping):
             raise self.error("early_terminate.eta", f"eta must be a number above 1 (at most 100), got {eta!r}")
         if "max_iter" in raw:
             max_iter, s = raw["max_iter"], raw.get("s")
-            if not _integer(max_iter) or max_iter < 1:
-                raise self.error("early_terminate.max_iter", f"max_iter must be a positive integer, got {max_iter!r}")
+            if not _integer(max_iter) or not finite(max_iter) or max_iter < 1:
+                raise self.error(
+                    "early_terminate.max_iter", f"max_iter must be a positive integer, got {shown(max_iter)}"
+                )
             if not _number(s) or s < 1:
                 raise self.error("early_terminate.s", "max_iter needs s, the number of brackets (W&B requires it)")
+            if s > 100:
+                raise self.error("early_terminate.s", f"s is the number of brackets: at most 100, got {shown(s)}")
             bands: list[int] = []
             band = float(max_iter)
             for _ in range(int(s)):
@@ -658,8 +673,8 @@ class _Converter(Mapping):
             self.note("early_terminate.max_iter", f"max_iter -> budget.max_steps {max_iter}")
         elif "min_iter" in raw:
             grace = raw["min_iter"]
-            if not _integer(grace) or grace < 1:
-                raise self.error("early_terminate.min_iter", f"min_iter must be a positive integer, got {grace!r}")
+            if not _integer(grace) or not finite(grace) or grace < 1:
+                raise self.error("early_terminate.min_iter", f"min_iter must be a positive integer, got {shown(grace)}")
             if "s" in raw:
                 self.note("early_terminate.s", "s left out: W&B reads it only together with max_iter")
             max_steps = self.max_steps(epochs, grace)
@@ -671,10 +686,12 @@ class _Converter(Mapping):
             source = f"W&B's brackets at iterations {grace}, {grace}*{_fmt(eta)}, ... (from min_iter {grace})"
         else:
             raise self.error("early_terminate", "hyperband needs min_iter, or max_iter with s")
-        rungs, k = [], 0
-        while grace * eta**k < max_steps:
-            rungs.append(math.ceil(grace * eta**k))
-            k += 1
+        rungs: list[Any] = []
+        while grace * eta ** len(rungs) < max_steps:
+            if len(rungs) == 10:
+                rungs.append("...")
+                break
+            rungs.append(math.ceil(grace * eta ** len(rungs)))
         self.note(
             "early_terminate",
             f"hyperband -> scheduler asha (grace_steps {grace}, reduction_factor {_fmt(eta)}), rungs at steps "
