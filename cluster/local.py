@@ -38,14 +38,16 @@ _PORTS_PER_NODE = 8  # fixed ports per node (see _node_args)
 _WORKER_PORTS = 24  # worker processes' port range per node
 
 
-# `ray start`, except that --node-ip-address=127.0.0.1 stays 127.0.0.1: Ray 2.60's CLI turns a
-# loopback address into the machine's routable one (as its own multi-node test clusters do not),
-# and every server Ray binds to the node's address (the agents, the metrics servers of the
-# dashboard and autoscaler, the Ray client server) would then listen on the network
+# Every Ray process of the cluster takes this machine for a one-node Ray (the switch Ray keeps
+# for Windows and macOS), so that it keeps 127.0.0.1 as the node's address instead of turning it
+# into the machine's routable one, and binds its servers there; `ray start` itself is told that
+# clusters are allowed (it refuses to start a worker node otherwise) and keeps 127.0.0.1 too.
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 _RAY_START = [
     sys.executable,
     "-c",
-    "import sys; import ray._private.services as s; s.resolve_ip_for_localhost = lambda host: host; "
+    "import sys; import ray._private.ray_constants as c; import ray._private.services as s; "
+    "c.ENABLE_RAY_CLUSTER = True; s.resolve_ip_for_localhost = lambda host: host; "
     "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; sys.exit(main())",
     "start",
 ]
@@ -98,6 +100,7 @@ def _environment(folder: Path) -> dict[str, str]:
             "RAY_USAGE_STATS_ENABLED": "0",
             # no Prometheus endpoint: Ray serves it on every interface and without the token
             "RAY_enable_metrics_collection": "false",
+            **LOOPBACK_ONLY,
             # jobs run `python …`: this interpreter (with scalehp's dependencies) comes first
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         }

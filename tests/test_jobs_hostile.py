@@ -161,12 +161,12 @@ def test_fetch_finds_a_one_trial_run_by_its_run_id_not_by_the_log(api, tmp_path)
 @pytest.mark.parametrize(
     "metadata",
     [
-        {"scalehp_run_id": f"../../../../{'x' * 3}"},
+        {"scalehp_run_id": "../../../planted"},
         {"scalehp_run_id": RUN + "\n"},
         {"scalehp_run_id": RUN + "/.."},
         {"scalehp_run_id": "/tmp/evil"},
         {"scalehp_run_id": RUN.replace("0a1b", "0a1\x00")},
-        {"scalehp_experiment": "../../outside"},
+        {"scalehp_experiment": "../../../outside"},
         {"scalehp_experiment": "/tmp/outside"},
         {"scalehp_experiment": "e\n"},
         {"scalehp_results": "relative/path"},
@@ -176,18 +176,22 @@ def test_fetch_finds_a_one_trial_run_by_its_run_id_not_by_the_log(api, tmp_path)
     ids=lambda m: repr(m)[:40],
 )
 def test_fetch_refuses_a_hostile_jobs_metadata_and_writes_nothing(api, tmp_path, metadata):
-    shared = tmp_path / "shared"
+    shared = tmp_path / "cluster" / "data" / "shared"
+    good = _metadata(shared)
+    hostile = {**good, **metadata}
+    run_id, experiment = hostile["scalehp_run_id"], hostile["scalehp_experiment"]
     _run_folder(shared)
-    planted = tmp_path / "planted"  # what an attacker's run id or experiment would point at
-    api.job(
-        metadata={**_metadata(shared), **metadata},
-        logs=f"run ../../../{planted.name}: 3 trials in 1 s\nrun {metadata.get('scalehp_run_id', RUN)}: 4 trials\n",
-    )
+    # the attacker plants a run where the hostile names lead on the shared root
+    source = Path(os.path.normpath(shared / experiment / run_id)) if "\x00" not in run_id + experiment else None
+    if source and tmp_path in source.parents and not source.exists():
+        _run_folder(source.parent.parent, source.parent.name, source.name)
+        (source / "plan.json").write_text(json.dumps({"run_id": run_id, "experiment": {"name": experiment}}))
+    api.job(metadata=hostile, logs=f"run {run_id}: 3 trials in 1 s\n")  # where an old scalehp took the run id
     before = _files(tmp_path)
     out = _cli("jobs", "fetch", JOB, "--address", api.address, "--to", str(tmp_path / "local" / "to"))
     line = _one_line_error(out)
-    assert "refused" in line or "not" in line
-    assert "\x00" not in out.output and "\x1b" not in out.output
+    assert "refused" in line
+    assert "\x00" not in out.output and "\n" not in line
     assert _files(tmp_path) - before <= {"local", "local/to"}  # nothing but the (empty) --to
 
 

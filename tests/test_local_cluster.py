@@ -1,7 +1,7 @@
 """cluster/local.py's network exposure: what its nodes listen on, and who may talk to it.
 
-One head node (no workers: the ports are per node, and a head opens the most), started for
-real and stopped by PID; every listening socket of the processes it started is checked.
+A head and one worker, started for real and stopped by PID; every listening socket of every
+process they started is checked.
 """
 
 from __future__ import annotations
@@ -49,21 +49,22 @@ def _loopback(address: str) -> bool:
     return address.startswith(("127.", "::ffff:127.")) or address == "::1"
 
 
-def test_every_port_listens_on_loopback_only_and_metrics_are_off():
+def test_every_port_of_every_node_listens_on_loopback_only_and_metrics_are_off():
     local = _local_cluster_module()
     folder = Path(tempfile.mkdtemp(prefix="shp-", dir="/tmp"))
     try:
-        state = local.start(folder, 0, head_cpus=1, first_port=random.randrange(31000, 38000, 100))
-        (head,) = state["nodes"]
-        low, high = head["ports"]
-        listening = _listening(head["pid"])
-        assert len(listening) >= 6, listening  # GCS, dashboard, raylet, agents, …
-        # nothing on 0.0.0.0, ::, or the machine's routable address
-        assert [s for s in listening if not _loopback(s[0])] == []
-        # every port is one local.py chose (none of Ray's fixed defaults, which collide)
-        assert all(low <= port <= high for _, port, _ in listening), listening
-        # Ray's Prometheus exporter (no token) is never opened
-        metrics_port = low + 2 + 5  # --metrics-export-port (see _node_args)
-        assert metrics_port not in {port for _, port, _ in listening}
+        state = local.start(folder, 1, head_cpus=0, worker_cpus=1, first_port=random.randrange(31000, 38000, 100))
+        assert [node["role"] for node in state["nodes"]] == ["head", "worker-1"]
+        for node in state["nodes"]:
+            low, high = node["ports"]
+            listening = _listening(node["pid"])
+            assert len(listening) >= (6 if node["role"] == "head" else 4), listening  # GCS, raylet, agents, …
+            # nothing on 0.0.0.0, ::, or the machine's routable address
+            assert [s for s in listening if not _loopback(s[0])] == [], node["role"]
+            # every port is one local.py chose (none of Ray's fixed defaults, which collide)
+            assert all(low <= port <= high for _, port, _ in listening), (node["role"], listening)
+            # Ray's Prometheus exporter (no token) is never opened
+            metrics_port = (low + 2 if node["role"] == "head" else low) + 5  # --metrics-export-port
+            assert metrics_port not in {port for _, port, _ in listening}, node["role"]
     finally:
         local.stop(folder)
