@@ -1,23 +1,30 @@
 """Cluster submission through the Ray Jobs API: submit, list, status, logs, stop, fetch.
 
 ``submit`` checks the experiment file here (a mistake is a :class:`SpecError` before anything
-reaches the cluster), then submits ``python -m scalehp.cli run FILE --address auto --results ROOT``
-(its progress lines and summary are the job's log)
-with a runtime environment whose ``working_dir`` is the project (without results, virtual
+reaches the cluster), chooses the run id, then submits ``python -m scalehp.cli run FILE
+--address auto --results ROOT --run-id RUN_ID`` (its progress lines and summary are the job's
+log) with a runtime environment whose ``working_dir`` is the project (without results, virtual
 environments, caches and ``.git``), so the trainable imports on every node. Every piece of the
 entrypoint built from the file or the command line is shell-quoted: Ray runs it through a shell.
+The results root, experiment and run id go into the job's metadata, where ``fetch`` finds them.
 
 Token authentication: every request carries ``Authorization: Bearer <token>``, the token read
 from ``RAY_AUTH_TOKEN``, else the file named by ``RAY_AUTH_TOKEN_PATH``, else
-``~/.ray/auth_token`` (the order Ray itself uses). Ray's own client sends it only when
-``RAY_AUTH_MODE=token`` is set, so scalehp passes the header itself. The token is never put in
-the job's runtime environment, metadata or entrypoint, and never logged; a missing or refused
-token is one :class:`RunError` line.
+``~/.ray/auth_token`` (the order Ray itself uses), and checked before use (a malformed token is
+a :class:`SpecError` that never shows it). Ray's own client sends it only when
+``RAY_AUTH_MODE=token`` is set, so scalehp passes the header itself, to the address given and
+nowhere else. The token is never put in the job's runtime environment, metadata or entrypoint,
+and never logged; a missing or refused token is one :class:`RunError` line.
+
+The cluster is untrusted: each answer is read with a timeout and a size cap, every failure is
+one :class:`RunError` line, and what it says (job ids, metadata, messages, logs) is to be
+printed through :func:`shown`.
 
 The run on the cluster writes its tables to ``ROOT``, which must be storage the cluster
 shares with whoever reads the results: a local path on a one-machine cluster, an NFS mount, or
 a URI pyarrow understands (``s3://``, ``gs://``). ``fetch`` copies a finished job's run
-(``plan.json`` and the tables, not Ray's checkpoints) from there to a local results root.
+(``plan.json`` and the tables, not Ray's checkpoints) from there to a local results root,
+every name checked and every write below that root.
 
 Ray is imported only inside functions.
 """
@@ -25,6 +32,7 @@ Ray is imported only inside functions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -85,6 +93,9 @@ _PART = re.compile(r"part-[A-Za-z0-9_-]{1,100}\.parquet")  # what the sink names
 _URI_SCHEMES = {"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"}  # pyarrow's, for a results root
 
 
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def shown(text: Any, limit: int = 300, keep: str = "") -> str:
     """``text`` made safe for a terminal: control and other non-printable characters escaped.
 
@@ -102,6 +113,8 @@ def shown(text: Any, limit: int = 300, keep: str = "") -> str:
     for char in text[:limit]:
         if char.isprintable() or char in keep:
             out.append(char)
+        elif char in _SHORT:
+            out.append(_SHORT[char])
         else:
             code = ord(char)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
@@ -268,13 +281,9 @@ def client(address: str) -> Any:
         return _client_class()(address, token)
 
 
-_CLASS: list[Any] = []
-
-
+@functools.cache
 def _client_class() -> Any:
-    """Ray's Jobs client, with every request sent by :func:`_request` (made once, on first use)."""
-    if _CLASS:
-        return _CLASS[0]
+    """Ray's Jobs client, with every request sent by :func:`_request` (made on first use)."""
     import ray
     from ray.dashboard.modules.dashboard_sdk import SubmissionClient
     from ray.job_submission import JobSubmissionClient
@@ -300,7 +309,6 @@ def _client_class() -> Any:
                 raise RunError(f"no such job on {_named(self._address)}: {message}")
             raise RunError(f"the Ray Jobs API at {_named(self._address)} answered {r.status_code}: {message}")
 
-    _CLASS.append(Client)
     return Client
 
 
@@ -338,7 +346,9 @@ def _request(client: Any, method: str, endpoint: str, *, data: Any = None, json_
                     f"{MAX_ANSWER_BYTES >> 20} MiB in one answer; refused"
                 )
             if time.monotonic() > deadline:
-                raise RunError(f"the Ray Jobs API at {_named(client._address)} took over {ANSWER_TIMEOUT_S:.0f} s to answer")
+                raise RunError(
+                    f"the Ray Jobs API at {_named(client._address)} took over {ANSWER_TIMEOUT_S:.0f} s to answer"
+                )
             chunks.append(chunk)
     finally:
         response.close()
@@ -439,8 +449,8 @@ def entrypoint(file: str, results: str, run_id: str, python: str = "python") -> 
     """The shell command the job runs; every piece quoted.
 
     Example:
-        >>> entrypoint("exp dir/a;b.yaml", "/data/results", "20260101-120000-0a1b")
-        "python -m scalehp.cli run 'exp dir/a;b.yaml' --address auto --results /data/results --run-id 20260101-120000-0a1b"
+        >>> entrypoint("exp dir/a;b.yaml", "/data/results", "20260101-120000-0a1b").split(" --address ")
+        ["python -m scalehp.cli run 'exp dir/a;b.yaml'", 'auto --results /data/results --run-id 20260101-120000-0a1b']
     """
     parts = [python, "-m", "scalehp.cli", "run", file, "--address", "auto", "--results", results, "--run-id", run_id]
     return " ".join(shlex.quote(p) for p in parts)
@@ -622,7 +632,8 @@ def _checked_root(root: str, what: str) -> str:
     """A results root from a job's metadata: an absolute local path or a storage URI, printable."""
     scheme = root.split("://", 1)[0].lower() if "://" in root else None
     ok = 0 < len(root) <= 1000 and root.isprintable()
-    ok = ok and (scheme in _URI_SCHEMES or scheme == "file" and root[7:].startswith("/") or not scheme and root.startswith("/"))
+    absolute = root.removeprefix("file://").startswith("/")
+    ok = ok and (scheme in _URI_SCHEMES or scheme in (None, "file") and absolute)
     if not ok:
         raise RunError(f"{what} {shown(root, 200)!r} is not an absolute path or a storage URI; refused")
     return root
@@ -672,7 +683,8 @@ def copy_run(root: str, experiment: str, run_id: str, destination: str | Path) -
         if info.type == pafs.FileType.NotFound:
             raise RunError(f"{where}: no run there (is {shown(root, 200)} shared with this machine?)")
         if local:
-            _no_links(source, [source.rpartition("/")[0], f"{source}/{PLAN}", *(f"{source}/{t}" for t in TABLES)], where)
+            experiment_folder = source.rpartition("/")[0]
+            _no_links(source, [experiment_folder, f"{source}/{PLAN}", *(f"{source}/{t}" for t in TABLES)], where)
         plan = _read_plan(filesystem, f"{source}/{PLAN}", info, run_id, where)
         wanted = []
         for table in TABLES:

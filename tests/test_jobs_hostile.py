@@ -265,7 +265,8 @@ def test_submit_chooses_the_run_id_and_gives_it_to_the_job(api, tmp_path):
 
     def accept(body: bytes):
         sent.append(json.loads(body))
-        return 200, {"Content-Type": "application/json"}, json.dumps({"job_id": "raysubmit_1", "submission_id": sent[-1]["submission_id"]}).encode()
+        answer = {"job_id": "raysubmit_1", "submission_id": sent[-1]["submission_id"]}
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer).encode()
 
     api.routes[("POST", "/api/jobs/")] = accept
     working = tmp_path / "project"
@@ -312,7 +313,8 @@ def _scalehp(env_extra: dict[str, str], home: Path, *args: str) -> subprocess.Co
     ids=["newline", "spaces", "escape", "huge", "passwd", "dev-zero", "folder"],
 )
 def test_a_bad_token_is_one_line_that_never_shows_it(api, tmp_path, env, secret):
-    commands = [["jobs", "ls"], ["jobs", "status", JOB], ["jobs", "fetch", JOB], ["submit", "tests/experiments/cluster_paced.yaml"]]
+    commands = [["jobs", "ls"], ["jobs", "status", JOB], ["jobs", "fetch", JOB]]
+    commands.append(["submit", "tests/experiments/cluster_paced.yaml"])
     for args in commands if "passwd" in str(env) else commands[:1]:
         out = _scalehp(env, tmp_path, *args, "--address", api.address)
         assert out.returncode == 2, out.stderr
@@ -384,7 +386,7 @@ def test_logs_status_and_ls_escape_control_characters(api, tmp_path):
         assert _raw_controls(out.output) == [], (args, out.output)
         assert "\\x1b" in out.output, args
     logs = _cli("jobs", "logs", JOB, "--address", api.address).stdout
-    assert logs.startswith("line one\nok\\x1b]0;owned\\x07\\x1b[2J\\x0d\\x9b31m\\u202eevil\\x00\n\tindented")
+    assert logs.startswith("line one\nok\\x1b]0;owned\\x07\\x1b[2J\\r\\x9b31m\\u202eevil\\x00\n\tindented")
     as_json = _cli("jobs", "ls", "--address", api.address, "--format", "json")
     assert json.loads(as_json.stdout)[0]["experiment"] == HOSTILE  # JSON keeps the text, escaped by JSON
 
@@ -443,7 +445,8 @@ def test_a_huge_answer_is_refused_without_reading_it_all(api, monkeypatch):
 
 
 def test_addresses_and_job_ids_are_checked_before_any_request(api):
-    for address in ["ray://127.0.0.1:10001", "auto", "127.0.0.1:8265", "http://h:p/", "http://\x1b[2J:1", "file:///etc"]:
+    bad = ["ray://127.0.0.1:10001", "auto", "127.0.0.1:8265", "http://h:p/", "http://\x1b[2J:1", "file:///etc"]
+    for address in bad:
         line = _one_line_error(_cli("jobs", "ls", "--address", address), code=2)
         assert "not the address of a Ray Jobs API" in line and "\x1b" not in line
     for job_id in ["../version", "a/b", "x\ny", "..", "a b", "a" * 300]:
@@ -466,3 +469,13 @@ def test_an_unreachable_or_silent_cluster_is_one_line(monkeypatch):
         silent.listen()
         line = _one_line_error(_cli("jobs", "ls", "--address", f"http://127.0.0.1:{silent.getsockname()[1]}"))
     assert "cannot reach" in line
+
+
+def test_the_runner_refuses_a_run_id_that_is_not_one_before_starting_ray():
+    import scalehp.runner
+    from scalehp.spec import load_experiment
+
+    experiment = load_experiment("tests/experiments/cluster_paced.yaml")
+    for bad in ["../escape", "/abs", "20260101-120000-0a1b\n", 7]:
+        with pytest.raises(SpecError, match="is not a run id"):
+            scalehp.runner.run(experiment, run_id=bad)

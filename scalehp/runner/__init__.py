@@ -93,15 +93,6 @@ def _run_dir(root: str | Path, experiment: str, run_id: str) -> Path | str:
     return path
 
 
-def _has_plan(run_dir: Path | str) -> bool:
-    if isinstance(run_dir, Path):
-        return (run_dir / PLAN).exists()
-    import pyarrow.fs as pafs
-
-    filesystem, path = filesystem_of(run_dir)
-    return filesystem.get_file_info(f"{path}/{PLAN}").type != pafs.FileType.NotFound
-
-
 def versions() -> dict[str, str]:
     """Versions of what a run depends on, recorded in ``plan.json``."""
     from importlib import metadata
@@ -156,9 +147,9 @@ def run(
             the run; default: a new one. A run folder with this id must not exist yet.
 
     Raises:
-        SpecError: ``run_id`` is not a run id, the trainable cannot be imported (or the command's program is not found),
-            no node can hold one trial, or the trainable does not report the experiment's
-            metric (the run stops at once).
+        SpecError: the trainable cannot be imported (or the command's program is not found),
+            no node can hold one trial, the trainable does not report the experiment's
+            metric (the run stops at once), or ``run_id`` is not a run id.
         RunError: Ray could not be started or the run could not be carried out.
     """
     if run_id is not None and not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
@@ -170,7 +161,7 @@ def run(
         request = check_resources(exp)
         chosen, run_id = run_id, run_id or new_run_id()
         run_dir = _run_dir(results or exp.results, exp.name, run_id)
-        if chosen and _has_plan(run_dir):
+        if chosen and isinstance(run_dir, Path) and (run_dir / PLAN).exists():
             raise RunError(f"run {run_id} exists already in {run_dir}: a run id names one run")
         write_plan(run_dir, plan, run_id)
         return _fit(plan, run_dir, run_id, train, kind, request, on_progress, restore=False)
