@@ -4,11 +4,15 @@
     python cluster/local.py start --dir /tmp/shp --workers 2      # prints the Jobs address
     python cluster/local.py stop  --dir /tmp/shp                   # kills only what start started
 
-Every node listens on 127.0.0.1 only, on explicit ports picked at start; token authentication
-is on (``RAY_AUTH_MODE=token``) with the cluster's own token in ``<dir>/auth_token`` (0600),
-so a client needs ``RAY_AUTH_TOKEN_PATH=<dir>/auth_token`` to talk to it; the dashboard (and
-the Jobs API) is bound to 127.0.0.1. Each node is one ``ray start --block`` process in its own
-process group; ``<dir>/cluster.json`` records their PIDs and ``stop`` signals exactly those
+Every node uses explicit ports picked at start; token authentication is on
+(``RAY_AUTH_MODE=token``) with the cluster's own token in ``<dir>/auth_token`` (0600), so a
+client needs ``RAY_AUTH_TOKEN_PATH=<dir>/auth_token`` to talk to it. The dashboard (and the
+Jobs API) is bound to 127.0.0.1. Metrics collection is off: Ray serves its Prometheus metrics
+on every interface and without the token, so that port is never opened. What Ray 2.60 cannot
+bind to 127.0.0.1 (``ray start`` turns ``--node-ip-address=127.0.0.1`` into the machine's
+routable address, and its C++ servers listen on every interface) answers only with the token:
+the GCS, raylets, object managers and agents. Each node is one ``ray start --block`` process in
+its own process group; ``<dir>/cluster.json`` records their PIDs and ``stop`` signals exactly those
 process groups. It never runs ``ray stop`` (which would kill every Ray on the machine).
 
 Workers can carry custom resources (``--worker-resources '{"slot": 1}'``) to test placement.
@@ -32,6 +36,21 @@ STATE = "cluster.json"
 TOKEN = "auth_token"
 _PORTS_PER_NODE = 8  # fixed ports per node (see _node_args)
 _WORKER_PORTS = 24  # worker processes' port range per node
+
+
+# Every Ray process of the cluster takes this machine for a one-node Ray (the switch Ray keeps
+# for Windows and macOS), so that it keeps 127.0.0.1 as the node's address instead of turning it
+# into the machine's routable one, and binds its servers there; `ray start` itself is told that
+# clusters are allowed (it refuses to start a worker node otherwise) and keeps 127.0.0.1 too.
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+_RAY_START = [
+    sys.executable,
+    "-c",
+    "import sys; import ray._private.ray_constants as c; import ray._private.services as s; "
+    "c.ENABLE_RAY_CLUSTER = True; s.resolve_ip_for_localhost = lambda host: host; "
+    "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; sys.exit(main())",
+    "start",
+]
 
 
 def _free(port: int) -> bool:
@@ -79,6 +98,9 @@ def _environment(folder: Path) -> dict[str, str]:
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(folder / TOKEN),
             "RAY_USAGE_STATS_ENABLED": "0",
+            # no Prometheus endpoint: Ray serves it on every interface and without the token
+            "RAY_enable_metrics_collection": "false",
+            **LOOPBACK_ONLY,
             # jobs run `python …`: this interpreter (with scalehp's dependencies) comes first
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         }
@@ -146,16 +168,17 @@ def start(
         token.touch(mode=0o600)
         token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
-    ray = str(Path(sys.executable).with_name("ray"))
-    need = 2 + _PORTS_PER_NODE + _WORKER_PORTS
+    need = 4 + _PORTS_PER_NODE + _WORKER_PORTS
     port = _port_block(need, first_port)
     gcs_port, dashboard_port = port, port + 1
     temp = folder / "tmp"  # a private temp dir: no stale address file shared with other clusters
     env = _environment(folder)
     env.update({"SCALEHP_DASHBOARD_PORT": str(dashboard_port), "SCALEHP_DIR": str(folder)})
+    # the dashboard's and the autoscaler's own metrics servers, in this block too (Ray's
+    # defaults, 44227 and 44217, would collide between clusters on one machine)
+    env.update({"DASHBOARD_METRIC_PORT": str(port + need - 2), "AUTOSCALER_METRIC_PORT": str(port + need - 1)})
     head = [
-        ray,
-        "start",
+        *_RAY_START,
         "--head",
         "--block",
         f"--node-ip-address={HOST}",
@@ -187,8 +210,7 @@ def start(
         base = _port_block(_PORTS_PER_NODE + _WORKER_PORTS, next_port)
         next_port = base + _PORTS_PER_NODE + _WORKER_PORTS + 16
         worker = [
-            ray,
-            "start",
+            *_RAY_START,
             "--block",
             f"--address={HOST}:{gcs_port}",
             f"--node-ip-address={HOST}",

@@ -78,7 +78,7 @@ def _wait(address: str, job_id: str, timeout: float = 240) -> str:
     while time.monotonic() < deadline:
         info = jobs.job_info(address, job_id)
         if jobs.is_done(info):
-            return str(info.status.value)
+            return info.status
         time.sleep(1)
     jobs.stop_job(address, job_id)
     raise AssertionError(f"job {job_id} did not end in {timeout} s:\n{jobs.job_logs(address, job_id)[-3000:]}")
@@ -103,6 +103,7 @@ def test_submitted_run_spreads_over_workers_and_is_fetched(cluster, tmp_path):
     assert out.exit_code == 0, out.output
     job_id = out.stdout.strip().splitlines()[0]
     assert job_id.startswith("scalehp-cluster-paced-")
+    (run_id,) = [line.split()[1] for line in out.stderr.splitlines() if line.startswith("run ")]
     assert _wait(address, job_id) == "SUCCEEDED", jobs.job_logs(address, job_id)[-3000:]
 
     listed = CliRunner().invoke(main, ["jobs", "ls", "--address", address, "--format", "json"])
@@ -118,7 +119,7 @@ def test_submitted_run_spreads_over_workers_and_is_fetched(cluster, tmp_path):
     fetched = CliRunner().invoke(main, ["jobs", "fetch", job_id, "--address", address, "--to", str(tmp_path)])
     assert fetched.exit_code == 0, fetched.output
     run = Path(fetched.stdout.strip().splitlines()[0])
-    assert run.parent == tmp_path / "cluster-paced" and not (run / "ray").exists()
+    assert run == tmp_path / "cluster-paced" / run_id and not (run / "ray").exists()
     trials, reports = _check_complete(run)
 
     # two workers ran trials (all nodes share one IP here: the Ray node id tells them apart)

@@ -22,19 +22,19 @@ def no_token(monkeypatch, tmp_path):
 def test_token_comes_from_env_then_path_then_home(no_token, monkeypatch):
     assert jobs.auth_token() is None
     (no_token / ".ray").mkdir()
-    (no_token / ".ray" / "auth_token").write_text("home-token\n")
-    assert jobs.auth_token() == "home-token"
+    (no_token / ".ray" / "auth_token").write_text("home-token-0123\n")
+    assert jobs.auth_token() == "home-token-0123"
     named = no_token / "cluster-token"
-    named.write_text("path-token")
+    named.write_text("path-token-0123")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(named))
-    assert jobs.auth_token() == "path-token"
-    monkeypatch.setenv("RAY_AUTH_TOKEN", "env-token")
-    assert jobs.auth_token() == "env-token"
+    assert jobs.auth_token() == "path-token-0123"
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "env-token-0123")
+    assert jobs.auth_token() == "env-token-0123"
 
 
 def test_a_missing_token_file_is_one_clear_error(no_token, monkeypatch):
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(no_token / "nope"))
-    with pytest.raises(RunError, match="RAY_AUTH_TOKEN_PATH=.*no such file"):
+    with pytest.raises(SpecError, match="RAY_AUTH_TOKEN_PATH=.*no such file"):
         jobs.auth_token()
 
 
@@ -42,10 +42,10 @@ def test_a_missing_token_file_is_one_clear_error(no_token, monkeypatch):
     "file", ["exp.yaml", "dir with space/e.yaml", "a;rm -rf ~.yaml", "$(touch x).yaml", "it's.yaml"]
 )
 def test_entrypoint_quotes_every_piece(file):
-    command = jobs.entrypoint(file, "/data/my results")
+    command = jobs.entrypoint(file, "/data/my results", "20260101-120000-0a1b")
     assert shlex.split(command) == [
         "python", "-m", "scalehp.cli", "run", file,
-        "--address", "auto", "--results", "/data/my results",
+        "--address", "auto", "--results", "/data/my results", "--run-id", "20260101-120000-0a1b",
     ]  # fmt: skip
 
 

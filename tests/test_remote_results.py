@@ -15,6 +15,7 @@ from scalehp.results.sink import ParquetSink, is_uri
 from scalehp.results.store import Results, read_results
 
 FIELDS = [pa.field("param_x", pa.float64())]
+RUN = "20260101-120000-0a1b"  # a run id as the runner makes them (copy_run checks it)
 
 
 def _rows(sink: ParquetSink, run_id: str = "r1") -> None:
@@ -56,14 +57,14 @@ def test_uris_are_told_apart_from_local_paths(tmp_path):
 
 def test_copy_run_brings_plan_and_tables_but_not_rays_checkpoints(tmp_path):
     root = tmp_path / "shared"
-    run = root / "e" / "r1"
+    run = root / "e" / RUN
     sink = ParquetSink(run, FIELDS)
-    _rows(sink)
+    _rows(sink, RUN)
     sink.close()
-    (run / "plan.json").write_bytes(_plan("r1"))
+    (run / "plan.json").write_bytes(_plan(RUN))
     (run / "ray" / "t0" / "checkpoint_000001").mkdir(parents=True)
     (run / "ray" / "t0" / "checkpoint_000001" / "state.pt").write_bytes(b"x" * 1000)
 
-    copied = copy_run(str(root), "e", "r1", tmp_path / "local")
-    assert copied == tmp_path / "local" / "e" / "r1" and not (copied / "ray").exists()
+    copied = copy_run(str(root), "e", RUN, tmp_path / "local")
+    assert copied == tmp_path / "local" / "e" / RUN and not (copied / "ray").exists()
     assert read_results(tmp_path / "local").reports.equals(read_results(root).reports)

@@ -300,11 +300,15 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
 @click.option("--results", default=None, type=click.Path(), help="Results root (overrides the file).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; print only the summary.")
 @click.option("--verbose", "-v", is_flag=True, help="Show Ray's logs and the trials' output.")
-def run(file: str, address: str | None, results: str | None, quiet: bool, verbose: bool) -> None:
+@click.option("--run-id", default=None, help="The run's id (as 'scalehp submit' chooses it); default: a new one.")
+def run(file: str, address: str | None, results: str | None, quiet: bool, verbose: bool, run_id: str | None) -> None:
     """Run the experiment in FILE on Ray Tune; results go to Parquet."""
+    from scalehp.runner import RUN_ID
     from scalehp.runner import run as run_plan
     from scalehp.spec import check_results_root
 
+    if run_id is not None and not RUN_ID.fullmatch(run_id):
+        raise SpecError(f"{run_id!r} is not a run id (like '20260101-120000-0a1b')", source="--run-id")
     compiled = load_plan(file)
     exp = compiled.experiment
     if results is not None:
@@ -320,7 +324,7 @@ def run(file: str, address: str | None, results: str | None, quiet: bool, verbos
             f"running {compiled.name}: {compiled.trials} trials, {compiled.searcher}, {compiled.scheduler}", err=True
         )
     summary = run_plan(
-        compiled, address=address, results=results, on_progress=_progress_printer(quiet), verbose=verbose
+        compiled, address=address, results=results, on_progress=_progress_printer(quiet), verbose=verbose, run_id=run_id
     )
     if not quiet and sys.stderr.isatty():
         click.echo("", err=True)

@@ -24,8 +24,11 @@ def _time(ms: int | None) -> str | None:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _status(info: Any) -> str:
-    return str(getattr(info.status, "value", info.status))
+def _shown(text: Any, limit: int = 300) -> str:
+    """What the cluster sent, safe for a terminal (escape sequences shown as text)."""
+    from scalehp.jobs import shown
+
+    return shown(text, limit)
 
 
 @main.command()
@@ -55,8 +58,9 @@ def submit(file: str, address: str, results: str | None, working_dir: str, pytho
         logging.getLogger("ray").setLevel(logging.WARNING)
     submission = jobs.submit(file, address, results=results, working_dir=working_dir, python=python)
     click.echo(submission.job_id)
-    click.echo(f"results   {submission.results}", err=True)
-    click.echo(f"next      scalehp jobs logs --follow {submission.job_id} --address {address}", err=True)
+    click.echo(f"run       {submission.run_id}", err=True)
+    click.echo(f"results   {_shown(submission.results)}", err=True)
+    click.echo(f"next      scalehp jobs logs --follow {submission.job_id} --address {_shown(address)}", err=True)
     if follow:
         _follow(address, submission.job_id)
 
@@ -65,10 +69,10 @@ def _follow(address: str, job_id: str) -> None:
     from scalehp import jobs
 
     for chunk in jobs.follow_logs(address, job_id):
-        click.echo(chunk, nl=False)
+        click.echo(jobs.shown(chunk, len(chunk), keep="\n\t"), nl=False)
     info = jobs.job_info(address, job_id)
-    click.echo(f"job {job_id}: {_status(info)}", err=True)
-    if _status(info) != "SUCCEEDED":
+    click.echo(f"job {job_id}: {_shown(info.status, 40)}", err=True)
+    if info.status != "SUCCEEDED":
         raise SystemExit(1)
 
 
@@ -86,14 +90,16 @@ def ls(address: str, fmt: str) -> None:
 
     rows = [
         {
-            "job_id": j.submission_id or j.job_id,
-            "status": _status(j),
-            "experiment": (j.metadata or {}).get(api.META_EXPERIMENT),
+            "job_id": j.job_id,
+            "status": j.status,
+            "experiment": j.metadata.get(api.META_EXPERIMENT),
             "started": _time(j.start_time),
             "ended": _time(j.end_time),
         }
         for j in api.list_jobs(address)
     ]
+    if fmt != "json":  # JSON escapes control characters itself
+        rows = [{k: None if v is None else _shown(v, 200) for k, v in row.items()} for row in rows]
     print_table(rows, fmt)
 
 
@@ -105,10 +111,11 @@ def status(job_id: str, address: str) -> None:
     from scalehp import jobs as api
 
     info = api.job_info(address, job_id)
-    metadata = info.metadata or {}
+    metadata = {k: _shown(v) for k, v in info.metadata.items()}
     click.echo(f"job         {job_id}")
-    click.echo(f"status      {_status(info)}" + (f": {info.message}" if info.message else ""))
+    click.echo(f"status      {_shown(info.status, 40)}" + (f": {_shown(info.message, 1000)}" if info.message else ""))
     click.echo(f"experiment  {metadata.get(api.META_EXPERIMENT, '-')} ({metadata.get(api.META_FILE, '-')})")
+    click.echo(f"run         {metadata.get(api.META_RUN_ID, '-')}")
     click.echo(f"results     {metadata.get(api.META_RESULTS, '-')}")
     click.echo(f"started     {_time(info.start_time) or '-'}")
     click.echo(f"ended       {_time(info.end_time) or '-'}")
@@ -125,7 +132,8 @@ def logs(job_id: str, address: str, follow: bool) -> None:
     if follow:
         _follow(address, job_id)
     else:
-        click.echo(api.job_logs(address, job_id), nl=False)
+        text = api.job_logs(address, job_id)
+        click.echo(api.shown(text, len(text), keep="\n\t"), nl=False)
 
 
 @jobs.command()
@@ -148,5 +156,5 @@ def fetch(job_id: str, address: str, destination: str) -> None:
     from scalehp import jobs as api
 
     path = api.fetch(address, job_id, destination)
-    click.echo(str(path))
-    click.echo(f"next      scalehp results show {path}", err=True)
+    click.echo(_shown(path, 1000))
+    click.echo(f"next      scalehp results show {_shown(path, 1000)}", err=True)

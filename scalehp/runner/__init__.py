@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ class RunSummary:
 
 # ---------------------------------------------------------------------------
 # The run
+
+
+RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")  # what new_run_id makes; use with fullmatch
 
 
 def new_run_id() -> str:
@@ -129,6 +133,7 @@ def run(
     results: str | Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     verbose: bool = False,
+    run_id: str | None = None,
 ) -> RunSummary:
     """Run an experiment on Ray Tune and write its results as Parquet.
 
@@ -138,20 +143,26 @@ def run(
         results: results root; default: the experiment's ``results`` key.
         on_progress: called with a :class:`Progress` now and then, on the driver.
         verbose: let Ray print its own logs and the trials' output.
+        run_id: the run's id (as :func:`new_run_id` makes them), chosen by whoever submitted
+            the run; default: a new one. A run folder with this id must not exist yet.
 
     Raises:
         SpecError: the trainable cannot be imported (or the command's program is not found),
-            no node can hold one trial, or the trainable does not report the experiment's
-            metric (the run stops at once).
+            no node can hold one trial, the trainable does not report the experiment's
+            metric (the run stops at once), or ``run_id`` is not a run id.
         RunError: Ray could not be started or the run could not be carried out.
     """
+    if run_id is not None and not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
+        raise SpecError(f"{run_id!r} is not a run id (like {new_run_id()!r})", source="run_id")
     plan = experiment if isinstance(experiment, Plan) else compile_plan(experiment)
     exp = plan.experiment
     train, kind = experiment_trainable(exp, echo=print_line)
     with ray_session(address, verbose):
         request = check_resources(exp)
-        run_id = new_run_id()
+        chosen, run_id = run_id, run_id or new_run_id()
         run_dir = _run_dir(results or exp.results, exp.name, run_id)
+        if chosen and isinstance(run_dir, Path) and (run_dir / PLAN).exists():
+            raise RunError(f"run {run_id} exists already in {run_dir}: a run id names one run")
         write_plan(run_dir, plan, run_id)
         return _fit(plan, run_dir, run_id, train, kind, request, on_progress, restore=False)
 
