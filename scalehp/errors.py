@@ -6,6 +6,7 @@ Every error a user can fix derives from :class:`ScalehpError`::
     ├── SpecError           the experiment file (or dict) is invalid; names file and key path
     ├── RunError            a run could not start or finish (Ray, trainable import, resources)
     └── ResultsError        results folders are missing, foreign or unreadable
+        └── IntegrityError  a run folder is not what scalehp signed (resume refuses it)
 
 A failing *trial* is not an exception: it becomes a row with ``status="error"``.
 """
@@ -41,3 +42,7 @@ class RunError(ScalehpError, RuntimeError):
 
 class ResultsError(ScalehpError, ValueError):
     """Results could not be found or read."""
+
+
+class IntegrityError(ResultsError):
+    """A run folder (or the key that signs run folders) cannot be trusted: ``resume`` refuses it."""

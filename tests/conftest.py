@@ -15,6 +15,13 @@ def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
 
 
+@pytest.fixture(autouse=True)
+def _scalehp_key(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs sign their folders with a key of this test session (made on first use), never the
+    user's own ~/.config/scalehp/key; subprocesses inherit it."""
+    monkeypatch.setenv("SCALEHP_KEY_FILE", str(tmp_path_factory.getbasetemp() / "scalehp-key"))
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     """A fresh local Ray for one test module (stopped by its own shutdown): no module
