@@ -194,9 +194,9 @@ def resume(
         raise ResultsError(f"{run_dir}: not a scalehp run folder (no {PLAN})") from None
     except ValueError as exc:
         raise ResultsError(f"{plan_file}: unreadable ({exc})") from None
-    manifest, unsigned = Manifest.verify(run_dir)  # before anything of Ray's is read
     if not (run_dir / RAY_FOLDER / "tuner.pkl").is_file():
         raise RunError(f"{run_dir}: Ray's state is missing ({RAY_FOLDER}/tuner.pkl): the run never started")
+    manifest, unsigned = Manifest.verify(run_dir)  # before anything of Ray's is read
     exp = experiment_from_data(saved["experiment"], source=str(plan_file))
     plan = compile_plan(exp)
     if plan.digest != saved.get("digest"):  # signed, so not edited: compiled otherwise by this scalehp

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -40,6 +41,8 @@ from typing import Any
 from scalehp.errors import IntegrityError, SpecError
 from scalehp.results.store import PLAN
 from scalehp.spec import read_text_file
+
+log = logging.getLogger(__name__)
 
 KEY_ENV = "SCALEHP_KEY_FILE"  # another key file (tests, a key copied from another machine)
 KEY_BYTES = 32
@@ -255,7 +258,10 @@ class Manifest:
             rel = folder.resolve().relative_to(self.ray_dir.resolve())
         except ValueError:
             return  # not in this run folder (remote storage): nothing resume would read here
-        self.data["checkpoints"][rel.as_posix()] = _folder_digest(folder)
+        try:
+            self.data["checkpoints"][rel.as_posix()] = _folder_digest(folder)
+        except OSError as exc:  # Ray would drop the checkpoint if this raised; resume will not use it
+            log.warning("%s: cannot sign this checkpoint (%s); a resume will not use it", folder, exc)
 
     # -- resume
 
