@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -55,7 +56,8 @@ def files_of(folder: Path) -> dict[str, bytes | None]:
     for parent, dirs, names in os.walk(folder):
         for name in dirs + names:
             path = Path(parent, name)
-            found[str(path.relative_to(folder))] = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+            plain = path.is_file() and not path.is_symlink()
+            found[str(path.relative_to(folder))] = path.read_bytes() if plain else None
     return found
 
 
@@ -134,6 +136,24 @@ def test_an_unsafe_key_file_is_refused_in_one_line(tmp_path, monkeypatch, make, 
     assert files_of(tmp_path) == before  # not replaced, not repaired
 
 
+def test_run_refuses_an_unsafe_key_before_ray_and_writes_nothing(tmp_path, monkeypatch):
+    key = tmp_path / "key"
+    _readable(key)
+    monkeypatch.setenv(KEY_ENV, str(key))
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(
+        "name: signed\ntrainable: tests.trainables:quadratic\nmetric: {name: loss, mode: min}\n"
+        f"budget: {{samples: 1, max_steps: 2}}\nspace: {{x: 0.5}}\nresults: {tmp_path / 'results'}\n"
+    )
+    result = CliRunner().invoke(main, ["run", str(exp), "--quiet"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {key}: the scalehp key can be read by other users (mode 640): "
+        "chmod 600 it, or delete it if someone may have read it"
+    ]
+    assert not (tmp_path / "results").exists() and key.read_bytes() == b"k" * 32
+
+
 # ---------------------------------------------------------------------------
 # A signed run folder, made without Ray (Ray's files here are what an attacker would plant)
 
@@ -210,7 +230,7 @@ def _no_manifest(run_dir):
 def _vouch_in_manifest(run_dir):
     data = json.loads((run_dir / MANIFEST).read_text())
     _tuner(run_dir)
-    data["files"]["tuner.pkl"].append(__import__("hashlib").sha256((run_dir / "ray" / "tuner.pkl").read_bytes()).hexdigest())
+    data["files"]["tuner.pkl"].append(hashlib.sha256((run_dir / "ray" / "tuner.pkl").read_bytes()).hexdigest())
     (run_dir / MANIFEST).write_text(json.dumps(data))
 
 
@@ -306,7 +326,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_not_run(tmp_path):
     folder.mkdir()
     torch = pytest.importorskip("torch")
     for write, named in (
-        (lambda path: torch.save({"step": 3, "x": Payload(tmp_path / "pwned")}, path), "'builtins.getattr', 'pathlib.Path'"),
+        (lambda path: torch.save({"x": Payload(tmp_path / "pwned")}, path), "'builtins.getattr', 'pathlib.Path'"),
         (lambda path: path.write_bytes(pickle.dumps(Payload(tmp_path / "pwned"), protocol=2)), ""),
     ):
         write(folder / "state.pt")

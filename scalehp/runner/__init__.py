@@ -13,7 +13,9 @@ never need a cluster. :func:`run` puts together, one module each:
 * ``callback.py``   a driver-side :class:`ray.tune.Callback` that feeds the
   :class:`~scalehp.results.sink.ParquetSink` (instead of Ray's per-trial JSON/CSV/TensorBoard
   files) and reports :class:`Progress`;
-* ``session.py``    starting or joining Ray, resource checks, keeping Tune quiet.
+* ``session.py``    starting or joining Ray, resource checks, keeping Tune quiet;
+* ``integrity.py``  the user's key, and the signed record of a run folder that ``resume``
+  checks before Ray reads anything in it.
 """
 
 from __future__ import annotations
