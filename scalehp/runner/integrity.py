@@ -189,6 +189,12 @@ def _folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def _shown(path: Path) -> str:
+    """A path for a one-line message: names under ``ray/`` are anyone's, control characters escaped."""
+    text = str(path)
+    return text if text.isprintable() else ascii(text)
+
+
 def _same(signed: str, expected: str) -> bool:
     return hmac.compare_digest(signed.encode("utf-8", "surrogateescape"), expected.encode())
 
@@ -216,9 +222,9 @@ class Manifest:
     @classmethod
     def start(cls, run_dir: Path, key: bytes, run_id: str) -> Manifest:
         """Sign a new run's ``plan.json`` (just written) before Ray starts."""
-        manifest = cls(run_dir, key, {"format": _FORMAT, "run_id": run_id, "key": key_id(key), "files": {}})
-        manifest.data["checkpoints"] = {}
-        manifest.data["plan"] = manifest._mac((run_dir / PLAN).read_bytes())
+        data = {"format": _FORMAT, "run_id": run_id, "key": key_id(key), "files": {}, "checkpoints": {}}
+        manifest = cls(run_dir, key, data)
+        data["plan"] = manifest._mac((run_dir / PLAN).read_bytes())
         manifest.save()
         return manifest
 
@@ -239,7 +245,7 @@ class Manifest:
         kept = self.data["files"].get(rel, [])
         current = self.ray_dir / rel
         there = _sha256(current) if current.is_file() and not current.is_symlink() else None
-        newest = kept[-(KEEP - 1) :] if KEEP > 1 else []
+        newest = kept[-(KEEP - 1) :]
         self.data["files"][rel] = [h for h in kept if h != sha and (h in newest or h == there)] + [sha]
 
     def vouch_snapshot(self, staging: Path) -> None:
@@ -322,7 +328,7 @@ class Manifest:
             for name in dirs + names:
                 mode = os.lstat(folder / name).st_mode
                 if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                    raise IntegrityError(f"{folder / name}: a link or special file in Ray's state; {_REFUSE}")
+                    raise IntegrityError(f"{_shown(folder / name)}: a link or special file in Ray's state; {_REFUSE}")
             rel = folder.relative_to(self.ray_dir)
             if len(rel.parts) == 2 and _CHECKPOINT.match(rel.parts[1]):
                 dirs[:] = []  # the checkpoint folder is checked as a whole
@@ -330,7 +336,7 @@ class Manifest:
                 if signed is None:
                     unsigned.append(folder)
                 elif not isinstance(signed, str) or not _same(signed, _folder_digest(folder)):
-                    raise IntegrityError(f"{folder}: checkpoint changed after scalehp signed it; {_REFUSE}")
+                    raise IntegrityError(f"{_shown(folder)}: checkpoint changed after scalehp signed it; {_REFUSE}")
                 continue
             for name in names:
                 key = (rel / name).as_posix()
@@ -339,7 +345,7 @@ class Manifest:
                 signed = files.get(key)
                 if not isinstance(signed, list) or _sha256(folder / name) not in signed:
                     what = "changed after scalehp signed it" if signed else "not written by this run"
-                    raise IntegrityError(f"{folder / name}: {what}; {_REFUSE}")
+                    raise IntegrityError(f"{_shown(folder / name)}: {what}; {_REFUSE}")
         return unsigned
 
     def remove_unsigned(self, folders: list[Path]) -> None:
