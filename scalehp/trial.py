@@ -110,6 +110,26 @@ def save_checkpoint(state: Any, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / _CHECKPOINT_FILE
+    with open(path, "w+b") as handle:  # (to the file, not to memory: a model's state can be large)
+        try:
+            _write_checkpoint(state, handle)
+        except ValueError:
+            handle.close()
+            path.unlink(missing_ok=True)
+            raise
+    return path
+
+
+def check_checkpoint(state: Any) -> None:
+    """Refuse a checkpoint that would not load back as data only (as :func:`save_checkpoint` does).
+
+    Raises:
+        ValueError: ``state`` holds something else (a NumPy array, a model object, ...).
+    """
+    _write_checkpoint(state, io.BytesIO())
+
+
+def _write_checkpoint(state: Any, handle: Any) -> None:
     try:
         import torch
     except ImportError:
@@ -118,28 +138,28 @@ def save_checkpoint(state: Any, folder: str | Path) -> Path:
             _DataUnpickler(io.BytesIO(data)).load()
         except pickle.UnpicklingError as exc:
             raise ValueError(f"trial.report: {_CHECKPOINT_DATA} ({exc})") from None
-        path.write_bytes(data)
-        return path
-    torch.save(state, path)
-    found = _unsafe_globals(path)
+        handle.write(data)
+        return
+    torch.save(state, handle)
+    handle.flush()
+    handle.seek(0)
+    found = _unsafe_globals(handle)
     if found:
-        path.unlink(missing_ok=True)
         raise ValueError(f"trial.report: {_CHECKPOINT_DATA} (it holds {found})")
-    return path
 
 
-def _unsafe_globals(path: Path) -> str:
+def _unsafe_globals(file: Any) -> str:
     """What in a torch checkpoint ``weights_only=True`` refuses ("" when nothing), without loading it."""
     import torch
 
     scan = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
     if scan is None:  # torch < 2.5: load it the way it will be loaded
         try:
-            torch.load(path, weights_only=True, map_location="cpu")
+            torch.load(file, weights_only=True, map_location="cpu")
         except pickle.UnpicklingError:
             return "objects that are not data"
         return ""
-    return _names(scan(path))
+    return _names(scan(file))
 
 
 def _names(found: list[str]) -> str:
@@ -196,8 +216,8 @@ def trial_seed(experiment_seed: int | None, index: int) -> int:
 class LocalTrial(Trial):
     """Runs a trainable in this process, without Ray: for debugging and tests.
 
-    Reports are kept in :attr:`reports`; checkpoints are kept in memory (and round-tripped
-    through :func:`save_checkpoint` when ``checkpoint_dir`` is given, to prove they save).
+    Reports are kept in :attr:`reports`; checkpoints are kept in memory, once known to be
+    data (and round-tripped through :func:`save_checkpoint` when ``checkpoint_dir`` is given).
 
     Example:
         >>> trial = LocalTrial(max_steps=3, metric="loss")
@@ -230,6 +250,8 @@ class LocalTrial(Trial):
             if self._checkpoint_dir is not None:
                 save_checkpoint(checkpoint, self._checkpoint_dir)
                 checkpoint = load_checkpoint(self._checkpoint_dir)
+            else:
+                check_checkpoint(checkpoint)  # what a run would refuse to save, refused here too
             self.checkpoint = checkpoint
         if self._on_report is not None:
             self._on_report(row)

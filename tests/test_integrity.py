@@ -21,7 +21,7 @@ from scalehp.errors import IntegrityError, RunError
 from scalehp.runner import resume, run, write_plan
 from scalehp.runner.integrity import KEY_ENV, MANIFEST, Manifest, key_file, load_key
 from scalehp.spec import load_experiment
-from scalehp.trial import load_checkpoint, save_checkpoint
+from scalehp.trial import LocalTrial, load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -290,6 +290,42 @@ def test_resume_refuses_a_tampered_folder_in_one_line_before_ray(signed, tamper,
     assert files_of(signed.parent.parent.parent) == before, "nothing was written"
 
 
+def test_a_state_file_stays_signed_in_its_newest_versions_and_the_one_in_ray(tmp_path):
+    """Ray copies a snapshot into ray/ after scalehp signs it, and may lag: a driver killed at
+    any moment leaves there a version that is still signed."""
+    run_dir = tmp_path / "run"
+    (run_dir / "ray").mkdir(parents=True)
+    (run_dir / "plan.json").write_text("{}")
+    manifest = Manifest.start(run_dir, load_key(create=True), "run")
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    state = run_dir / "ray" / STATE
+
+    def snapshot(version, copied):
+        (staging / STATE).write_text(f"v{version}")
+        manifest.vouch_snapshot(staging)
+        if copied:
+            shutil.copy(staging / STATE, state)
+
+    snapshot(0, copied=True)
+    for version in range(1, 5):
+        snapshot(version, copied=False)  # the copy of v0 is all ray/ has: v0 stays signed
+    state.write_text("v0")
+    Manifest.verify(run_dir)
+    state.write_text("v1")  # neither in ray/ at signing nor among the newest 3
+    with pytest.raises(IntegrityError, match="changed after scalehp signed it"):
+        Manifest.verify(run_dir)
+    state.write_text("v4")
+    snapshot(5, copied=False)
+    for version in (3, 4, 5):
+        state.write_text(f"v{version}")
+        Manifest.verify(run_dir)
+    for version in (0, 2):
+        state.write_text(f"v{version}")
+        with pytest.raises(IntegrityError):
+            Manifest.verify(run_dir)
+
+
 def test_resume_without_the_key_says_where_to_put_it_and_makes_none(signed, tmp_path, monkeypatch):
     missing = tmp_path / "elsewhere" / "key"
     monkeypatch.setenv(KEY_ENV, str(missing))
@@ -350,6 +386,9 @@ def test_saving_a_checkpoint_that_is_not_data_fails_at_the_report(tmp_path):
         save_checkpoint({"step": 1, "w": np.zeros(3)}, tmp_path)
     assert not (tmp_path / "state.pt").exists()
     assert save_checkpoint({"step": 1, "w": np.zeros(3).tolist()}, tmp_path).is_file()
+    trial = LocalTrial(max_steps=2, metric="loss")  # what scalehp try runs: refused there too
+    with pytest.raises(ValueError, match=r"trial.report: a checkpoint holds only .*'numpy.ndarray'"):
+        trial.report(1, {"loss": 1.0}, checkpoint={"w": np.zeros(3)})
 
 
 def test_pytorch_state_loads_as_data_and_restores_every_generator(tmp_path):
