@@ -223,6 +223,11 @@ def _link(run_dir):
     tuner.symlink_to(copy)
 
 
+def _ray_link(run_dir):
+    (run_dir / "ray").rename(run_dir.parent / "elsewhere")
+    (run_dir / "ray").symlink_to(run_dir.parent / "elsewhere")
+
+
 def _odd_name(run_dir):
     (run_dir / "ray" / "x\nerror: all is well\x1b[2J.pkl").write_bytes(b"")
 
@@ -268,6 +273,7 @@ TAMPERING = [
     (_checkpoint, "checkpoint_000001: checkpoint changed after scalehp signed it"),
     (_checkpoint_extra, "checkpoint_000001: checkpoint changed after scalehp signed it"),
     (_link, "tuner.pkl: a link or special file in Ray's state"),
+    (_ray_link, "/ray: a link, not Ray's own folder"),
     (_odd_name, "ray/x\\nerror: all is well\\x1b[2J.pkl': not written by this run"),
     (_no_manifest, "integrity.json: missing, so Ray's state in this folder is not signed"),
     (_vouch_in_manifest, "integrity.json: changed after scalehp signed it"),

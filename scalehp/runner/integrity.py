@@ -323,6 +323,8 @@ class Manifest:
     def _check_ray_folder(self) -> list[Path]:
         files, checkpoints = self.data["files"], self.data["checkpoints"]
         unsigned: list[Path] = []
+        if self.ray_dir.is_symlink():
+            raise IntegrityError(f"{self.ray_dir}: a link, not Ray's own folder; {_REFUSE}")
         for parent, dirs, names in os.walk(self.ray_dir):
             folder = Path(parent)
             for name in dirs + names:
