@@ -6,6 +6,7 @@ Every error a user can fix derives from :class:`ScalehpError`::
     ├── SpecError           the experiment file (or dict) is invalid; names file and key path
     ├── RunError            a run could not start or finish (Ray, trainable import, resources)
     └── ResultsError        results folders are missing, foreign or unreadable
+        └── IntegrityError  a run folder is not what scalehp signed (resume refuses it)
 
 A failing *trial* is not an exception: it becomes a row with ``status="error"``.
 """
@@ -51,3 +52,10 @@ class ResultsError(ScalehpError, ValueError):
     def __init__(self, message: str, *, damaged: bool = False):
         super().__init__(message)
         self.damaged = damaged
+
+
+class IntegrityError(ResultsError):
+    """A run folder (or the key that signs run folders) cannot be trusted: ``resume`` refuses it."""
+
+    def __init__(self, message: str):
+        super().__init__(message, damaged=True)

@@ -48,15 +48,20 @@ def _rng_state() -> dict[str, Any]:
         import numpy as np
     except ImportError:  # pragma: no cover
         pass
-    else:
-        state["numpy"] = np.random.get_state()
+    else:  # as plain data (a checkpoint holds no NumPy objects): name, keys, pos, has_gauss, cached_gaussian
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        state["numpy"] = [str(name), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def state(step: int, model: Any, optimizer: Any = None, **extra: Any) -> dict[str, Any]:
-    """A checkpoint for ``trial.report``: model, optimizer, step and RNG state, plus ``extra``."""
+    """A checkpoint for ``trial.report``: model, optimizer, step and RNG state, plus ``extra``.
+
+    All of it is data that ``torch.load(weights_only=True)`` reads back (tensors, dicts,
+    lists, numbers, strings); so must ``extra`` be.
+    """
     data = {"step": int(step), "model": model.state_dict(), "rng": _rng_state(), **extra}
     if optimizer is not None:
         data["optimizer"] = optimizer.state_dict()
@@ -77,7 +82,8 @@ def load_state(data: dict[str, Any], model: Any, optimizer: Any = None, *, resto
         if "numpy" in rng:
             import numpy as np
 
-            np.random.set_state(rng["numpy"])
+            name, keys, pos, has_gauss, cached = rng["numpy"]
+            np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
     return int(data["step"])

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import io
 import os
 import pickle
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from scalehp.errors import SpecError
+from scalehp.errors import RunError, SpecError
 
 if TYPE_CHECKING:
     from scalehp.spec import Experiment
@@ -60,11 +61,13 @@ class Trial:
         Args:
             step: steps done so far (1 after the first), increasing from report to report.
             metrics: name -> number; must include the experiment's metric.
-            checkpoint: anything ``torch.save`` can write (typically a dict of state dicts
-                and the step); :meth:`restore` gives it back after a restart or a PBT exploit.
+            checkpoint: data that ``torch.load(weights_only=True)`` reads back: tensors,
+                dicts, lists, tuples, numbers, strings (typically a dict of state dicts and the
+                step); :meth:`restore` gives it back after a restart or a PBT exploit.
 
         Raises:
-            ValueError: a step that does not increase, or the experiment's metric missing.
+            ValueError: a step that does not increase, the experiment's metric missing, or a
+                checkpoint that holds more than data.
         """
         self._check(step, metrics)
         self._report(int(step), dict(metrics), checkpoint)
@@ -96,33 +99,112 @@ class Trial:
 
 
 def save_checkpoint(state: Any, folder: str | Path) -> Path:
-    """Write a checkpoint object into ``folder`` (torch.save when torch is installed)."""
+    """Write a checkpoint object into ``folder`` (``torch.save`` when torch is installed).
+
+    A checkpoint holds data only: tensors, dicts, lists, tuples, numbers, strings (what
+    ``torch.load(weights_only=True)`` reads back), never objects whose loading runs code.
+
+    Raises:
+        ValueError: ``state`` holds something else (a NumPy array, a model object, ...).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / _CHECKPOINT_FILE
-    try:
-        import torch
-    except ImportError:
-        with open(path, "wb") as handle:
-            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    else:
-        torch.save(state, path)
+    with open(path, "w+b") as handle:  # (to the file, not to memory: a model's state can be large)
+        try:
+            _write_checkpoint(state, handle)
+        except ValueError:
+            handle.close()
+            path.unlink(missing_ok=True)
+            raise
     return path
 
 
-def load_checkpoint(folder: str | Path) -> Any:
-    """Read back what :func:`save_checkpoint` wrote.
+def check_checkpoint(state: Any) -> None:
+    """Refuse a checkpoint that would not load back as data only (as :func:`save_checkpoint` does).
 
-    Checkpoints are written by the run's own trials, into the run's own folder; they are
-    the trainable's state (model weights, optimizer, RNG), loaded in full.
+    Raises:
+        ValueError: ``state`` holds something else (a NumPy array, a model object, ...).
+    """
+    _write_checkpoint(state, io.BytesIO())
+
+
+def _write_checkpoint(state: Any, handle: Any) -> None:
+    try:
+        import torch
+    except ImportError:
+        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            _DataUnpickler(io.BytesIO(data)).load()
+        except pickle.UnpicklingError as exc:
+            raise ValueError(f"trial.report: {_CHECKPOINT_DATA} ({exc})") from None
+        handle.write(data)
+        return
+    torch.save(state, handle)
+    handle.flush()
+    handle.seek(0)
+    found = _unsafe_globals(handle)
+    if found:
+        raise ValueError(f"trial.report: {_CHECKPOINT_DATA} (it holds {found})")
+
+
+def _unsafe_globals(file: Any) -> str:
+    """What in a torch checkpoint ``weights_only=True`` refuses ("" when nothing), without loading it."""
+    import torch
+
+    scan = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+    if scan is None:  # torch < 2.5: load it the way it will be loaded
+        try:
+            torch.load(file, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError:
+            return "objects that are not data"
+        return ""
+    return _names(scan(file))
+
+
+def _names(found: list[str]) -> str:
+    """Names read from a checkpoint (anyone's text): escaped, at most five."""
+    names = sorted(found)
+    return ", ".join(ascii(n[:100]) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def load_checkpoint(folder: str | Path) -> Any:
+    """Read back what :func:`save_checkpoint` wrote, as data only: nothing in it is run.
+
+    Raises:
+        RunError: the file holds anything but data (an object whose loading would run code).
     """
     path = Path(folder) / _CHECKPOINT_FILE
     try:
         import torch
     except ImportError:
-        with open(path, "rb") as handle:
-            return pickle.load(handle)  # noqa: S301 - the run's own checkpoint
-    return torch.load(path, weights_only=False, map_location="cpu")
+        try:
+            with open(path, "rb") as handle:
+                return _DataUnpickler(handle).load()
+        except pickle.UnpicklingError as exc:
+            raise RunError(f"{path}: not loaded: {_CHECKPOINT_DATA} ({exc})") from None
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError:
+        try:
+            found = _unsafe_globals(path) or "objects that are not data"
+        except Exception:  # noqa: BLE001 - only for the message
+            found = "objects that are not data"
+        raise RunError(f"{path}: not loaded: {_CHECKPOINT_DATA} (it holds {found})") from None
+
+
+_CHECKPOINT_DATA = "a checkpoint holds only tensors, dicts, lists, tuples, numbers and strings"
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """Without torch: plain data only; any class or function in the pickle is refused."""
+
+    _ALLOWED = {("collections", "OrderedDict"), ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it holds {_names([f'{module}.{name}'])}")
 
 
 def trial_seed(experiment_seed: int | None, index: int) -> int:
@@ -134,8 +216,8 @@ def trial_seed(experiment_seed: int | None, index: int) -> int:
 class LocalTrial(Trial):
     """Runs a trainable in this process, without Ray: for debugging and tests.
 
-    Reports are kept in :attr:`reports`; checkpoints are kept in memory (and round-tripped
-    through :func:`save_checkpoint` when ``checkpoint_dir`` is given, to prove they save).
+    Reports are kept in :attr:`reports`; checkpoints are kept in memory, once known to be
+    data (and round-tripped through :func:`save_checkpoint` when ``checkpoint_dir`` is given).
 
     Example:
         >>> trial = LocalTrial(max_steps=3, metric="loss")
@@ -168,6 +250,8 @@ class LocalTrial(Trial):
             if self._checkpoint_dir is not None:
                 save_checkpoint(checkpoint, self._checkpoint_dir)
                 checkpoint = load_checkpoint(self._checkpoint_dir)
+            else:
+                check_checkpoint(checkpoint)  # what a run would refuse to save, refused here too
             self.checkpoint = checkpoint
         if self._on_report is not None:
             self._on_report(row)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -13,6 +14,20 @@ ROOT = Path(__file__).resolve().parent.parent
 def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     """Trainables are imported as 'tests.trainables:…' from the repo root, as users run scalehp."""
     monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _scalehp_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs sign their folders with a key of this test session (made on first use), never the
+    user's own ~/.config/scalehp/key. Set before any other fixture, so subprocesses and the
+    Ray clusters that tests start (and the jobs those run) inherit it."""
+    previous = os.environ.get("SCALEHP_KEY_FILE")
+    os.environ["SCALEHP_KEY_FILE"] = str(tmp_path_factory.getbasetemp() / "scalehp-key")
+    yield
+    if previous is None:
+        os.environ.pop("SCALEHP_KEY_FILE", None)
+    else:
+        os.environ["SCALEHP_KEY_FILE"] = previous
 
 
 @pytest.fixture(scope="module")

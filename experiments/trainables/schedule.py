@@ -19,7 +19,7 @@ import scalehp
 def train(config: dict, trial: scalehp.Trial) -> None:
     dim, inner, noise = int(config.get("dim", 20)), int(config.get("inner", 10)), float(config.get("noise", 1.0))
     state = trial.restore()
-    w, start = (np.full(dim, 10.0), 0) if state is None else (state["w"], state["step"])
+    w, start = (np.full(dim, 10.0), 0) if state is None else (np.asarray(state["w"], dtype=float), state["step"])
     for step in range(start + 1, trial.max_steps + 1):
         # the noise of a step depends on this trial and the step only: a trial that copies a
         # donor's weights does not also copy its future noise, and a resumed trial repeats itself
@@ -28,4 +28,4 @@ def train(config: dict, trial: scalehp.Trial) -> None:
         for _ in range(inner):
             w = w - lr * (w + noise * rng.standard_normal(dim))
         loss = 0.5 * float(w @ w)
-        trial.report(step, {"loss": loss, "lr_used": lr}, checkpoint={"step": step, "w": w.copy()})
+        trial.report(step, {"loss": loss, "lr_used": lr}, checkpoint={"step": step, "w": w.tolist()})

@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from scalehp.errors import ScalehpError, SpecError
+from scalehp.errors import IntegrityError, ScalehpError, SpecError
 
 # ---------------------------------------------------------------------------
 # Output helpers
@@ -185,7 +185,7 @@ class _Group(click.Group):
         debug = os.environ.get("SCALEHP_DEBUG") == "1" or "--debug" in sys.argv
         try:
             return super().invoke(ctx)
-        except SpecError as exc:
+        except (SpecError, IntegrityError) as exc:
             if debug:
                 raise
             print_error(exc)

@@ -13,7 +13,9 @@ never need a cluster. :func:`run` puts together, one module each:
 * ``callback.py``   a driver-side :class:`ray.tune.Callback` that feeds the
   :class:`~scalehp.results.sink.ParquetSink` (instead of Ray's per-trial JSON/CSV/TensorBoard
   files) and reports :class:`Progress`;
-* ``session.py``    starting or joining Ray, resource checks, keeping Tune quiet.
+* ``session.py``    starting or joining Ray, resource checks, keeping Tune quiet;
+* ``integrity.py``  the user's key, and the signed record of a run folder that ``resume``
+  checks before Ray reads anything in it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from scalehp.results.schema import describe_end, metric_names, param_fields, run
 from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
 from scalehp.results.store import PLAN, read_results
 from scalehp.runner.callback import Progress, Recorder, make_callback, run_stopper
+from scalehp.runner.integrity import RAY_FOLDER, Manifest, load_key, signing_callback
 from scalehp.runner.schedulers import scheduler
 from scalehp.runner.search import param_space, searcher
 from scalehp.runner.session import check_resources, quiet_tune, ray_session
@@ -47,8 +50,6 @@ from scalehp.trial import experiment_trainable
 log = logging.getLogger(__name__)
 
 __all__ = ["Progress", "RunSummary", "param_space", "resume", "run", "summarize"]
-
-RAY_FOLDER = "ray"  # Ray Tune's own experiment state, inside the run folder
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ def run(
     plan = experiment if isinstance(experiment, Plan) else compile_plan(experiment)
     exp = plan.experiment
     train, kind = experiment_trainable(exp, echo=print_line)
+    key = None if is_uri(results or exp.results) else load_key(create=True)  # (resume reads local folders only)
     with ray_session(address, verbose):
         request = check_resources(exp)
         chosen, run_id = run_id, run_id or new_run_id()
@@ -164,7 +166,8 @@ def run(
         if chosen and isinstance(run_dir, Path) and (run_dir / PLAN).exists():
             raise RunError(f"run {run_id} exists already in {run_dir}: a run id names one run")
         write_plan(run_dir, plan, run_id)
-        return _fit(plan, run_dir, run_id, train, kind, request, on_progress, restore=False)
+        manifest = Manifest.start(run_dir, key, run_id) if key is not None else None
+        return _fit(plan, run_dir, run_id, train, kind, request, on_progress, restore=False, manifest=manifest)
 
 
 def resume(
@@ -186,9 +189,15 @@ def resume(
     more, gives its unfinished trials a ``stopped`` row and returns its summary. The time
     limit counts the run's own running time: a resumed run gets only what was left.
 
+    Ray's state is pickles: before Ray starts, ``plan.json`` and every file under ``ray/``
+    are checked against ``integrity.json``, which the run signed with this user's key
+    (:mod:`scalehp.runner.integrity`).
+
     Raises:
         ResultsError: ``run_dir`` is not a scalehp run folder.
-        RunError: the run cannot be resumed (its plan was edited, or Ray's state is missing).
+        IntegrityError: the folder is not what scalehp signed (``plan.json`` or Ray's state
+            was changed, the signature is missing or made with another key).
+        RunError: the run cannot be resumed (Ray's state is missing).
     """
     run_dir = Path(run_dir).resolve()
     plan_file = run_dir / PLAN
@@ -200,15 +209,16 @@ def resume(
         raise ResultsError(f"{plan_file}: unreadable ({exc})") from None
     if not (run_dir / RAY_FOLDER / "tuner.pkl").is_file():
         raise RunError(f"{run_dir}: Ray's state is missing ({RAY_FOLDER}/tuner.pkl): the run never started")
+    manifest, unsigned = Manifest.verify(run_dir)  # before anything of Ray's is read
     exp = experiment_from_data(saved["experiment"], source=str(plan_file))
     plan = compile_plan(exp)
-    if plan.digest != saved.get("digest"):
-        # Ray's folder holds pickles: restore only what this plan.json describes, unchanged
-        raise RunError(f"{plan_file} was changed after the run started; resume refuses an edited plan")
+    if plan.digest != saved.get("digest"):  # signed, so not edited: compiled otherwise by this scalehp
+        raise RunError(f"{plan_file}: this scalehp compiles the plan differently; resume with the version that ran it")
     train, kind = experiment_trainable(exp, echo=print_line)
+    manifest.remove_unsigned(unsigned)  # checkpoints newer than Ray's last snapshot: nothing refers to them
     with ray_session(address, verbose):
         request = check_resources(exp)
-        return _fit(plan, run_dir, saved["run_id"], train, kind, request, on_progress, restore=True)
+        return _fit(plan, run_dir, saved["run_id"], train, kind, request, on_progress, restore=True, manifest=manifest)
 
 
 def _fit(
@@ -221,6 +231,7 @@ def _fit(
     on_progress: Callable[[Progress], None] | None,
     *,
     restore: bool,
+    manifest: Manifest | None = None,
 ) -> RunSummary:
     from ray import tune
 
@@ -228,6 +239,7 @@ def _fit(
     time_attr = "step" if kind == "scalehp" else "training_iteration"
     sink = ParquetSink(run_dir, param_fields(exp.space, plan.columns))
     callback = make_callback(plan, sink, run_id, time_attr, on_progress)
+    callbacks = [callback] if manifest is None else [callback, signing_callback(manifest)]
     trainable = tune.with_resources(
         entry_point(train, kind, plan),
         {
@@ -254,7 +266,7 @@ def _fit(
                     resume_errored=True,
                     param_space=param_space(exp),
                 )
-                tuner._local_tuner.get_run_config().callbacks = [callback]  # the pickled one is detached
+                tuner._local_tuner.get_run_config().callbacks = callbacks  # the pickled ones are detached
             else:
                 tuner = tune.Tuner(
                     trainable,
@@ -273,7 +285,7 @@ def _fit(
                         name=RAY_FOLDER,
                         storage_path=str(run_dir),
                         stop=run_stopper(run_id, time_attr, exp.budget.max_steps, exp.budget.time_limit),
-                        callbacks=[callback],
+                        callbacks=callbacks,
                         failure_config=tune.FailureConfig(
                             max_failures=exp.failure.max_retries, fail_fast=exp.failure.fail_fast
                         ),
@@ -281,6 +293,9 @@ def _fit(
                         verbose=0,
                     ),
                 )
+            if manifest is not None and not restore:  # Ray wrote it in Tuner(); it reads it on resume
+                manifest.vouch_file("tuner.pkl")
+                manifest.save()
             if tuner is not None:
                 tuner.fit()
     except SpecError:
