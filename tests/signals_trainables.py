@@ -1,4 +1,4 @@
-"""Trainables for the signal, worker-death and hung-trial tests."""
+"""Trainables for the signal, worker-death and hung-trial tests (tests/test_signals.py)."""
 
 from __future__ import annotations
 
@@ -10,48 +10,55 @@ def slow(config: dict, trial) -> None:
     state = trial.restore()
     start = state["step"] if state else 0
     for step in range(start + 1, trial.max_steps + 1):
-        time.sleep(config.get("sleep", 0.2))
+        time.sleep(config["sleep"])
         trial.report(step, {"loss": config["x"] + 1.0 / step}, checkpoint={"step": step})
 
 
-def dies_once(config: dict, trial) -> None:
-    """Its worker is killed (SIGKILL, as the out-of-memory killer does) at step 2 of its first
-    attempt when ``x`` < ``die_below``; runs to the end otherwise, and when retried."""
-    import os
-    import signal
+def _attempt(config: dict, trial) -> int:
+    """This attempt's number for this trial, from 1 (a file in ``marker_dir`` counts them)."""
     from pathlib import Path
 
-    marker = Path(config["marker_dir"]) / f"{trial.trial_id}.died"
+    marker = Path(config["marker_dir"]) / f"{trial.trial_id}.attempts"
+    attempt = int(marker.read_text()) + 1 if marker.exists() else 1
+    marker.write_text(str(attempt))
+    return attempt
+
+
+def dies(config: dict, trial) -> None:
+    """Its worker process is killed (SIGKILL, as the kernel's OOM killer does) at step 2 of each
+    of its first ``deaths`` attempts; runs to the end after that."""
+    import os
+    import signal
+
+    attempt = _attempt(config, trial)
     state = trial.restore()
     start = state["step"] if state else 0
     for step in range(start + 1, trial.max_steps + 1):
-        if step == 2 and config["x"] < config["die_below"] and not marker.exists():
-            marker.write_text("died once")
+        if step == 2 and attempt <= config["deaths"]:
             os.kill(os.getpid(), signal.SIGKILL)
-        trial.report(step, {"loss": config["x"] + 1.0 / step}, checkpoint={"step": step})
+        trial.report(step, {"loss": config["deaths"] + 1.0 / step}, checkpoint={"step": step})
+
+
+def eats_memory(config: dict, trial) -> None:
+    """Holds ``mb`` MB at step 2 of its first attempt when ``eat`` (Ray's memory monitor kills
+    it long before it lets go), then runs normally."""
+    import time
+
+    attempt = _attempt(config, trial)
+    state = trial.restore()
+    start = state["step"] if state else 0
+    for step in range(start + 1, trial.max_steps + 1):
+        if step == 2 and config["eat"] and attempt == 1:
+            block = bytearray(config["mb"] << 20)  # zero-filled: every page is touched
+            time.sleep(60)
+            del block
+        trial.report(step, {"loss": float(config["eat"]) + 1.0 / step}, checkpoint={"step": step})
 
 
 def hangs(config: dict, trial) -> None:
-    """Reports once, then hangs without reporting again (a deadlock, a stuck read)."""
+    """Reports once, then hangs in its own code without reporting again (a deadlock, a stuck read)."""
     import time
 
     trial.report(1, {"loss": config["x"]})
     while True:
         time.sleep(3600)
-
-
-def eats_memory(config: dict, trial) -> None:
-    """Holds ``mb`` MB at step 2 of its first attempt (Ray's memory monitor kills it), then runs normally."""
-    import time
-    from pathlib import Path
-
-    marker = Path(config["marker_dir"]) / f"{trial.trial_id}.ate"
-    state = trial.restore()
-    start = state["step"] if state else 0
-    for step in range(start + 1, trial.max_steps + 1):
-        if step == 2 and config["x"] < config["die_below"] and not marker.exists():
-            marker.write_text("ate memory")
-            block = bytearray(config["mb"] << 20)  # zero-filled: every page is touched
-            time.sleep(30)  # the monitor checks every refresh_ms; it kills long before this ends
-            del block
-        trial.report(step, {"loss": config["x"] + 1.0 / step}, checkpoint={"step": step})

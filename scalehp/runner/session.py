@@ -53,10 +53,24 @@ def ray_session(address: str | None, verbose: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        ray.shutdown()
+        with _signals_ignored():  # a second Ctrl+C must not leave Ray's processes half stopped
+            ray.shutdown()
         _cancel_deadline()
         if quiet is not None:
             quiet()
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old if old is not None else signal.SIG_DFL)
 
 
 def _quiet_driver() -> Callable[[], None]:
@@ -151,11 +165,14 @@ def quiet_tune(verbose: bool = False) -> Iterator[None]:
     # Tune's ResultGrid looks for those files at the end and warns for each trial.
     # PBT logs every exploit and explore at INFO: the events table holds them.
     # Tune's own word on an interrupted run names Tuner.restore, not scalehp resume.
-    names = ["ray.tune.analysis.experiment_analysis", "ray.tune.schedulers.pbt"]
-    loggers = [logging.getLogger(n) for n in names + ([] if verbose else ["ray.tune.tune"])]
+    # It also logs "Trials did not complete" as an ERROR: each one's row says why.
+    quiet = {"ray.tune.analysis.experiment_analysis": logging.ERROR, "ray.tune.schedulers.pbt": logging.ERROR}
+    if not verbose:
+        quiet["ray.tune.tune"] = logging.CRITICAL
+    loggers = [logging.getLogger(n) for n in quiet]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
-        logger.setLevel(logging.ERROR)
+        logger.setLevel(quiet[logger.name])
     try:
         yield
     finally:
@@ -283,9 +300,10 @@ def tolerate_worker_deaths() -> None:
 
 
 def worker_death_text(exc: BaseException) -> str:
-    """What a trial's error says when Ray ended its worker."""
+    """What a trial's error says when Ray ended its worker (the memory monitor's table of
+    processes and its advice stay in the raylet's log)."""
     name = exc.__class__.__name__
-    text = str(exc).strip()
+    text = str(exc).strip().split("\nObject store memory usage", 1)[0][:1000]
     if name == "OutOfMemoryError":
         return f"{name}: Ray's memory monitor killed the trial's worker: {text}"
     return f"{name}: the trial's worker died: {text}"
