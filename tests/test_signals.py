@@ -88,7 +88,9 @@ def _slow_experiment(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]])
+@pytest.mark.parametrize(
+    "signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]], ids=["int", "term", "int-twice"]
+)
 def test_a_signal_stops_the_run_cleanly_and_resume_finishes_it(tmp_path, signals):
     driver = _start(["run", str(_slow_experiment(tmp_path))])
     run_dir = _wait_for_reports(driver, tmp_path / "results", 3)
@@ -109,6 +111,15 @@ def test_a_signal_stops_the_run_cleanly_and_resume_finishes_it(tmp_path, signals
     best = min(v for v in before.reports["metric_loss"] if math.isfinite(v))
     assert f": loss {fmt_value(best)} (min)" in out
     assert "next      scalehp results show" not in out
+
+    if signals == [signal.SIGINT]:  # `scalehp resume` stops the same way
+        resumed = _start(["resume", str(run_dir), "--quiet"])
+        _wait_for_reports(resumed, tmp_path / "results", len(before.reports) + 2)
+        resumed.send_signal(signal.SIGINT)
+        out, err = _finish(resumed, 120)
+        assert resumed.returncode == 130, err[-3000:]
+        assert f"interrupted: scalehp resume {run_dir}\n" in err
+        _quiet(out + err)
 
     resumed = _start(["resume", str(run_dir), "--quiet"])
     out, err = _finish(resumed, 300)
