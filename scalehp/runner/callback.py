@@ -7,6 +7,10 @@ the end is one ``events`` row (``action = end``, ``reason`` = the setting, the t
 step and value, ``cutoff`` = the setting's value), and trials still running get a
 ``trials`` row with status ``stopped``. A reported name becomes its ``metric_*`` column
 through one :class:`~scalehp.results.schema.ColumnMap` per run (see ``results/schema.py``).
+
+A failed attempt that Ray runs again is an ``events`` row (``action = retry``, ``reason`` = its
+error). When the run ends (early, or on SIGINT/SIGTERM), trial actors that have not stopped
+within :data:`STOP_GRACE_S` are killed.
 """
 
 from __future__ import annotations
