@@ -185,7 +185,8 @@ def test_summary_of_an_interrupted_run_counts_unfinished_trials_and_their_best(t
     write_plan(run_dir, "r1", "exp", "loss", "min", {})
     sink = ParquetSink(run_dir, [])
     keys = {"run_id": "r1", "experiment": "exp"}
-    sink.add("trials", {**keys, "trial_id": "a", "status": "completed", "steps": 3, "best_value": 0.5, "metric_loss": 0.5})
+    finished = {"trial_id": "a", "status": "completed", "steps": 3, "best_value": 0.5, "metric_loss": 0.5}
+    sink.add("trials", {**keys, **finished})
     for trial, values in {"a": [0.9, 0.7, 0.5], "b": [0.8, 0.2], "c": [float("-inf"), 0.6]}.items():
         for step, value in enumerate(values, 1):
             sink.add("reports", {**keys, "trial_id": trial, "step": step, "time": step, "metric_loss": value})

@@ -50,14 +50,24 @@ def ray_session(address: str | None, verbose: bool) -> Iterator[None]:
         raise RunError(f"cannot start or reach Ray at {address or 'a new local instance'}: {exc}{hint}") from None
     _protect_token()
     quiet = _quiet_driver() if not verbose else None
+    main = threading.current_thread() is threading.main_thread()
+    # Ray's core worker put a C++ handler on SIGTERM that prints stack lines and aborts;
+    # until the run itself handles it (interrupts()), SIGTERM exits quietly with 143
+    previous = signal.signal(signal.SIGTERM, _exit_143) if main else None
     try:
         yield
     finally:
         with _signals_ignored():  # a second Ctrl+C must not leave Ray's processes half stopped
             ray.shutdown()
         _cancel_deadline()
+        if main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
         if quiet is not None:
             quiet()
+
+
+def _exit_143(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextmanager
