@@ -71,7 +71,7 @@ class RunSummary:
     best_params: dict[str, Any] = field(default_factory=dict)
     best_metrics: dict[str, float] = field(default_factory=dict)  # metric name -> value at its last step
     ended: str | None = None  # why the run ended early (a goal reached, …); None: it ran to the end
-    unfinished: int = 0  # trials that reported but have no trials row yet (an interrupted run)
+    unfinished: int = 0  # trials that had started but have no trials row (an interrupted run)
 
 
 # ---------------------------------------------------------------------------
@@ -368,9 +368,8 @@ def _unfinished(reports: Any, trials: Any, metric: str, mode: str, started: Iter
     column = metric_column(reports, metric)
     out = rows.groupby("trial_id", sort=True).tail(1).copy()
     if silent:
-        out = pd.concat([out, pd.DataFrame({"trial_id": silent})], ignore_index=True) if len(out) else pd.DataFrame(
-            {"trial_id": silent}
-        )
+        never = pd.DataFrame({"trial_id": silent})
+        out = pd.concat([out, never], ignore_index=True) if len(out) else never
     out.attrs["metric_names"] = dict(reports.attrs.get("metric_names", {}))
     out["status"] = "unfinished"
     out["best_value"] = float("nan")

@@ -234,7 +234,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             self.failed = 0  # trials that ended in error (after their retries)
             self.finished_before: set[str] = set()  # trials that had ended before a resume
             self.interrupted: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the run
-            self.actors: dict[str, Any] = {}  # trial id -> its Ray actor (the latest one)
+            self.actors: dict[str, Any] = {}  # trial id -> the Ray actor running it, until it ends
             self.reaper: threading.Timer | None = None
             LIVE[run_id] = self
 
@@ -445,6 +445,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             state = self.state(trial.trial_id)
             finished = state.step is not None and state.step >= experiment.budget.max_steps
+            self.actors.pop(trial.trial_id, None)
             self.finish(trial, "stopped" if state.stopped or not finished else "completed")
             self.progress(trials, force=True)
 
@@ -453,6 +454,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             if MetricMissingError.__name__ in error and self.abort is None:
                 # every trial would fail the same way: stop the run now, not after it
                 self.abort = error.rsplit(f"{MetricMissingError.__name__}: ", 1)[-1].strip().splitlines()[0]
+            self.actors.pop(trial.trial_id, None)
             self.finish(trial, "error", error)
             if trial.trial_id not in self.finished_before:  # (those were counted before a resume)
                 self.failed += 1
