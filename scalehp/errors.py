@@ -5,6 +5,7 @@ Every error a user can fix derives from :class:`ScalehpError`::
     ScalehpError            anything scalehp reports to the user
     ├── SpecError           the experiment file (or dict) is invalid; names file and key path
     ├── RunError            a run could not start or finish (Ray, trainable import, resources)
+    │   └── RunInterrupted  SIGINT or SIGTERM stopped the run; ``scalehp resume`` finishes it
     └── ResultsError        results folders are missing, foreign or unreadable
         └── IntegrityError  a run folder is not what scalehp signed (resume refuses it)
 
@@ -38,6 +39,21 @@ class SpecError(ScalehpError, ValueError):
 
 class RunError(ScalehpError, RuntimeError):
     """A run could not be started, resumed or finished."""
+
+
+class RunInterrupted(RunError):
+    """A signal (SIGINT, SIGTERM) stopped a run; every row it had recorded is on disk.
+
+    Attributes:
+        summary: the run's :class:`~scalehp.runner.RunSummary` from its tables; trials that
+            were still running count as ``unfinished``.
+        signal: the signal's number (2 for SIGINT, 15 for SIGTERM).
+    """
+
+    def __init__(self, summary: object, signal: int):
+        self.summary = summary
+        self.signal = signal
+        super().__init__(f"interrupted by signal {signal}: scalehp resume {getattr(summary, 'path', '')}")
 
 
 class ResultsError(ScalehpError, ValueError):

@@ -6,12 +6,12 @@ import json
 import math
 import shlex
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import click
 
 from scalehp.cli import escape, fmt_value, load_plan, main, print_error, print_warning
-from scalehp.errors import RunError, SpecError
+from scalehp.errors import RunError, RunInterrupted, SpecError
 from scalehp.trial import experiment_trainable
 
 
@@ -323,9 +323,17 @@ def run(file: str, address: str | None, results: str | None, quiet: bool, verbos
         click.echo(
             f"running {compiled.name}: {compiled.trials} trials, {compiled.searcher}, {compiled.scheduler}", err=True
         )
-    summary = run_plan(
-        compiled, address=address, results=results, on_progress=_progress_printer(quiet), verbose=verbose, run_id=run_id
-    )
+    try:
+        summary = run_plan(
+            compiled,
+            address=address,
+            results=results,
+            on_progress=_progress_printer(quiet),
+            verbose=verbose,
+            run_id=run_id,
+        )
+    except RunInterrupted as stop:
+        _interrupted(stop, quiet)
     if not quiet and sys.stderr.isatty():
         click.echo("", err=True)
     _print_summary(summary)
@@ -342,16 +350,29 @@ def resume(run_dir: str, address: str | None, quiet: bool, verbose: bool) -> Non
 
     if not quiet:
         click.echo(f"resuming {run_dir}", err=True)
-    summary = resume_run(run_dir, address=address, on_progress=_progress_printer(quiet), verbose=verbose)
+    try:
+        summary = resume_run(run_dir, address=address, on_progress=_progress_printer(quiet), verbose=verbose)
+    except RunInterrupted as stop:
+        _interrupted(stop, quiet)
     if not quiet and sys.stderr.isatty():
         click.echo("", err=True)
     _print_summary(summary)
 
 
-def _print_summary(summary: Any) -> None:
+def _interrupted(stop: Any, quiet: bool) -> NoReturn:
+    """What a signal left: the summary of what is recorded, how to finish; exit 128 + the signal."""
+    if not quiet and sys.stderr.isatty():
+        click.echo("", err=True)
+    _print_summary(stop.summary, interrupted=True)
+    click.echo(f"interrupted: scalehp resume {shlex.quote(str(stop.summary.path))}", err=True)
+    click.get_current_context().exit(128 + stop.signal)
+
+
+def _print_summary(summary: Any, interrupted: bool = False) -> None:
+    unfinished = f", {summary.unfinished} unfinished" if summary.unfinished else ""
     click.echo(
         f"run {summary.run_id}: {summary.trials} trial{'' if summary.trials == 1 else 's'} in {summary.elapsed_s:.1f} s "
-        f"({summary.completed} completed, {summary.stopped} stopped early, {summary.errors} errors)"
+        f"({summary.completed} completed, {summary.stopped} stopped early, {summary.errors} errors{unfinished})"
     )
     if summary.ended:
         click.echo(f"ended     early: {summary.ended}")
@@ -364,7 +385,8 @@ def _print_summary(summary: Any) -> None:
         click.echo("  params   " + ", ".join(f"{k}={fmt_value(v)}" for k, v in summary.best_params.items()))
         click.echo("  at end   " + ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(summary.best_metrics.items())))
     click.echo(f"tables    {summary.path}/{{trials,reports,events}}/*.parquet")
-    click.echo(f"next      scalehp results show {summary.path}")
+    if not interrupted:
+        click.echo(f"next      scalehp results show {summary.path}")
 
 
 @main.command(name="try")

@@ -13,7 +13,9 @@ never need a cluster. :func:`run` puts together, one module each:
 * ``callback.py``   a driver-side :class:`ray.tune.Callback` that feeds the
   :class:`~scalehp.results.sink.ParquetSink` (instead of Ray's per-trial JSON/CSV/TensorBoard
   files) and reports :class:`Progress`;
-* ``session.py``    starting or joining Ray, resource checks, keeping Tune quiet;
+* ``session.py``    starting or joining Ray, resource checks, keeping Tune quiet, SIGINT and
+  SIGTERM as a clean stop (:class:`~scalehp.errors.RunInterrupted`), a dead worker as one
+  trial's failure;
 * ``integrity.py``  the user's key, and the signed record of a run folder that ``resume``
   checks before Ray reads anything in it.
 """
@@ -27,22 +29,23 @@ import os
 import platform
 import re
 import secrets
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from scalehp.command import print_line
 from scalehp.compiler import Plan, compile_plan
-from scalehp.errors import ResultsError, RunError, SpecError
-from scalehp.results.schema import describe_end, metric_names, param_fields, run_end
+from scalehp.errors import ResultsError, RunError, RunInterrupted, SpecError
+from scalehp.results.schema import describe_end, metric_column, metric_names, param_fields, run_end
 from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
 from scalehp.results.store import PLAN, read_results
 from scalehp.runner.callback import Progress, Recorder, make_callback, run_stopper
 from scalehp.runner.integrity import RAY_FOLDER, Manifest, load_key, signing_callback
 from scalehp.runner.schedulers import scheduler
 from scalehp.runner.search import param_space, searcher
-from scalehp.runner.session import check_resources, quiet_tune, ray_session
+from scalehp.runner.session import check_resources, interrupts, quiet_tune, ray_session, tolerate_worker_deaths
 from scalehp.runner.trainable import entry_point, trial_dirname, trial_name
 from scalehp.spec import Experiment, experiment_from_data
 from scalehp.trial import experiment_trainable
@@ -70,6 +73,7 @@ class RunSummary:
     best_params: dict[str, Any] = field(default_factory=dict)
     best_metrics: dict[str, float] = field(default_factory=dict)  # metric name -> value at its last step
     ended: str | None = None  # why the run ended early (a goal reached, …); None: it ran to the end
+    unfinished: int = 0  # trials that had started but have no trials row (an interrupted run)
 
 
 # ---------------------------------------------------------------------------
@@ -152,6 +156,8 @@ def run(
             no node can hold one trial, the trainable does not report the experiment's
             metric (the run stops at once), or ``run_id`` is not a run id.
         RunError: Ray could not be started or the run could not be carried out.
+        RunInterrupted: SIGINT or SIGTERM stopped the run (a :class:`RunError`); it holds the
+            summary of what was recorded, and ``scalehp resume`` finishes the run.
     """
     if run_id is not None and not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
         raise SpecError(f"{run_id!r} is not a run id (like {new_run_id()!r})", source="run_id")
@@ -167,7 +173,9 @@ def run(
             raise RunError(f"run {run_id} exists already in {run_dir}: a run id names one run")
         write_plan(run_dir, plan, run_id)
         manifest = Manifest.start(run_dir, key, run_id) if key is not None else None
-        return _fit(plan, run_dir, run_id, train, kind, request, on_progress, restore=False, manifest=manifest)
+        return _fit(
+            plan, run_dir, run_id, train, kind, request, on_progress, restore=False, manifest=manifest, verbose=verbose
+        )
 
 
 def resume(
@@ -198,6 +206,7 @@ def resume(
         IntegrityError: the folder is not what scalehp signed (``plan.json`` or Ray's state
             was changed, the signature is missing or made with another key).
         RunError: the run cannot be resumed (Ray's state is missing).
+        RunInterrupted: SIGINT or SIGTERM stopped it again; resume once more to finish.
     """
     run_dir = Path(run_dir).resolve()
     plan_file = run_dir / PLAN
@@ -218,7 +227,18 @@ def resume(
     manifest.remove_unsigned(unsigned)  # checkpoints newer than Ray's last snapshot: nothing refers to them
     with ray_session(address, verbose):
         request = check_resources(exp)
-        return _fit(plan, run_dir, saved["run_id"], train, kind, request, on_progress, restore=True, manifest=manifest)
+        return _fit(
+            plan,
+            run_dir,
+            saved["run_id"],
+            train,
+            kind,
+            request,
+            on_progress,
+            restore=True,
+            manifest=manifest,
+            verbose=verbose,
+        )
 
 
 def _fit(
@@ -232,6 +252,7 @@ def _fit(
     *,
     restore: bool,
     manifest: Manifest | None = None,
+    verbose: bool = False,
 ) -> RunSummary:
     from ray import tune
 
@@ -248,9 +269,10 @@ def _fit(
             **{k: v for k, v in request.items() if k not in ("CPU", "GPU")},
         },
     )
+    tolerate_worker_deaths()
     started = time.monotonic()
     try:
-        with quiet_tune():
+        with quiet_tune(verbose), interrupts(callback.interrupt, callback.flush):
             if restore:
                 before = read_results(run_dir)
                 callback.seed(before.trials, before.reports, before.events, before.metric_columns)
@@ -300,10 +322,17 @@ def _fit(
                 tuner.fit()
     except SpecError:
         raise
+    except KeyboardInterrupt:  # a signal before Tune ran, or a second one: stop waiting
+        callback.interrupted = callback.interrupted or signal.SIGINT
     except Exception as exc:  # noqa: BLE001 - Ray raises many types; the user gets one
-        raise RunError(f"the run failed: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+        if callback.interrupted is None:
+            raise RunError(f"the run failed: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+        log.debug("while stopping after a signal: %s", exc, exc_info=exc)  # the run stops anyway
     finally:
-        callback.close()
+        callback.close()  # every buffered row on disk
+    if callback.interrupted is not None:
+        summary = summarize(run_dir, elapsed_s=time.monotonic() - started, started=callback.states)
+        raise RunInterrupted(summary, callback.interrupted)
     if callback.abort:
         raise exp.error("metric.name", f"{callback.abort}; the run was stopped at the first such report")
     return summarize(run_dir, elapsed_s=time.monotonic() - started)
@@ -314,8 +343,12 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
-    """A :class:`RunSummary` from a run folder's tables (why it ended early: its ``end`` event)."""
+def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0, started: Iterable[str] = ()) -> RunSummary:
+    """A :class:`RunSummary` from a run folder's tables (why it ended early: its ``end`` event).
+
+    ``started``: ids of trials known to have started; one with neither a row nor a report
+    counts as unfinished.
+    """
     from scalehp.analysis.tables import finite, leaderboard
 
     results = read_results(run_dir)
@@ -324,6 +357,13 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
     end = run_end(results.events)
     ended = describe_end(end, metric, mode) if end else None
     trials = results.trials
+    unfinished = _unfinished(results.reports, trials, metric, mode, started)  # interrupted: they count, may be best
+    if len(unfinished):
+        import pandas as pd
+
+        names = {**unfinished.attrs.get("metric_names", {}), **trials.attrs.get("metric_names", {})}
+        trials = pd.concat([trials, unfinished], ignore_index=True)
+        trials.attrs["metric_names"] = names
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     summary: dict[str, Any] = {}
     scored = trials[finite(trials["best_value"]).notna()]  # NaN and infinite values are never the best
@@ -348,8 +388,35 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0) -> RunSummary:
         metric=metric,
         mode=mode,
         ended=ended,
+        unfinished=len(unfinished),
         **summary,
     )
+
+
+def _unfinished(reports: Any, trials: Any, metric: str, mode: str, started: Iterable[str] = ()) -> Any:
+    """Trials with no ``trials`` row (they were running when the run was interrupted), as rows
+    like the callback writes: best value, params and metrics at the last step they reported."""
+    import numpy as np
+    import pandas as pd
+
+    finished = set(trials["trial_id"])
+    rows = reports[~reports["trial_id"].isin(finished)].sort_values(["trial_id", "step"])
+    silent = sorted(set(started) - finished - set(rows["trial_id"]))  # started, never reported
+    if not len(rows) and not silent:
+        return reports.iloc[0:0]
+    column = metric_column(reports, metric)
+    out = rows.groupby("trial_id", sort=True).tail(1).copy()
+    if silent:
+        never = pd.DataFrame({"trial_id": silent})
+        out = pd.concat([out, never], ignore_index=True) if len(out) else never
+    out.attrs["metric_names"] = dict(reports.attrs.get("metric_names", {}))
+    out["status"] = "unfinished"
+    out["best_value"] = float("nan")
+    if column is not None and column in rows:
+        finite = rows[["trial_id", column]][np.isfinite(rows[column].astype(float))]
+        best = finite.groupby("trial_id")[column].agg("min" if mode == "min" else "max")
+        out["best_value"] = out["trial_id"].map(best)
+    return out
 
 
 def _plain(value: Any) -> Any:

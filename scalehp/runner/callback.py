@@ -7,6 +7,10 @@ the end is one ``events`` row (``action = end``, ``reason`` = the setting, the t
 step and value, ``cutoff`` = the setting's value), and trials still running get a
 ``trials`` row with status ``stopped``. A reported name becomes its ``metric_*`` column
 through one :class:`~scalehp.results.schema.ColumnMap` per run (see ``results/schema.py``).
+
+A failed attempt that Ray runs again is an ``events`` row (``action = retry``, ``reason`` = its
+error). When the run ends (early, or on SIGINT/SIGTERM), trial actors that have not stopped
+within :data:`STOP_GRACE_S` are killed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import datetime as dt
 import logging
 import math
 import os
+import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +128,12 @@ class _TrialState:
         self.params: dict[str, Any] = {}  # param columns of the config it last ran with
 
 
+STOP_GRACE_S = 1.0
+"""How long a trial may take to stop once the run ends (early, or on SIGINT/SIGTERM) before
+its Ray actor is killed. Ray Tune waits 10 s for an actor that does not stop (a trial hung
+in its own code never does), so a run with a time limit would overrun it by that much."""
+
+
 LIVE: dict[str, Any] = {}
 """run_id -> the :class:`ParquetCallback` of the run going on in this process.
 
@@ -221,6 +233,9 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             self.ended: dict[str, Any] | None = None  # why the run ended early (a normal end), when it did
             self.failed = 0  # trials that ended in error (after their retries)
             self.finished_before: set[str] = set()  # trials that had ended before a resume
+            self.interrupted: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the run
+            self.actors: dict[str, Any] = {}  # trial id -> the Ray actor running it, until it ends
+            self.reaper: threading.Timer | None = None
             LIVE[run_id] = self
 
         def __reduce__(self) -> Any:
@@ -231,7 +246,43 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
         def close(self) -> None:
             if LIVE.get(run_id) is self:
                 del LIVE[run_id]
+            if self.reaper is not None:
+                self.reaper.cancel()
             sink.close()
+
+        def interrupt(self, signum: int) -> None:
+            """A signal asks the run to stop; Ray Tune saves its state and stops the trials."""
+            log.info("signal %d: the run stops; scalehp resume finishes it", signum)
+            self.interrupted = signum
+            self.reap()
+
+        def reap(self) -> None:
+            """Kill, :data:`STOP_GRACE_S` from now, every trial actor that has not stopped."""
+            if self.reaper is not None:
+                return
+
+            def kill() -> None:
+                import ray
+
+                for actor in list(self.actors.values()):
+                    try:
+                        ray.kill(actor, no_restart=True)  # an actor that has already exited: nothing
+                    except Exception as exc:  # noqa: BLE001 - Ray is shutting down: nothing left to kill
+                        log.debug("could not kill a trial actor: %s", exc)
+
+            self.reaper = threading.Timer(STOP_GRACE_S, kill)
+            self.reaper.daemon = True
+            self.reaper.start()
+
+        def flush(self) -> str:
+            """Write every buffered row now (the process is about to exit); returns the run folder."""
+            sink.flush()
+            return str(sink.run_dir)
+
+        def remember_actor(self, trial: Any) -> None:
+            actor = getattr(getattr(trial, "temporary_state", None), "ray_actor", None)
+            if actor is not None:
+                self.actors[trial.trial_id] = actor
 
         def seed(self, trials: Any, reports: Any, events: Any = None, metric_columns: dict | None = None) -> None:
             """Pick up where an interrupted run left off (``scalehp resume``).
@@ -304,6 +355,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             log.info("the run ends early: %s", describe_end(self.ended, metric, mode))
             sink.add("events", {**keys, "time": time.time(), "action": "end", **self.ended})
             sink.flush()  # on disk before Ray stops anything: a resume must see it
+            self.reap()  # a trial hung in its own code would hold the end up by 10 s
 
         def stop_unfinished(self, trials: list | None = None) -> None:
             """A ``stopped`` row for every trial that had started and has none yet (after an early end)."""
@@ -318,14 +370,20 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
 
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self.state(trial.trial_id)
+            self.remember_actor(trial)
             self.progress(trials)
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self.state(trial.trial_id).retries += 1
+            """A failed attempt that Ray runs again: one ``retry`` event saying why it failed."""
+            state = self.state(trial.trial_id)
+            state.retries += 1
+            row = {"trial_id": trial.trial_id, "step": state.step, "action": "retry", "reason": _last_failure(trial)}
+            sink.add("events", {**keys, "time": time.time(), **row})
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             if trial.trial_id in self.finished_before:
                 return  # its rows are written; the stopper ends it
+            self.remember_actor(trial)  # (a retried trial runs in a new actor)
             state = self.state(trial.trial_id)
             step = result.get(time_attr)
             reported = _metrics(result)
@@ -390,6 +448,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             state = self.state(trial.trial_id)
             finished = state.step is not None and state.step >= experiment.budget.max_steps
+            self.actors.pop(trial.trial_id, None)
             self.finish(trial, "stopped" if state.stopped or not finished else "completed")
             self.progress(trials, force=True)
 
@@ -398,6 +457,7 @@ def make_callback(plan: Plan, sink: ParquetSink, run_id: str, time_attr: str, on
             if MetricMissingError.__name__ in error and self.abort is None:
                 # every trial would fail the same way: stop the run now, not after it
                 self.abort = error.rsplit(f"{MetricMissingError.__name__}: ", 1)[-1].strip().splitlines()[0]
+            self.actors.pop(trial.trial_id, None)
             self.finish(trial, "error", error)
             if trial.trial_id not in self.finished_before:  # (those were counted before a resume)
                 self.failed += 1
@@ -450,6 +510,14 @@ def _plain(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return value.item() if hasattr(value, "item") else value
+
+
+_FAILURE_HEADER = re.compile(r"^Failure # \d+ \(occurred at [^)]*\)$", re.MULTILINE)
+
+
+def _last_failure(trial: Any) -> str:
+    """The error of a trial's latest failed attempt (Ray's error file holds one per attempt)."""
+    return _FAILURE_HEADER.split(_error_text(trial))[-1].strip() or "the trial failed"
 
 
 def _error_text(trial: Any) -> str:
