@@ -507,3 +507,24 @@ def test_an_error_about_a_huge_key_is_one_short_line(here):
     path.write_text(GOOD + "? " + "k" * 200_000 + "\n: 1\n")
     line = assert_one_line(*invoke("validate", str(path))[::2], f"{path}:6: ", "more characters)")
     assert len(line) < 2100
+
+
+@pytest.mark.parametrize("make", ["file", "list", "deep", "missing"])
+def test_resume_of_something_that_is_not_a_run_folder_is_one_line(tmp_path, make):
+    """``scalehp resume`` reads plan.json as untrusted input before anything else."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "run"
+    if make == "file":
+        target.write_text("x")
+    elif make != "missing":
+        target.mkdir()
+        (target / "plan.json").write_text("[1, 2]" if make == "list" else "[" * 5000)
+    done = subprocess.run(
+        [sys.executable, "-m", "scalehp.cli", "resume", str(target)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr
+    assert str(target) in errors[0]

@@ -340,7 +340,7 @@ def run(file: str, address: str | None, results: str | None, quiet: bool, verbos
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dir")
 @click.option("--address", default=None, help="Ray cluster address; default: a fresh local Ray.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; print only the summary.")
 @click.option("--verbose", "-v", is_flag=True, help="Show Ray's logs and the trials' output.")

@@ -123,7 +123,7 @@ class Mapping:
         seconds = None
         if finite(value) and value > 0:
             seconds = float(value)
-        match = _DURATION.match(value) if isinstance(value, str) else None
+        match = _DURATION.fullmatch(value) if isinstance(value, str) else None
         if match:
             seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
         if seconds is None or not math.isfinite(seconds):
@@ -164,7 +164,7 @@ class Mapping:
     def param_name(self, raw: Any, path: str, *, nested: bool = False) -> str:
         """A param name as it is, or an error telling how to rename it."""
         pattern = _SUB_PARAM_OK if nested else _PARAM_OK
-        if not isinstance(raw, str) or not pattern.match(raw):
+        if not isinstance(raw, str) or not pattern.fullmatch(raw):
             allowed = "letters, digits, _ / -" if nested else "letters, digits, _ . / -"
             raise self.error(
                 path, f"param name {raw!r} cannot be a scalehp param name ({allowed}, starting with a letter or _)"
@@ -233,7 +233,7 @@ def sanitize_name(text: str) -> str:
     """``text`` as a valid experiment name: invalid characters become '-', at most 100 characters."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.strip())
     name = re.sub(r"\.{2,}", ".", name).lstrip("-_.")[:100].rstrip("-_.")
-    return name if _NAME_OK.match(name) else ""
+    return name if _NAME_OK.fullmatch(name) else ""
 
 
 def command_line(words: list[str]) -> str:

@@ -319,7 +319,7 @@ class _Determined(Mapping):
             words = [str(w) for w in raw]
         else:
             text = self.string(raw, path)
-            if _CLASS.match(text.strip()):
+            if _CLASS.fullmatch(text.strip()):
                 return self.trial_class(text.strip(), path, environment), None
             words = self.shell_words(text, path)
         if len(words) >= 3 and words[0] in ("python", "python3") and words[1] == "-m" and _LAUNCHER.match(words[2]):
@@ -353,7 +353,7 @@ class _Determined(Mapping):
         return None, command
 
     def trial_class(self, reference: str, path: str, environment: dict[str, Any]) -> str:
-        match = _CLASS.match(reference)
+        match = _CLASS.fullmatch(reference)
         if not match:
             raise self.error(path, f"{reference!r} is not a module:Class reference")
         module = match.group("module") or "model_def"

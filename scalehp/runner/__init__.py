@@ -47,7 +47,7 @@ from scalehp.runner.schedulers import scheduler
 from scalehp.runner.search import param_space, searcher
 from scalehp.runner.session import check_resources, interrupts, quiet_tune, ray_session, tolerate_worker_deaths
 from scalehp.runner.trainable import entry_point, trial_dirname, trial_name
-from scalehp.spec import Experiment, experiment_from_data
+from scalehp.spec import Experiment, experiment_from_data, read_text_file
 from scalehp.trial import experiment_trainable
 
 log = logging.getLogger(__name__)
@@ -210,12 +210,16 @@ def resume(
     """
     run_dir = Path(run_dir).resolve()
     plan_file = run_dir / PLAN
+    if not run_dir.is_dir() or not plan_file.exists():
+        raise ResultsError(f"{run_dir}: not a scalehp run folder (no {PLAN})", damaged=True)
     try:
-        saved = json.loads(plan_file.read_text())
-    except FileNotFoundError:
-        raise ResultsError(f"{run_dir}: not a scalehp run folder (no {PLAN})") from None
-    except ValueError as exc:
-        raise ResultsError(f"{plan_file}: unreadable ({exc})") from None
+        saved = json.loads(read_text_file(plan_file))
+    except SpecError as exc:
+        raise ResultsError(str(exc), damaged=True) from None
+    except (ValueError, RecursionError) as exc:
+        raise ResultsError(f"{plan_file}: unreadable ({str(exc).splitlines()[0][:200]})", damaged=True) from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("experiment"), dict):
+        raise ResultsError(f"{plan_file}: not a scalehp plan (no experiment mapping)", damaged=True)
     if not (run_dir / RAY_FOLDER / "tuner.pkl").is_file():
         raise RunError(f"{run_dir}: Ray's state is missing ({RAY_FOLDER}/tuner.pkl): the run never started")
     manifest, unsigned = Manifest.verify(run_dir)  # before anything of Ray's is read
