@@ -30,7 +30,8 @@ def cli(*args):
 
 
 def commands(path, tmp_path):
-    """Every command that reads results, each on ``path``."""
+    """Every command that reads results, each on ``path`` (outputs into an empty folder)."""
+    (tmp_path / "out").mkdir(exist_ok=True)
     return {
         "results ls": ("results", "ls", path),
         "results show": ("results", "show", path),
