@@ -18,24 +18,28 @@ from scalehp.spec import load_experiment
 pytestmark = pytest.mark.ray
 
 
-def run_whole(exp):
-    """Run ``exp``; once more if a trial of a synchronous population ended short of ``max_steps``.
+def run_whole(exp, attempts=3):
+    """Run ``exp``, again (up to ``attempts`` runs) while a trial of a synchronous population
+    ends short of ``max_steps``.
 
-    Known and not yet pinned down (seen in PBT and PB2 with ``synch: true``, about once in a
-    few full suite runs, never alone): after an exploit, one trial reports a step or two, then
-    ends with no more reports while the others run on; its row is ``stopped`` (correctly: it
-    did not reach ``max_steps``). The warning keeps each occurrence visible in the test output;
-    the second run must be whole, and every other assertion holds for the run that is checked.
+    Known and not yet pinned down (Ray 2.60's PBT and PB2 with ``synch: true``, seen about once
+    in a full suite run, never in a test file run alone): after an exploit, one trial reports
+    a step or two and then ends with no more reports. Its row is ``stopped`` (correctly: it did
+    not reach ``max_steps``). If it ends after the others paused to wait for it at the next
+    perturbation step, Ray's synchronous mode waits forever; ``budget.time_limit`` (set by the
+    synchronous tests) ends such a run. Each occurrence is a warning in the test output; one
+    whole run is required, and every other assertion holds for the run that is checked.
     """
-    summary = run(exp)
-    trials = read_results(summary.path).trials
-    short = trials[(trials["status"] == "stopped") & (trials["steps"] < exp.budget.max_steps)]
-    if len(short):
-        import warnings
+    import warnings
 
-        ended = short[["trial_id", "steps"]].values.tolist()
-        warnings.warn(f"synchronous population: trials ended short of max_steps: {ended}", stacklevel=2)
+    for _ in range(attempts):
         summary = run(exp)
+        trials = read_results(summary.path).trials
+        short = trials[trials["steps"] < exp.budget.max_steps]
+        if not len(short) and summary.ended is None:
+            return summary
+        ended = short[["trial_id", "steps"]].values.tolist()
+        warnings.warn(f"synchronous population: short trials {ended}, run ended: {summary.ended}", stacklevel=2)
     return summary
 
 
@@ -65,7 +69,7 @@ def test_pbt_exploits_match_reports(ray_local, tmp_path, synch):
     exp = experiment(
         tmp_path,
         {"pbt": {"interval_steps": 2, "quantile": 0.5, "mutate": ["lr"], "synch": synch}},
-        budget={"samples": 4, "max_steps": 10 if not synch else 8},
+        budget={"samples": 4, "max_steps": 10} if not synch else {"samples": 4, "max_steps": 8, "time_limit": "90s"},
     )
     summary = run_whole(exp) if synch else run(exp)
     results = read_results(summary.path)
@@ -129,7 +133,7 @@ def test_pb2_runs_and_records_exploits(ray_local, tmp_path):
     exp = experiment(
         tmp_path,
         {"pb2": {"interval_steps": 2, "quantile": 0.5, "mutate": ["lr"], "synch": True}},
-        budget={"samples": 4, "max_steps": 6},
+        budget={"samples": 4, "max_steps": 6, "time_limit": "90s"},
     )
     results = read_results(run_whole(exp).path)
     events = results.events
