@@ -15,6 +15,27 @@ A failing *trial* is not an exception: it becomes a row with ``status="error"``.
 from __future__ import annotations
 
 
+def escape(text: str, *, keep: str = "", limit: int | None = None) -> str:
+    r"""``text`` safe for a terminal and for a one-line message: control, format and other
+    unprintable characters (escape sequences, newlines, bidi overrides, undecodable bytes of
+    file names) as Python escapes. Every message built from other people's text goes through
+    this: file names, keys, job logs, names under a run folder.
+
+    ``keep`` names characters left as they are (a log keeps ``"\n\t"``); with ``limit``, at
+    most that many characters of ``text`` are kept and a cut is shown as ``…``.
+
+    Example:
+        >>> escape("a\x1b[31mb\nc")
+        'a\\x1b[31mb\\nc'
+    """
+    cut = limit is not None and len(text) > limit
+    if cut:
+        text = text[:limit]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() or c in keep else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text + ("…" if cut else "")
+
+
 class ScalehpError(Exception):
     """Base class of every error scalehp raises on purpose."""
 

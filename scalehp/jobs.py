@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from scalehp.errors import RunError, SpecError
+from scalehp.errors import RunError, SpecError, escape
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,6 @@ _PART = re.compile(r"part-[A-Za-z0-9_-]{1,100}\.parquet")  # what the sink names
 _URI_SCHEMES = {"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"}  # pyarrow's, for a results root
 
 
-_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
 def shown(text: Any, limit: int = 300, keep: str = "") -> str:
     """``text`` made safe for a terminal: control and other non-printable characters escaped.
 
@@ -107,18 +104,7 @@ def shown(text: Any, limit: int = 300, keep: str = "") -> str:
         >>> shown("ok\\x1b[2J\\nbye")
         'ok\\\\x1b[2J\\\\nbye'
     """
-    text = text if isinstance(text, str) else str(text)
-    cut = len(text) > limit
-    out = []
-    for char in text[:limit]:
-        if char.isprintable() or char in keep:
-            out.append(char)
-        elif char in _SHORT:
-            out.append(_SHORT[char])
-        else:
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-    return "".join(out) + ("…" if cut else "")
+    return escape(text if isinstance(text, str) else str(text), keep=keep, limit=limit)
 
 
 # ---------------------------------------------------------------------------

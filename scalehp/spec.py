@@ -207,7 +207,10 @@ def read_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[tuple, int
     if node is None:
         return None, {}
     reader = _Reader(source)
-    return reader.build(node), reader.lines
+    try:
+        return reader.build(node), reader.lines
+    except RecursionError:  # nesting built up through aliases, which the events do not show
+        raise SpecError(f"nested more than {MAX_DEPTH} levels deep (through YAML aliases)", source=source) from None
 
 
 class _Flow(dict):

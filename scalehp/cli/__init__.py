@@ -26,23 +26,10 @@ from typing import Any
 
 import click
 
-from scalehp.errors import IntegrityError, ScalehpError, SpecError
+from scalehp.errors import IntegrityError, ScalehpError, SpecError, escape
 
 # ---------------------------------------------------------------------------
 # Output helpers
-
-
-def escape(text: str) -> str:
-    r"""``text`` safe for a terminal, on one line: control, format and other unprintable characters
-    (escape sequences, newlines, bidi overrides, undecodable bytes of file names) as Python escapes.
-
-    Example:
-        >>> escape("a\x1b[31mb\nc")
-        'a\\x1b[31mb\\nc'
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 MAX_ERROR = 2000

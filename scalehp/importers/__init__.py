@@ -24,13 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from scalehp.errors import SpecError
-from scalehp.spec import dump_yaml, line_in, read_text_file, read_yaml
-
-MAX_DEPTH = 64
-"""How deeply a source file may nest mappings and lists (real sweep files nest a few levels)."""
+from scalehp.errors import SpecError, escape
+from scalehp.spec import MAX_DEPTH, dump_yaml, line_in, read_text_file, read_yaml
 
 FORMATS = {
     "wandb": "scalehp.importers.wandb",
@@ -153,15 +148,7 @@ def read_source(path: str | Path, at: tuple[Source, str] | None = None) -> Sourc
     try:
         if path.suffix == ".json":
             return Source(_read_json(text, name), name)
-        _check_yaml_depth(text, name)
-        try:
-            data, lines = read_yaml(text, name)
-        except SpecError:
-            raise
-        except ValueError:  # int() of a YAML number of more than 4,300 digits
-            raise SpecError("a number of more than 4,300 digits", source=name) from None
-        except RecursionError:  # nesting built up through aliases, which the depth check cannot see
-            raise SpecError(f"nested more than {MAX_DEPTH} levels deep (through YAML aliases)", source=name) from None
+        data, lines = read_yaml(text, name)  # depth, huge numbers and aliases are checked there
         return Source(data, name, lines)
     except SpecError as exc:
         if at is None:
@@ -225,40 +212,14 @@ def _json_depth(text: str) -> tuple[int, int | None]:
     return deepest, None
 
 
-def _check_yaml_depth(text: str, name: str) -> None:
-    """Refuse YAML nested more than :data:`MAX_DEPTH` levels before building it (building recurses per level).
-
-    libyaml reads the events fast; where it stops with an error (it has its own nesting limit,
-    checked ahead of the events) PyYAML's own parser reads them again.
-    """
-    for loader in (getattr(yaml, "CSafeLoader", yaml.SafeLoader), yaml.SafeLoader):
-        depth = 0
-        try:
-            for event in yaml.parse(text, Loader=loader):
-                if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                    depth += 1
-                    if depth > MAX_DEPTH:
-                        line = event.start_mark.line + 1 if event.start_mark else None
-                        raise SpecError(f"nested more than {MAX_DEPTH} levels deep", source=name, line=line)
-                elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                    depth -= 1
-            return
-        except yaml.YAMLError:
-            continue  # not valid YAML: read_yaml reports it, with its line
-
-
-_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def one_line(text: str) -> str:
     """``text`` with line breaks and other control characters escaped (as ``\\n``): safe for one line."""
-    return _BREAKS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+    return escape(text)
 
 
 def brief(text: str, limit: int) -> str:
     """:func:`one_line` of ``text``, cut to ``limit`` characters (a value quoted in a message may be huge)."""
-    text = one_line(text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return escape(text, limit=limit)
 
 
 def depth(data: Any) -> int:

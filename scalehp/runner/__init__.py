@@ -40,14 +40,14 @@ from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import ResultsError, RunError, RunInterrupted, SpecError
 from scalehp.results.schema import describe_end, metric_column, metric_names, param_fields, run_end
 from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
-from scalehp.results.store import PLAN, read_results
+from scalehp.results.store import PLAN, read_plan, read_results
 from scalehp.runner.callback import Progress, Recorder, make_callback, run_stopper
 from scalehp.runner.integrity import RAY_FOLDER, Manifest, load_key, signing_callback
 from scalehp.runner.schedulers import scheduler
 from scalehp.runner.search import param_space, searcher
 from scalehp.runner.session import check_resources, interrupts, quiet_tune, ray_session, tolerate_worker_deaths
 from scalehp.runner.trainable import entry_point, trial_dirname, trial_name
-from scalehp.spec import Experiment, experiment_from_data, read_text_file
+from scalehp.spec import Experiment, experiment_from_data
 from scalehp.trial import experiment_trainable
 
 log = logging.getLogger(__name__)
@@ -212,14 +212,7 @@ def resume(
     plan_file = run_dir / PLAN
     if not run_dir.is_dir() or not plan_file.exists():
         raise ResultsError(f"{run_dir}: not a scalehp run folder (no {PLAN})", damaged=True)
-    try:
-        saved = json.loads(read_text_file(plan_file))
-    except SpecError as exc:
-        raise ResultsError(str(exc), damaged=True) from None
-    except (ValueError, RecursionError) as exc:
-        raise ResultsError(f"{plan_file}: unreadable ({str(exc).splitlines()[0][:200]})", damaged=True) from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("experiment"), dict):
-        raise ResultsError(f"{plan_file}: not a scalehp plan (no experiment mapping)", damaged=True)
+    saved = read_plan(run_dir)  # untrusted until verified below; JSON, so reading it runs nothing
     if not (run_dir / RAY_FOLDER / "tuner.pkl").is_file():
         raise RunError(f"{run_dir}: Ray's state is missing ({RAY_FOLDER}/tuner.pkl): the run never started")
     manifest, unsigned = Manifest.verify(run_dir)  # before anything of Ray's is read

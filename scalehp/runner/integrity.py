@@ -38,7 +38,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from scalehp.errors import IntegrityError, SpecError
+from scalehp.errors import IntegrityError, SpecError, escape
 from scalehp.results.store import PLAN
 from scalehp.spec import read_text_file
 
@@ -192,7 +192,7 @@ def _folder_digest(folder: Path) -> str:
 def _shown(path: Path) -> str:
     """A path for a one-line message: names under ``ray/`` are anyone's, control characters escaped."""
     text = str(path)
-    return text if text.isprintable() else ascii(text)
+    return text if text.isprintable() else f"'{escape(text)}'"  # quoted: the name is anyone's
 
 
 def _same(signed: str, expected: str) -> bool:
