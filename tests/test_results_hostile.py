@@ -237,10 +237,8 @@ def test_an_infinite_value_in_the_good_direction_is_never_ranked_best(tmp_path, 
 
 
 def test_the_runs_best_tracking_skips_infinite_values_and_never_takes_them_for_the_goal(tmp_path):
-    from ray.tune.experiment import Trial
-
     from scalehp.compiler import compile_plan
-    from scalehp.runner.callback import make_callback
+    from scalehp.recorder import RunRecorder
     from scalehp.spec import load_experiment
 
     plan = compile_plan(
@@ -256,16 +254,16 @@ def test_the_runs_best_tracking_skips_infinite_values_and_never_takes_them_for_t
         )
     )
     sink = ParquetSink(tmp_path / "run", [pa.field("param_x", pa.float64())])
-    callback = make_callback(plan, sink, "run", "training_iteration", None)
-    trial = Trial("x", config={"x": 0.5}, trial_id="t0", stub=True)
+    recorder = RunRecorder(plan, sink, "run")
+    recorder.start("t0", {"x": 0.5})
     try:
         for step, loss in enumerate([0.7, -math.inf, math.nan, 0.4], start=1):
-            callback.on_trial_result(step, [trial], trial, {"training_iteration": step, "loss": loss})
-        assert callback.ended is None  # -inf <= 0.1, but it reached no goal
-        assert callback.best == (0.4, "t0")
-        callback.on_trial_complete(4, [trial], trial)
+            recorder.report("t0", step, {"loss": loss})
+        assert recorder.ended is None  # -inf <= 0.1, but it reached no goal
+        assert recorder.best == (0.4, "t0")
+        recorder.end_trial("t0")
     finally:
-        callback.close()
+        recorder.close()
     row = pq.read_table(sorted((tmp_path / "run" / "trials").glob("part-*"))[0]).to_pylist()[0]
     assert (row["best_value"], row["best_step"]) == (0.4, 4)
 

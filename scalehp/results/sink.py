@@ -190,6 +190,9 @@ def sweep(run_dir: Path) -> int:
     return removed
 
 
+FLUSH_ORDER = ("reports", "events", "trials")
+
+
 class ParquetSink:
     """Collects rows for ``trials``, ``reports`` and ``events`` and writes them in parts.
 
@@ -229,6 +232,7 @@ class ParquetSink:
         self._pending: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self._last_flush = clock()
         self.parts_written = 0
+        self.before_flush: Callable[[], None] | None = None  # a runtime's own state first (see RunRecorder)
         swept = sweep(self.run_dir) if filesystem is None else 0
         if swept:
             log.info("removed %d half-written part files in %s", swept, self.run_dir)
@@ -239,17 +243,25 @@ class ParquetSink:
             raise ValueError(f"unknown table {table!r}; expected one of {TABLES}")
         self._pending[table].append(row)
         if len(self._pending[table]) >= self.flush_rows:
-            self._write(table)
-        self.tick()
+            self.flush()
+        else:
+            self.tick()
+
+    def due(self) -> bool:
+        """Whether ``flush_seconds`` have passed since the last write."""
+        return self._clock() - self._last_flush >= self.flush_seconds
 
     def tick(self) -> None:
         """Flush everything if ``flush_seconds`` passed; call it now and then."""
-        if self._clock() - self._last_flush >= self.flush_seconds:
+        if self.due():
             self.flush()
 
     def flush(self) -> None:
-        """Write every waiting row now."""
-        for table in TABLES:
+        """Write every waiting row now: reports, then events, then trials, so that a run killed
+        between two parts never has a decision or a trial's end without the report it followed."""
+        if self.before_flush is not None and any(self._pending.values()):
+            self.before_flush()
+        for table in FLUSH_ORDER:
             self._write(table)
         self._last_flush = self._clock()
 

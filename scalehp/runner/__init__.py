@@ -31,9 +31,10 @@ import re
 import secrets
 import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from scalehp.command import print_line
 from scalehp.compiler import Plan, compile_plan
@@ -41,7 +42,8 @@ from scalehp.errors import ResultsError, RunError, RunInterrupted, SpecError
 from scalehp.results.schema import describe_end, metric_column, metric_names, param_fields, run_end
 from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
 from scalehp.results.store import PLAN, read_plan, read_results
-from scalehp.runner.callback import Progress, Recorder, make_callback, run_stopper
+from scalehp.recorder import Progress, RunRecorder
+from scalehp.runner.callback import Snapshots, error_text, make_callback, run_stopper
 from scalehp.runner.integrity import RAY_FOLDER, Manifest, load_key, signing_callback
 from scalehp.runner.schedulers import scheduler
 from scalehp.runner.search import param_space, searcher
@@ -256,7 +258,10 @@ def _fit(
     exp = plan.experiment
     time_attr = "step" if kind == "scalehp" else "training_iteration"
     sink = ParquetSink(run_dir, param_fields(exp.space, plan.columns))
-    callback = make_callback(plan, sink, run_id, time_attr, on_progress)
+    recorder = RunRecorder(plan, sink, run_id)
+    snapshots = Snapshots()
+    sink.before_flush = snapshots  # Ray's state knows every trial whose rows reach the disk
+    callback = make_callback(recorder, snapshots, on_progress)
     callbacks = [callback] if manifest is None else [callback, signing_callback(manifest)]
     trainable = tune.with_resources(
         entry_point(train, kind, plan),
@@ -270,22 +275,29 @@ def _fit(
     started = time.monotonic()
     try:
         with quiet_tune(verbose), interrupts(callback.interrupt, callback.flush):
+            before = None
             if restore:
                 before = read_results(run_dir)
-                callback.seed(before.trials, before.reports, before.events, before.metric_columns)
-            if restore and callback.ended is not None:  # it had ended early: nothing more to run
-                log.info("%s: the run had ended (%s); nothing to resume", run_dir, callback.ended["reason"])
-                callback.stop_unfinished()
+                created = next(iter(before.plans.values()), {}).get("created_at")
+                recorder.seed(before.trials, before.reports, before.events, before.metric_columns, created_at=created)
+            if restore and recorder.ended is not None:  # it had ended early: nothing more to run
+                log.info("%s: the run had ended (%s); nothing to resume", run_dir, recorder.ended["reason"])
+                recorder.stop_unfinished()
                 tuner = None
             elif restore:
+                stopper = run_stopper(recorder, time_attr)
                 tuner = tune.Tuner.restore(
                     str(run_dir / RAY_FOLDER),
                     trainable=trainable,
                     resume_unfinished=True,
-                    resume_errored=True,
+                    resume_errored=False,  # an error row is a trial's end; failure.max_retries is the retry policy
                     param_space=param_space(exp),
                 )
-                tuner._local_tuner.get_run_config().callbacks = callbacks  # the pickled ones are detached
+                # what Ray pickled is replaced: the tables, not Ray's state, say what happened
+                restored = tuner._local_tuner
+                restored.get_run_config().callbacks = callbacks
+                restored.get_run_config().stop = stopper
+                restored._tune_config.scheduler = scheduler(plan, time_attr, recorder, snapshots, tables=before)
             else:
                 tuner = tune.Tuner(
                     trainable,
@@ -294,7 +306,7 @@ def _fit(
                         metric=exp.metric.name,
                         mode=exp.metric.mode,
                         search_alg=searcher(plan),
-                        scheduler=scheduler(plan, time_attr, Recorder(run_id)),
+                        scheduler=scheduler(plan, time_attr, recorder, snapshots),
                         num_samples=exp.budget.samples,
                         reuse_actors=True,
                         trial_name_creator=trial_name,
@@ -303,7 +315,7 @@ def _fit(
                     run_config=tune.RunConfig(
                         name=RAY_FOLDER,
                         storage_path=str(run_dir),
-                        stop=run_stopper(run_id, time_attr, exp.budget.max_steps, exp.budget.time_limit),
+                        stop=run_stopper(recorder, time_attr),
                         callbacks=callbacks,
                         failure_config=tune.FailureConfig(
                             max_failures=exp.failure.max_retries, fail_fast=exp.failure.fail_fast
@@ -316,7 +328,8 @@ def _fit(
                 manifest.vouch_file("tuner.pkl")
                 manifest.save()
             if tuner is not None:
-                tuner.fit()
+                with _tables_decide(recorder, snapshots, exp.metric.name, stopper if restore else None):
+                    tuner.fit()
     except SpecError:
         raise
     except KeyboardInterrupt:  # a signal before Tune ran, or a second one: stop waiting
@@ -328,11 +341,64 @@ def _fit(
     finally:
         callback.close()  # every buffered row on disk
     if callback.interrupted is not None:
-        summary = summarize(run_dir, elapsed_s=time.monotonic() - started, started=callback.states)
+        summary = summarize(run_dir, elapsed_s=time.monotonic() - started, started=recorder.trials)
         raise RunInterrupted(summary, callback.interrupted)
-    if callback.abort:
-        raise exp.error("metric.name", f"{callback.abort}; the run was stopped at the first such report")
+    if recorder.abort:
+        raise exp.error("metric.name", f"{recorder.abort}; the run was stopped at the first such report")
     return summarize(run_dir, elapsed_s=time.monotonic() - started)
+
+
+@contextmanager
+def _tables_decide(recorder: RunRecorder, snapshots: Snapshots, metric: str, stopper: Any) -> Iterator[None]:
+    """While Ray restores a run: each trial's status is the one the tables record.
+
+    Ray's saved state can be older than the tables: a trial whose end is on disk may be
+    ``RUNNING`` there, and would run again. Such a trial gets its recorded status back
+    before Ray requeues anything, and the searcher is told it finished. A trial Ray had
+    ended whose row is missing gets its row now. (Ray 2.60's private
+    ``TuneController._requeue_restored_trials``: if it moved, Ray's own statuses stand.)
+    """
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.experiment import Trial
+
+    original = getattr(TuneController, "_requeue_restored_trials", None)
+    if original is None:
+        log.warning("this Ray has no _requeue_restored_trials: trials ended after its last snapshot may run again")
+        yield
+        return
+
+    def requeue(self: Any, trials: list, resume_config: Any) -> None:
+        if stopper is not None:
+            self._stopper = stopper  # Ray restored its own from its saved state (a placeholder)
+        snapshots.attach(self)
+        snapshots.saved = {t.trial_id for t in trials}
+        for trial in trials:
+            status = recorder.status(trial.trial_id)
+            if status is None:
+                if trial.status == Trial.TERMINATED:
+                    recorder.end_trial(trial.trial_id, config=trial.config)
+                elif trial.status == Trial.ERROR:
+                    recorder.end_trial(trial.trial_id, error=error_text(trial), config=trial.config)
+                continue
+            wanted = Trial.ERROR if status == "error" else Trial.TERMINATED
+            if trial.status in (Trial.TERMINATED, Trial.ERROR):
+                continue
+            trial.set_status(wanted)
+            result = dict(trial.last_result or {})
+            value = recorder.trials[trial.trial_id].metrics.get(recorder.metric_column) if trial.trial_id in recorder.trials else None
+            if value is not None:
+                result[metric] = value
+            self._search_alg.on_trial_complete(trial.trial_id, result=result or None, error=status == "error")
+        unknown = set(recorder.trials) - {t.trial_id for t in trials} - set(recorder.statuses)
+        if unknown:
+            log.warning("%d trials with rows are not in Ray's saved state and cannot continue: %s", len(unknown), sorted(unknown))
+        original(self, trials, resume_config)
+
+    TuneController._requeue_restored_trials = requeue
+    try:
+        yield
+    finally:
+        TuneController._requeue_restored_trials = original
 
 
 def _first_line(exc: BaseException) -> str:

@@ -25,7 +25,7 @@ import random
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
-from scalehp.runner.schedulers import finite, reported
+from scalehp.runner.schedulers import Adapter, finite, reported
 from scalehp.runner.search import domain
 from scalehp.scheduling import mutations
 from scalehp.space import ChoiceParam, FloatParam, GridParam, IntParam, LogNormalParam
@@ -33,6 +33,23 @@ from scalehp.space import ChoiceParam, FloatParam, GridParam, IntParam, LogNorma
 
 def _json(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
+
+
+def _last_decisions(events: Any, scheduler: str) -> dict[str, dict[str, Any]]:
+    """Trial id -> the step and value of its last PBT/PB2 decision."""
+    out: dict[str, dict[str, Any]] = {}
+    if not len(events) or "scheduler" not in events:
+        return out
+    rows = events[(events["scheduler"] == scheduler) & events["action"].isin(["continue", "exploit", "skip"])]
+    for row in rows.sort_values(["time"], kind="stable").to_dict("records"):
+        step = row.get("step")
+        if step is None or step != step:
+            continue
+        value = row.get("value")
+        if row["action"] == "exploit" and row.get("donor_step") == row.get("donor_step"):  # it went on from there
+            step, value = row["donor_step"], row.get("donor_value")
+        out[row["trial_id"]] = {"step": int(step), "value": None if value is None else float(value)}
+    return out
 
 
 def _clip(distributions: dict[str, Any]) -> Callable[[dict], dict]:
@@ -48,8 +65,14 @@ def _clip(distributions: dict[str, Any]) -> Callable[[dict], dict]:
     return explore
 
 
-def population_scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], None]) -> Any:
-    """Ray's PopulationBasedTraining or PB2 for the plan, recording each decision."""
+def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any = None) -> Any:
+    """Ray's PopulationBasedTraining or PB2 for the plan, recording each decision.
+
+    ``tables`` (on resume): the run's tables; each trial's last perturbation step and value
+    come from its last decision in ``events`` (Ray's own record of them is not kept).
+    """
+    record = recorder.decide
+    restored = _last_decisions(tables.events, plan.scheduler) if tables is not None else {}
     from ray.tune.schedulers import PopulationBasedTraining
     from ray.tune.schedulers.pb2 import PB2
 
@@ -110,22 +133,45 @@ def population_scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str,
 
         def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
             state, donor = self._trial_state[trial], self._trial_state[trial_to_clone]
-            step, value = state.last_train_time, self.value(trial)
-            before, donor_params = own(trial), own(trial_to_clone)
-            donor_step = (donor.last_result or {}).get(time_attr, donor.last_train_time)
-            super()._exploit(tune_controller, trial, trial_to_clone)
-            self._exploited = trial
-            event = {
+            self._pending = {
                 "trial_id": trial.trial_id,
-                "step": step,
+                "step": state.last_train_time,
                 "scheduler": name,
-                "value": value,
+                "value": self.value(trial),
                 "donor_trial_id": trial_to_clone.trial_id,
-                "donor_step": donor_step,
+                "donor_step": (donor.last_result or {}).get(time_attr, donor.last_train_time),
                 "donor_value": self.value(trial_to_clone),
             }
-            record({**event, "action": "exploit", "old_params": _json(before), "new_params": _json(donor_params)})
-            record({**event, "action": "explore", "old_params": _json(donor_params), "new_params": _json(own(trial))})
+            try:
+                super()._exploit(tune_controller, trial, trial_to_clone)
+            finally:
+                self._pending = None
+            self._exploited = trial
+
+        def _get_new_config(self, trial: Any, trial_to_clone: Any) -> Any:
+            # Ray's _exploit computes the new config here, then acts on it: the decision is on
+            # disk first (exploit and explore rows), and reports carry the new params from now on
+            new_config, operations = super()._get_new_config(trial, trial_to_clone)
+            event = getattr(self, "_pending", None)
+            if event is not None and event["trial_id"] == trial.trial_id:
+                before, donor_params = own(trial), own(trial_to_clone)
+                after = {key: new_config.get(key) for key in names}
+                recorder.decide({**event, "action": "exploit", "old_params": _json(before), "new_params": _json(donor_params)})
+                recorder.decide({**event, "action": "explore", "old_params": _json(donor_params), "new_params": _json(after)})
+                recorder.set_config(trial.trial_id, new_config)
+            return new_config, operations
+
+        def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+            super().on_trial_add(tune_controller, trial)
+            last = restored.get(trial.trial_id)
+            if last is not None:  # resumed: where the trial was in the population, from the events
+                state = self._trial_state[trial]
+                state.last_perturbation_time = last["step"]
+                state.last_train_time = last["step"]
+                value = last["value"]
+                if value is not None and value == value:
+                    self._values[trial.trial_id] = value
+                    state.last_score = finite({metric: value}, metric, mode)[metric] * self._metric_op
 
     common = {
         "time_attr": time_attr,
@@ -137,13 +183,13 @@ def population_scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str,
     }
     if name == "pb2":
 
-        class RecordingPB2(Recording, PB2):
+        class RecordingPB2(Adapter, Recording, PB2):
             pass
 
         bounds = {key: [float(p.low), float(p.high)] for key, p in distributions.items()}
         return RecordingPB2(hyperparam_bounds=bounds, **common)
 
-    class RecordingPBT(Recording, PopulationBasedTraining):
+    class RecordingPBT(Adapter, Recording, PopulationBasedTraining):
         pass
 
     hyperparam_mutations = {}

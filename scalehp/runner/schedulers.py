@@ -28,26 +28,64 @@ def reported(value: float | None) -> float | None:
     return math.copysign(math.inf, value)
 
 
-def scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], None]) -> Any:
-    """Ray's scheduler for the plan, subclassed to record decisions and to rank NaN last."""
+def _placeholder() -> Any:
+    from ray.tune.schedulers import FIFOScheduler
+
+    return FIFOScheduler()
+
+
+class Adapter:
+    """Mixed in before Ray's scheduler class: not pickled with Ray's state (``scalehp resume``
+    builds a new one and restores it from the tables), and tells the run's :class:`Snapshots`
+    which controller runs it."""
+
+    snapshots: Any = None
+
+    def __reduce__(self) -> Any:
+        return (_placeholder, ())
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        if self.snapshots is not None:
+            self.snapshots.attach(tune_controller)
+        super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
+
+
+def scheduler(plan: Plan, time_attr: str, recorder: Any, snapshots: Any = None, tables: Any = None) -> Any:
+    """Ray's scheduler for the plan, subclassed to record decisions and to rank NaN last.
+
+    ``recorder``: the run's :class:`~scalehp.recorder.RunRecorder` (each decision goes through
+    its ``decide``); ``tables``: the run's tables on resume, which the scheduler's state is
+    rebuilt from.
+    """
+    made = _scheduler(plan, time_attr, recorder, tables)
+    made.snapshots = snapshots
+    return made
+
+
+def _scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any) -> Any:
     from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
+    record = recorder.decide
     experiment = plan.experiment
     metric, mode = experiment.metric.name, experiment.metric.mode
     name = plan.scheduler
 
     if name == "fifo":
-        return FIFOScheduler()
+
+        class Fifo(Adapter, FIFOScheduler):
+            pass
+
+        return Fifo()
     if name in ("pbt", "pb2"):
         from scalehp.runner.population import population_scheduler
 
-        return population_scheduler(plan, time_attr, record)
+        return population_scheduler(plan, time_attr, recorder, tables)
     if name == "hyperband":
         return _hyperband(plan, time_attr, record)
     if name == "median_stopping":
         return _median_stopping(plan, time_attr, record)
 
-    class RecordingASHA(AsyncHyperBandScheduler):
+    class RecordingASHA(Adapter, AsyncHyperBandScheduler):
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             value = result.get(metric)
             if isinstance(value, (int, float)) and not math.isfinite(value):
@@ -109,7 +147,7 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
 
     values: dict[str, Any] = {}  # trial id -> the metric as it reported it last (Ray holds the finite stand-in)
 
-    class RecordingHyperband(HyperBandScheduler):
+    class RecordingHyperband(Adapter, HyperBandScheduler):
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             values[trial.trial_id] = result.get(metric)
             result = finite(result, metric, mode)
@@ -134,25 +172,17 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
 
         def _process_bracket(self, tune_controller: Any, bracket: Any) -> str:
             halving = bracket.successive_halving
-            seen: dict[str, Any] = {}
 
             def recorded(metric_name: str, metric_op: float) -> tuple[list, list]:
-                seen["rung"], seen["bracket"] = bracket._cumul_r, bracket._halves
-                seen["results"] = dict(bracket._live_trials)
+                seen = {"rung": bracket._cumul_r, "bracket": bracket._halves, "results": dict(bracket._live_trials)}
                 good, bad = halving(metric_name, metric_op)
                 seen["good"], seen["bad"] = list(good), list(bad)
+                _record_halving(seen)  # on disk before Ray stops or resumes any of them
                 return good, bad
 
             # a bracket whose last rung is below max_steps (Ray rounds rungs down) stops its trials there
-            ending = dict(bracket._live_trials) if bracket.cur_iter_done() and bracket.finished() else {}
-            bracket.successive_halving = recorded
-            try:
-                return super()._process_bracket(tune_controller, bracket)
-            finally:
-                del bracket.successive_halving
-                if seen:
-                    _record_halving(seen)
-                for t, result in ending.items():
+            if bracket.cur_iter_done() and bracket.finished():
+                for t, result in dict(bracket._live_trials).items():
                     step = (result or {}).get(time_attr)
                     if step is not None and step < self._max_t_attr:
                         record(
@@ -166,6 +196,11 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
                                 "value": values.get(t.trial_id, (result or {}).get(metric)),
                             }
                         )
+            bracket.successive_halving = recorded
+            try:
+                return super()._process_bracket(tune_controller, bracket)
+            finally:
+                del bracket.successive_halving
 
     def _record_halving(seen: dict[str, Any]) -> None:
         scores = {t: (r or {}).get(metric) for t, r in seen["results"].items()}  # as Ray decided: finite
@@ -201,7 +236,7 @@ def _median_stopping(plan: Plan, time_attr: str, record: Callable[[dict[str, Any
     experiment = plan.experiment
     metric = experiment.metric.name
 
-    class RecordingMedianStopping(MedianStoppingRule):
+    class RecordingMedianStopping(Adapter, MedianStoppingRule):
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             already = trial in self._stopped_trials
             decision = super().on_trial_result(tune_controller, trial, result)
