@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 from pydantic import Field
@@ -140,17 +140,22 @@ class MedianStoppingCore(Core):
         if completed and rows:
             rows.append(rows[-1])
 
-    def restore(self, events: list[dict], reports: list[tuple[str, int, float | None]] = ()) -> None:
+    def restore(self, events: list[dict], reports: Iterable[tuple[str, int, float | None]] = ()) -> None:
         """Rebuild from the trials' reports (trial id, step, value; in reported order) and the stop rows.
 
         The running means need every report, which the events do not hold: without ``reports``
-        only the stopped trials are restored.
+        only the stopped trials are restored. A trial stopped, or whose last report is at
+        ``max_steps``, has ended: its last report counts once more, as :meth:`remove` does.
         """
         for trial_id, step, value in reports:
-            self.report(trial_id, step, value)
+            if value is not None and step is not None:
+                self._results.setdefault(trial_id, []).append((step, finite_value(value, self.mode)))
         for row in events:
             if row.get("scheduler") == NAME and row.get("action") == STOP:
                 self._stopped.add(row["trial_id"])
+        for trial_id, rows in self._results.items():
+            if trial_id in self._stopped or rows[-1][0] >= self.settings.max_steps:
+                rows.append(rows[-1])
 
 
 def core(settings: MedianStoppingSettings, mode: str, seed: int | None = None) -> MedianStoppingCore:

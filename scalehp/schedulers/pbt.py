@@ -393,7 +393,12 @@ class PopulationCore(Core):
         }
         events = (
             {**exploit, "action": EXPLOIT, "old_params": _json(before), "new_params": _json(donor_params)},
-            {**exploit, "action": "explore", "old_params": _json(donor_params), "new_params": _json(self._own(trial_id))},
+            {
+                **exploit,
+                "action": "explore",
+                "old_params": _json(donor_params),
+                "new_params": _json(self._own(trial_id)),
+            },
         )
         return Decision(EXPLOIT, events, donor=donor, config=config)
 
