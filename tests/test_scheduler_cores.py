@@ -12,7 +12,7 @@ import math
 import random
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +111,6 @@ def test_asha_core_decides_as_rays_async_hyperband(mode, settings, seed):
     from ray.tune.schedulers import AsyncHyperBandScheduler
 
     sequence = reports(seed)
-    np.random.seed(seed)  # Ray assigns brackets with numpy's global generator, the core with its own
     ray = AsyncHyperBandScheduler(
         time_attr="step",
         metric="m",
@@ -121,10 +120,14 @@ def test_asha_core_decides_as_rays_async_hyperband(mode, settings, seed):
         reduction_factor=settings.reduction_factor,
         brackets=settings.brackets,
     )
-    expected = drive_ray(ray, sequence, mode)
     core = core_for("asha", settings, mode, seed)
-    for trial in dict.fromkeys(t for t, _, _ in sequence):
-        core.add(trial)
+
+    class Assigned(dict):  # Ray draws brackets from numpy's global generator: give each trial the core's
+        def __setitem__(self, trial_id, bracket):
+            super().__setitem__(trial_id, ray._brackets[core.bracket_of(trial_id)])
+
+    ray._trial_info = Assigned()
+    expected = drive_ray(ray, sequence, mode)
     decisions, events = drive_core(core, sequence)
     assert decisions == expected
     assert any(a == STOP for _, s, a in decisions if s < MAX_STEPS)  # the sequences do exercise stopping
@@ -149,6 +152,21 @@ def test_asha_events_keep_reported_values_and_worst_cutoff():
     assert core.report("a", 10, 1.0).events == ()
 
 
+def test_asha_brackets_by_seed_and_trial_id_weighted_as_ray():
+    settings = ASHA[2]
+    core = core_for("asha", settings, "min", 5)
+    ids = [f"t{i}" for i in range(3000)]
+    drawn = [core.bracket_of(t) for t in ids]
+    assert [core_for("asha", settings, "min", 5).bracket_of(t) for t in reversed(ids)] == drawn[::-1]
+    assert drawn != [core_for("asha", settings, "min", 6).bracket_of(t) for t in ids]
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    sizes = np.array([len(_Bracket(1, MAX_STEPS, 2.5, s)._rungs) for s in range(3)])
+    weights = np.e ** (sizes - sizes.max()) / (np.e ** (sizes - sizes.max())).sum()
+    shares = np.bincount(drawn, minlength=3) / len(drawn)
+    assert np.allclose(shares, weights, atol=0.03)
+
+
 @pytest.mark.parametrize("settings", ASHA)
 def test_asha_mirrored_values_mirrored_decisions(settings):
     sequence = reports(7)
@@ -160,9 +178,9 @@ def test_asha_mirrored_values_mirrored_decisions(settings):
 
 
 @pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("settings", ASHA)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_asha_restore_continues_as_if_never_stopped(mode, seed):
-    settings = ASHA[0]
+def test_asha_restore_continues_as_if_never_stopped(mode, settings, seed):
     sequence = reports(seed)
     whole = core_for("asha", settings, mode, seed)
     decisions, _ = drive_core(whole, sequence)
@@ -415,3 +433,41 @@ def test_population_restore_keeps_last_values_and_explored_params():
 def test_schedulers_import_no_ray():
     code = "import sys, scalehp.schedulers, scalehp.spec, scalehp.compiler; assert 'ray' not in sys.modules, 'ray'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        "fifo",
+        "asha",
+        "hyperband",
+        "median_stopping",
+        {"pbt": {"mutate": ["lr"], "interval_steps": 3}},
+        {"pb2": {"mutate": ["lr"], "interval_steps": 3}},
+    ],
+)
+def test_every_plan_has_a_core_and_typed_options(scheduler):
+    from scalehp import schedulers
+    from scalehp.compiler import compile_plan
+    from scalehp.spec import load_experiment
+
+    plan = compile_plan(
+        load_experiment(
+            {
+                "name": "s",
+                "trainable": "tests.trainables:quadratic",
+                "metric": {"name": "loss", "mode": "max"},
+                "budget": {"samples": 8, "max_steps": 12},
+                "space": {"lr": {"float": [1e-3, 0.5]}},
+                "scheduler": scheduler,
+                "seed": 3,
+            }
+        )
+    )
+    core = schedulers.core(plan)
+    assert isinstance(core, schedulers.Core) and isinstance(plan.scheduler_options, schedulers.Settings)
+    assert plan.to_dict()["scheduler_options"] == plan.scheduler_options.to_dict()
+    json.dumps(plan.to_dict())
+    assert core.report("t0", 1, 1.0).action in (CONTINUE, STOP)
+    with pytest.raises(FrozenInstanceError):
+        plan.scheduler_options.max_steps = 3

@@ -5,12 +5,15 @@ reaches a rung it is compared with every trial recorded there before it: it stop
 value is worse than the ``1 - 1/reduction_factor`` percentile of theirs, and is recorded there
 either way. A trial reaching ``budget.max_steps`` stops. With several brackets (each starting
 one rung higher) a trial is assigned to one at random, weighted towards the ones with more
-rungs, from a generator seeded with the experiment seed.
+rungs as Ray weighs them, from a generator seeded with the experiment seed and the trial id:
+the same trial lands in the same bracket whatever the order of trials, and after a restore.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,15 +132,23 @@ class AshaCore(Core):
         sizes = np.array([len(b.rungs) for b in self._brackets])
         probs = np.e ** (sizes - sizes.max())
         self._weights = probs / probs.sum()
-        self._rng = np.random.RandomState(seed)
+        self._salt = str(random.SystemRandom().getrandbits(64) if seed is None else seed)
         self._bracket: dict[str, int] = {}  # trial id -> index of its bracket
         self._last: dict[str, tuple[float, float]] = {}  # trial id -> (step, value decided with) last reported
 
     def add(self, trial_id: str) -> int:
         """Assign the trial its bracket (Ray does when the trial is added); returns the bracket's index."""
         if trial_id not in self._bracket:
-            self._bracket[trial_id] = int(self._rng.choice(len(self._brackets), p=self._weights))
+            self._bracket[trial_id] = self.bracket_of(trial_id)
         return self._bracket[trial_id]
+
+    def bracket_of(self, trial_id: str) -> int:
+        """The bracket a trial is drawn into: Ray's weights, a generator seeded by (seed, trial id)."""
+        if len(self._brackets) == 1:
+            return 0
+        digest = hashlib.sha256(f"{self._salt}:{trial_id}".encode()).digest()
+        rng = np.random.RandomState(int.from_bytes(digest[:4], "little"))
+        return int(rng.choice(len(self._brackets), p=self._weights))
 
     def report(self, trial_id: str, step: int, value: float | None) -> Decision:
         index = self.add(trial_id)
@@ -165,8 +176,6 @@ class AshaCore(Core):
             "value": value,
             "cutoff": None if cutoff is None else reported(cutoff * self._sign),
         }
-        if len(self._brackets) > 1:
-            event["bracket"] = index
         return Decision(action, (event,))
 
     def remove(self, trial_id: str, *, completed: bool = True) -> None:
@@ -179,28 +188,22 @@ class AshaCore(Core):
                 found[1][trial_id] = self._sign * last[1]
 
     def restore(self, events: list[dict]) -> None:
-        """Rungs from the continue/stop rows (rung, value); a trial keeps the bracket its rows name.
-
-        With several brackets, a row without ``bracket`` puts the trial in bracket 0, and the
-        generator has drawn once per restored trial (the order of first reports is not recorded).
-        """
+        """Rungs from the continue/stop rows (rung, value); a stopped trial's records stay, the trial ends."""
         for row in events:
             if row.get("scheduler") != NAME or row.get("action") not in (CONTINUE, STOP) or row.get("rung") is None:
                 continue
             trial_id = row["trial_id"]
-            if trial_id not in self._bracket:
-                self.add(trial_id)
-                self._bracket[trial_id] = int(row.get("bracket") or 0)
-            bracket = self._brackets[self._bracket[trial_id]]
+            bracket = self._brackets[self.bracket_of(trial_id)]
             decided = finite_value(row.get("value"), self.mode)
             for milestone, recorded in bracket.rungs:
                 if int(math.ceil(milestone)) == int(row["rung"]) and decided is not None:
                     recorded[trial_id] = self._sign * decided
-                    self._last[trial_id] = (row.get("step", milestone), decided)
                     break
             if row["action"] == STOP:
                 self._bracket.pop(trial_id, None)
                 self._last.pop(trial_id, None)
+            else:
+                self._bracket[trial_id] = self.bracket_of(trial_id)
 
 
 def core(settings: AshaSettings, mode: str, seed: int | None = None) -> AshaCore:
