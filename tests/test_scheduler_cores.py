@@ -471,3 +471,86 @@ def test_every_plan_has_a_core_and_typed_options(scheduler):
     assert core.report("t0", 1, 1.0).action in (CONTINUE, STOP)
     with pytest.raises(FrozenInstanceError):
         plan.scheduler_options.max_steps = 3
+
+
+class _Controller:
+    """What Ray's PBT asks of the controller when it ranks: no searcher, every trial running."""
+
+    search_alg = None
+
+    def __init__(self, trials):
+        self.trials = trials
+
+    def get_trials(self):
+        return self.trials
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize(("interval", "burn_in", "quantile"), [(3, 0, 0.25), (2, 5, 0.5), (4, 0, 0.1)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pbt_perturbs_and_ranks_as_rays_population_based_training(mode, interval, burn_in, quantile, seed):
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pbt import _PBTTrialState
+
+    settings = pbt_settings(interval_steps=interval, burn_in_steps=burn_in, quantile=quantile)
+    core = core_for("pbt", settings, mode, seed)
+    configs = population_configs(seed)
+    seen_core, seen_ray, pending = [], [], {}
+    original = core.decide
+
+    def decide(trial_id, lower, upper):
+        seen_core.append((trial_id, list(lower), list(upper)))
+        return original(trial_id, lower, upper)
+
+    core.decide = decide
+
+    class Ranked(PopulationBasedTraining):  # Ray's ranking and timing; the exploit as the core chose it
+        def _checkpoint_or_exploit(self, trial, tune_controller, upper, lower):
+            seen_ray.append((trial.trial_id, [t.trial_id for t in lower], [t.trial_id for t in upper]))
+            if trial in lower:
+                donor = self._trial_state[trials[pending["donor"]]]
+                self._trial_state[trial].last_perturbation_time = donor.last_perturbation_time
+                self._trial_state[trial].last_train_time = donor.last_train_time
+
+    ray = Ranked(
+        time_attr="step",
+        metric="m",
+        mode=mode,
+        perturbation_interval=interval,
+        burn_in_period=burn_in,
+        quantile_fraction=quantile,
+        hyperparam_mutations={"act": ["a", "b", "c"]},
+    )
+    trials = {t: _LiveTrial(t) for t in configs}
+    for t in trials.values():
+        t.status = "RUNNING"
+    controller = _Controller(list(trials.values()))
+    for trial_id, config in configs.items():
+        ray._trial_state[trials[trial_id]] = _PBTTrialState(trials[trial_id])  # on_trial_add, less its checks
+        core.add(trial_id, config)
+    for trial_id, step, value in reports(seed + 20, trials=8, max_steps=12):
+        decision = core.report(trial_id, step, value)
+        pending["donor"] = decision.donor
+        ray.on_trial_result(controller, trials[trial_id], finite({"step": step, "m": value}, "m", mode))
+    assert seen_core == seen_ray and any(lower for _, lower, _ in seen_core)
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pbt_restore_continues_as_if_never_stopped(mode, seed):
+    settings = pbt_settings()
+    configs = population_configs(seed)
+    sequence = reports(seed + 40, trials=8, max_steps=12)
+    whole = drive_population(core_for("pbt", settings, mode, seed), sequence, configs)
+    cut = len(sequence) // 2
+    first = core_for("pbt", settings, mode, seed)
+    for trial, config in configs.items():
+        first.add(trial, config)
+    events = [e for r in sequence[:cut] for e in first.report(*r).events]
+    assert any(e["action"] == "explore" for e in events)
+    restored = core_for("pbt", settings, mode, seed)
+    for trial, config in configs.items():
+        restored.add(trial, config)
+    restored.restore(events)
+    after = drive_population(restored, sequence[cut:], {})
+    assert whole[len(whole) - len(after) :] == after

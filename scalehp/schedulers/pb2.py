@@ -55,7 +55,7 @@ class Pb2Core(PopulationCore):
 
     name = NAME
 
-    def new_config(self, trial_id: str, donor: str) -> dict[str, Any]:
+    def new_config(self, trial_id: str, donor: str, rng: Any) -> dict[str, Any]:
         return clip(dict(self._states[donor].config), self.settings.params)
 
 

@@ -3,8 +3,8 @@
 At each perturbation step (every ``interval_steps`` steps of a trial, after the burn-in) the
 population is ranked by its last values (NaN and inf worst). A trial in the bottom quantile
 *exploits* a trial of the top quantile (the donor, drawn from a generator seeded with the
-experiment seed): it takes the donor's checkpoint and config, then *explores* by mutating the
-config: each mutated param is resampled with ``resample_probability``, else multiplied by one
+experiment seed, the trial id and the step): it takes the donor's checkpoint and config, then
+*explores* by mutating the config: each mutated param is resampled with ``resample_probability``, else multiplied by one
 of ``perturbation_factors`` (a choice shifts to a neighbouring option), then kept inside its
 range. Ray's ``PopulationBasedTraining`` does the same with Python's global generator.
 
@@ -20,6 +20,7 @@ Event rows, per trial and perturbation step:
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import random
@@ -321,7 +322,7 @@ class PopulationCore(Core):
         self.settings = settings
         self.mode = mode
         self._sign = sign(mode)
-        self._rng = random.Random(seed)
+        self._salt = str(random.SystemRandom().getrandbits(64) if seed is None else seed)
         self._states: dict[str, _State] = {}
 
     def add(self, trial_id: str, config: dict[str, Any] | None = None) -> None:
@@ -367,11 +368,16 @@ class PopulationCore(Core):
             count = int(math.floor(len(trials) / 2))
         return trials[:count], trials[len(trials) - count :]
 
-    def new_config(self, trial_id: str, donor: str) -> dict[str, Any]:
+    def _rng(self, trial_id: str) -> random.Random:
+        """The generator of one decision, seeded by (seed, trial id, step): the same after a restore."""
+        key = f"{self._salt}:{trial_id}:{self._states[trial_id].last_step}"
+        return random.Random(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little"))
+
+    def new_config(self, trial_id: str, donor: str, rng: random.Random) -> dict[str, Any]:
         """The donor's config, explored (PBT mutates; PB2 overrides with its bandit)."""
         s = self.settings
         assert isinstance(s, PbtSettings)
-        return explore(self._states[donor].config, s.params, s.resample_probability, s.perturbation_factors, self._rng)
+        return explore(self._states[donor].config, s.params, s.resample_probability, s.perturbation_factors, rng)
 
     def decide(self, trial_id: str, lower: list[str], upper: list[str]) -> Decision:
         """Continue, or exploit a donor drawn from ``upper`` and explore its config."""
@@ -381,10 +387,14 @@ class PopulationCore(Core):
             best = max(lower, key=lambda t: self._states[t].last_score, default=None)
             cutoff = None if best is None else self._states[best].last_value
             return Decision(CONTINUE, ({**row, "action": CONTINUE, "cutoff": cutoff},))
-        donor = self._rng.choice(upper)
+        rng = self._rng(trial_id)
+        donor = rng.choice(upper)
         before, donor_params = self._own(trial_id), self._own(donor)
-        config = self.new_config(trial_id, donor)
+        config = self.new_config(trial_id, donor, rng)
         state.config = config
+        # it resumes from the donor's checkpoint: the donor's step, and its last perturbation (as Ray's _exploit)
+        state.last_perturbation = self._states[donor].last_perturbation
+        state.last_step = self._states[donor].last_step
         exploit = {
             **row,
             "donor_trial_id": donor,
@@ -410,14 +420,16 @@ class PopulationCore(Core):
     def restore(self, events: list[dict]) -> None:
         """Each trial's last perturbation step and value, and its explored params, from the rows.
 
-        Configs come from :meth:`add`; the generator starts afresh from the seed.
+        Configs come from :meth:`add` (as the trials started); each decision draws from its own
+        generator, seeded by (seed, trial id, step), so the decisions after a restore are the same.
         """
         for row in events:
             if row.get("scheduler") != self.name or row.get("step") is None:
                 continue
             self.add(row["trial_id"])
             state = self._states[row["trial_id"]]
-            state.last_perturbation = state.last_step = row["step"]
+            resumed = row.get("action") in (EXPLOIT, "explore") and row.get("donor_step") is not None
+            state.last_perturbation = state.last_step = row["donor_step"] if resumed else row["step"]
             value = row.get("value")
             state.last_value = value
             decided = finite_value(value, self.mode)
