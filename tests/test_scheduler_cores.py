@@ -120,7 +120,7 @@ def test_asha_core_decides_as_rays_async_hyperband(mode, settings, seed):
         reduction_factor=settings.reduction_factor,
         brackets=settings.brackets,
     )
-    core = core_for("asha", settings, mode, seed)
+    core = core_for("asha", settings, mode, seed=seed)
 
     class Assigned(dict):  # Ray draws brackets from numpy's global generator: give each trial the core's
         def __setitem__(self, trial_id, bracket):
@@ -138,14 +138,14 @@ def test_asha_core_decides_as_rays_async_hyperband(mode, settings, seed):
 
 def test_asha_events_keep_reported_values_and_worst_cutoff():
     settings = AshaSettings(max_steps=10, grace_steps=1, reduction_factor=2, brackets=1)
-    core = core_for("asha", settings, "min", 0)
+    core = core_for("asha", settings, "min", seed=0)
     first = core.report("a", 1, math.nan).events[0]
     assert math.isnan(first["value"]) and first["cutoff"] is None and first["action"] == CONTINUE
     second = core.report("b", 1, 3.0).events[0]
     assert second["cutoff"] == math.inf and second["action"] == CONTINUE  # cutoff from a stand-in: +inf for min
     third = core.report("c", 1, math.inf)
     assert third.action == STOP and third.events[0]["value"] == math.inf
-    maximise = core_for("asha", settings, "max", 0)
+    maximise = core_for("asha", settings, "max", seed=0)
     maximise.report("a", 1, math.nan)
     assert maximise.report("b", 1, 3.0).events[0]["cutoff"] == -math.inf
     assert core.report("a", 10, 1.0).action == STOP  # max_steps ends a trial, no row
@@ -154,11 +154,11 @@ def test_asha_events_keep_reported_values_and_worst_cutoff():
 
 def test_asha_brackets_by_seed_and_trial_id_weighted_as_ray():
     settings = ASHA[2]
-    core = core_for("asha", settings, "min", 5)
+    core = core_for("asha", settings, "min", seed=5)
     ids = [f"t{i}" for i in range(3000)]
     drawn = [core.bracket_of(t) for t in ids]
-    assert [core_for("asha", settings, "min", 5).bracket_of(t) for t in reversed(ids)] == drawn[::-1]
-    assert drawn != [core_for("asha", settings, "min", 6).bracket_of(t) for t in ids]
+    assert [core_for("asha", settings, "min", seed=5).bracket_of(t) for t in reversed(ids)] == drawn[::-1]
+    assert drawn != [core_for("asha", settings, "min", seed=6).bracket_of(t) for t in ids]
     from ray.tune.schedulers.async_hyperband import _Bracket
 
     sizes = np.array([len(_Bracket(1, MAX_STEPS, 2.5, s)._rungs) for s in range(3)])
@@ -170,8 +170,8 @@ def test_asha_brackets_by_seed_and_trial_id_weighted_as_ray():
 @pytest.mark.parametrize("settings", ASHA)
 def test_asha_mirrored_values_mirrored_decisions(settings):
     sequence = reports(7)
-    low, low_events = drive_core(core_for("asha", settings, "min", 3), sequence)
-    high, high_events = drive_core(core_for("asha", settings, "max", 3), mirrored(sequence))
+    low, low_events = drive_core(core_for("asha", settings, "min", seed=3), sequence)
+    high, high_events = drive_core(core_for("asha", settings, "max", seed=3), mirrored(sequence))
     assert low == high
     for a, b in zip(low_events, high_events, strict=True):
         assert a["cutoff"] == (None if b["cutoff"] is None else -b["cutoff"])
@@ -182,13 +182,13 @@ def test_asha_mirrored_values_mirrored_decisions(settings):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_asha_restore_continues_as_if_never_stopped(mode, settings, seed):
     sequence = reports(seed)
-    whole = core_for("asha", settings, mode, seed)
+    whole = core_for("asha", settings, mode, seed=seed)
     decisions, _ = drive_core(whole, sequence)
     cut = len(sequence) // 2
-    first = core_for("asha", settings, mode, seed)
+    first = core_for("asha", settings, mode, seed=seed)
     before, events = drive_core(first, sequence[:cut])
     stopped = {t for t, _, a in before if a == STOP}
-    restored = core_for("asha", settings, mode, seed)
+    restored = core_for("asha", settings, mode, seed=seed)
     restored.restore(events)
     rest = [r for r in sequence[cut:] if r[0] not in stopped]
     after, _ = drive_core(restored, rest)
@@ -223,7 +223,7 @@ MEDIAN = [
 def test_median_core_decides_as_rays_median_stopping_rule(mode, settings, seed):
     sequence = reports(seed)
     expected = drive_ray(median_ray(settings, mode), sequence, mode)
-    decisions, events = drive_core(core_for("median_stopping", settings, mode, seed), sequence)
+    decisions, events = drive_core(core_for("median_stopping", settings, mode, seed=seed), sequence)
     assert decisions == expected
     for row in events:
         assert set(row) <= set(EVENT_KEYS) and abs(row["cutoff"]) != WORST and abs(row["value"]) != WORST
@@ -345,17 +345,17 @@ def population_configs(seed):
 def test_pbt_core_is_deterministic_and_mirrored():
     sequence = reports(11, trials=8, max_steps=12)
     configs = population_configs(1)
-    one = drive_population(core_for("pbt", pbt_settings(), "min", 42), sequence, configs)
-    two = drive_population(core_for("pbt", pbt_settings(), "min", 42), sequence, configs)
+    one = drive_population(core_for("pbt", pbt_settings(), "min", seed=42), sequence, configs)
+    two = drive_population(core_for("pbt", pbt_settings(), "min", seed=42), sequence, configs)
     assert one == two
-    mirror = drive_population(core_for("pbt", pbt_settings(), "max", 42), mirrored(sequence), configs)
+    mirror = drive_population(core_for("pbt", pbt_settings(), "max", seed=42), mirrored(sequence), configs)
     assert [r[:5] for r in one if len(r) == 5] == [r[:5] for r in mirror if len(r) == 5]
     assert any(r[2] == EXPLOIT for r in one if len(r) == 5)
 
 
 def test_pbt_exploit_rows_and_bounds():
     settings = pbt_settings(resample_probability=0.0, perturbation_factors=(100.0,))
-    core = core_for("pbt", settings, "min", 0)
+    core = core_for("pbt", settings, "min", seed=0)
     for trial, config in population_configs(2).items():
         core.add(trial, config)
     decisions = []
@@ -384,7 +384,7 @@ def test_pbt_quantiles_as_rays():
     for size in (2, 3, 5, 8, 13):
         for quantile in (0.25, 0.5, 0.1):
             settings = pbt_settings(quantile=quantile)
-            core = core_for("pbt", settings, "max", 0)
+            core = core_for("pbt", settings, "max", seed=0)
             ray = PopulationBasedTraining(
                 time_attr="step", metric="m", mode="max", quantile_fraction=quantile, hyperparam_mutations={"x": [1, 2]}
             )
@@ -412,14 +412,14 @@ class _LiveTrial:
 
 def test_population_restore_keeps_last_values_and_explored_params():
     settings = pbt_settings()
-    core = core_for("pbt", settings, "min", 0)
+    core = core_for("pbt", settings, "min", seed=0)
     configs = population_configs(5)
     events = []
     for trial, config in configs.items():
         core.add(trial, config)
     for trial, step, value in reports(6, trials=8, max_steps=12):
         events += core.report(trial, step, value).events
-    restored = core_for("pbt", settings, "min", 0)
+    restored = core_for("pbt", settings, "min", seed=0)
     for trial, config in configs.items():
         restored.add(trial, config)
     restored.restore(events)
@@ -493,7 +493,7 @@ def test_pbt_perturbs_and_ranks_as_rays_population_based_training(mode, interval
     from ray.tune.schedulers.pbt import _PBTTrialState
 
     settings = pbt_settings(interval_steps=interval, burn_in_steps=burn_in, quantile=quantile)
-    core = core_for("pbt", settings, mode, seed)
+    core = core_for("pbt", settings, mode, seed=seed)
     configs = population_configs(seed)
     seen_core, seen_ray, pending = [], [], {}
     original = core.decide
@@ -541,16 +541,23 @@ def test_pbt_restore_continues_as_if_never_stopped(mode, seed):
     settings = pbt_settings()
     configs = population_configs(seed)
     sequence = reports(seed + 40, trials=8, max_steps=12)
-    whole = drive_population(core_for("pbt", settings, mode, seed), sequence, configs)
+    whole = drive_population(core_for("pbt", settings, mode, seed=seed), sequence, configs)
     cut = len(sequence) // 2
-    first = core_for("pbt", settings, mode, seed)
+    first = core_for("pbt", settings, mode, seed=seed)
     for trial, config in configs.items():
         first.add(trial, config)
     events = [e for r in sequence[:cut] for e in first.report(*r).events]
     assert any(e["action"] == "explore" for e in events)
-    restored = core_for("pbt", settings, mode, seed)
+    restored = core_for("pbt", settings, mode, seed=seed)
     for trial, config in configs.items():
         restored.add(trial, config)
     restored.restore(events)
     after = drive_population(restored, sequence[cut:], {})
     assert whole[len(whole) - len(after) :] == after
+
+
+def test_core_for_takes_max_steps_and_seed_positionally():
+    settings = AshaSettings(max_steps=100, grace_steps=1, reduction_factor=2, brackets=3)
+    core = core_for("asha", settings, "min", 10, 7)
+    assert core.settings.max_steps == 10 and core.report("t", 10, 1.0).action == STOP
+    assert core.bracket_of("t") == core_for("asha", settings, "min", None, 7).bracket_of("t")

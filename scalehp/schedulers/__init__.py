@@ -18,6 +18,7 @@ schedulers carry them out.
 
 from __future__ import annotations
 
+import dataclasses
 from types import ModuleType
 from typing import Any
 
@@ -78,15 +79,22 @@ def needs_checkpoints(name: str) -> str | None:
     return module(name).NEEDS_CHECKPOINTS
 
 
-def core_for(name: str, settings: Settings, mode: str, seed: int | None = None) -> Core:
-    """The scheduler's decision core for these plan settings, the metric's mode and the experiment seed."""
+def core_for(
+    name: str, settings: Settings, mode: str, max_steps: int | None = None, seed: int | None = None
+) -> Core:
+    """The scheduler's decision core for these plan settings, the metric's mode and the experiment seed.
+
+    ``max_steps``, when given, replaces the settings' own (they carry ``budget.max_steps``).
+    """
+    if max_steps is not None and max_steps != settings.max_steps:
+        settings = dataclasses.replace(settings, max_steps=max_steps)
     return module(name).core(settings, mode, seed)
 
 
 def core(plan: Any) -> Core:
     """The decision core of a compiled plan."""
     experiment = plan.experiment
-    return core_for(plan.scheduler, plan.scheduler_options, experiment.metric.mode, experiment.seed)
+    return core_for(plan.scheduler, plan.scheduler_options, experiment.metric.mode, seed=experiment.seed)
 
 
 __all__ = [
