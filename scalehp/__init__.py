@@ -3,7 +3,7 @@
 The pipeline, one step each::
 
     load_experiment(path)  -> Experiment     spec.py, space.py      (YAML -> validated, frozen)
-    compile_plan(exp)      -> Plan           compiler.py, scheduling.py, warmstart.py
+    compile_plan(exp)      -> Plan           compiler.py, schedulers/, warmstart.py
                                                                     (checks, budget and schedule preview)
     run(plan)              -> RunSummary     runner/                (Ray Tune -> Parquet tables)
     read_results(path)     -> Results        results/               (trials, reports, events)

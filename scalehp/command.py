@@ -71,6 +71,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
+from scalehp import schedulers
 from scalehp.trial import MetricMissingError, Trial
 
 if TYPE_CHECKING:
@@ -282,12 +283,8 @@ def check(experiment: Experiment) -> None:
             if name not in MACROS and name not in params:
                 raise experiment.error("command.run", unknown_placeholder(name, params))
     scheduler = experiment.scheduler.name
-    if scheduler in ("pbt", "pb2", "hyperband"):
-        why = (
-            "continues trials from other trials' checkpoints"
-            if scheduler != "hyperband"
-            else "pauses trials and resumes them from checkpoints"
-        )
+    why = schedulers.needs_checkpoints(scheduler)
+    if why:
         raise experiment.error(
             "scheduler",
             f"the {scheduler} scheduler {why}, and a command cannot hand over a checkpoint (it restarts from "

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scalehp.results.schema import ColumnMap, column_name, param_type
-from scalehp.scheduling import Bracket, scheduler_plan
+from scalehp import schedulers
+from scalehp.schedulers.base import Bracket, Rung, Settings
 from scalehp.space import (
     ChoiceParam,
     ConditionalParam,
@@ -36,14 +36,6 @@ _OPTUNA_VALUES = (type(None), bool, int, float, str)
 
 
 @dataclass(frozen=True)
-class Rung:
-    """One ASHA rung: the step at which trials are compared, and how many get there."""
-
-    step: int
-    trials: int  # expected to reach this step under synchronous halving (ASHA may promote a few more)
-
-
-@dataclass(frozen=True)
 class Plan:
     """A compiled experiment: what will run, decided before any trial starts."""
 
@@ -53,7 +45,7 @@ class Plan:
     grid_points: int
     searcher: str
     scheduler: str
-    scheduler_options: dict[str, Any]
+    scheduler_options: Settings  # the scheduler's typed options (scalehp.schedulers.<name>)
     concurrency: int | None
     rungs: tuple[Rung, ...] = ()
     step_budget: int = 0  # steps if no trial were ever stopped early
@@ -75,6 +67,7 @@ class Plan:
         """JSON-compatible form, as written to ``plan.json``."""
         data = asdict(self)
         data["experiment"] = self.experiment.to_dict()
+        data["scheduler_options"] = self.scheduler_options.to_dict()
         data["rungs"] = [asdict(r) for r in self.rungs]
         data["warnings"] = list(self.warnings)
         data["warm_start"] = list(self.warm_start)
@@ -254,35 +247,6 @@ def _grid_points(experiment: Experiment) -> int:
     return points
 
 
-def _asha(experiment: Experiment, trials: int) -> tuple[dict[str, Any], tuple[Rung, ...], int]:
-    options = experiment.scheduler.asha
-    assert options is not None
-    max_steps = experiment.budget.max_steps
-    if options.grace_steps > max_steps:
-        raise experiment.error(
-            "scheduler.asha.grace_steps",
-            f"grace_steps ({options.grace_steps}) is above budget.max_steps ({max_steps}): no trial could ever be stopped",
-        )
-    rf = options.reduction_factor
-    # Ray's bracket 0: milestones grace * rf**k below max_steps
-    count = int(math.log(max_steps / options.grace_steps) / math.log(rf) + 1)
-    steps = [options.grace_steps * rf**k for k in range(count)]
-    milestones = [int(math.ceil(s)) for s in steps if s < max_steps]
-    rungs = [Rung(step=m, trials=max(1, math.ceil(trials / rf**k))) for k, m in enumerate(milestones)]
-    rungs.append(Rung(step=max_steps, trials=max(1, math.ceil(trials / rf ** len(milestones)))))
-    expected, previous = 0, 0
-    for rung in rungs:
-        expected += rung.trials * (rung.step - previous)
-        previous = rung.step
-    scheduler_options = {
-        "max_steps": max_steps,
-        "grace_steps": options.grace_steps,
-        "reduction_factor": rf,
-        "brackets": options.brackets,
-    }
-    return scheduler_options, tuple(rungs), expected
-
-
 def compile_plan(experiment: Experiment) -> Plan:
     """Check an experiment as a whole and compile it to a :class:`Plan`.
 
@@ -323,23 +287,10 @@ def compile_plan(experiment: Experiment) -> Plan:
     max_steps = experiment.budget.max_steps
     step_budget = trials * max_steps
     scheduler = experiment.scheduler.name
-    rungs: tuple[Rung, ...] = ()
-    expected = step_budget
-    scheduler_options: dict[str, Any] = {"max_steps": max_steps}
-    extra: dict[str, Any] = {"keep_checkpoints": experiment.checkpoints.keep}
-    if scheduler == "asha":
-        scheduler_options, rungs, expected = _asha(experiment, trials)
-    elif scheduler != "fifo":
-        planned = scheduler_plan(experiment, trials)
-        scheduler_options, expected = planned.options, planned.expected_steps
-        warnings += planned.warnings
-        extra = {
-            "brackets": planned.brackets,
-            "perturbation_steps": planned.perturbation_steps,
-            "keep_checkpoints": planned.keep_checkpoints,
-        }
-        if scheduler in ("pbt", "pb2"):
-            concurrency = None  # the whole population is created; Ray takes turns as resources allow
+    planned = schedulers.preview(experiment, trials)
+    warnings += planned.warnings
+    if scheduler in schedulers.POPULATION:
+        concurrency = None  # the whole population is created; Ray takes turns as resources allow
 
     searcher = {
         "random": "random sampling",
@@ -361,18 +312,20 @@ def compile_plan(experiment: Experiment) -> Plan:
         grid_points=grid_points,
         searcher=searcher,
         scheduler=scheduler,
-        scheduler_options=scheduler_options,
+        scheduler_options=planned.settings,
         concurrency=concurrency,
-        rungs=rungs,
+        rungs=planned.rungs,
         step_budget=step_budget,
-        expected_steps=expected,
+        expected_steps=planned.expected_steps,
         columns=columns,
         warnings=tuple(warnings),
         sampler=sampler,
         warm_start=warm,
         metric_columns=_metric_columns(experiment),
-        **extra,
+        brackets=planned.brackets,
+        perturbation_steps=planned.perturbation_steps,
+        keep_checkpoints=planned.keep_checkpoints,
     )
 
 
-__all__ = ["Plan", "Rung", "compile_plan", "SpecError"]
+__all__ = ["Bracket", "Plan", "Rung", "compile_plan", "SpecError"]

@@ -39,6 +39,14 @@ from pydantic import (
 )
 
 from scalehp.errors import SpecError
+from scalehp.schedulers import (  # each scheduler's options live with the scheduler
+    AshaOptions,
+    FifoOptions,
+    HyperbandOptions,
+    MedianStoppingOptions,
+    Pb2Options,
+    PbtOptions,
+)
 from scalehp.space import Integer, Number, Param, check_nodes
 
 # ---------------------------------------------------------------------------
@@ -452,61 +460,6 @@ class Search(_Model):
         None, ge=1, description="random configs before a model-based searcher starts modelling"
     )
     warm_start: WarmStart | None = Field(None, description="seed the search with the best trials of earlier runs")
-
-
-class AshaOptions(_Model):
-    """Asynchronous successive halving (Li et al., 2020)."""
-
-    grace_steps: Integer = Field(1, ge=1, description="steps before a trial can first be stopped")
-    reduction_factor: Number = Field(3.0, gt=1, le=100, description="keep 1/reduction_factor at each rung")
-    brackets: Integer = Field(1, ge=1, le=10)
-
-
-class FifoOptions(_Model):
-    """Run every trial to ``budget.max_steps``."""
-
-
-class HyperbandOptions(_Model):
-    """Synchronous Hyperband (Li et al., 2018): brackets of successive halving, paused trials resumed."""
-
-    reduction_factor: Number = Field(3.0, gt=1, le=100, description="keep 1/reduction_factor at each rung")
-
-
-class MedianStoppingOptions(_Model):
-    """Stop a trial whose best value is worse than the median of the others' running means."""
-
-    grace_steps: Integer = Field(1, ge=1, description="steps before a trial can be stopped")
-    min_samples: Integer = Field(3, ge=1, description="other trials needed at a step before comparing")
-
-
-class PbtOptions(_Model):
-    """Population based training (Jaderberg et al., 2017): exploit the best trials' checkpoints, explore params."""
-
-    interval_steps: Integer | None = Field(
-        None, ge=1, description="steps between perturbations (default: a quarter of budget.max_steps)"
-    )
-    burn_in_steps: Integer = Field(0, ge=0, description="steps before the first perturbation")
-    quantile: Number = Field(0.25, description="the bottom quantile copies the top quantile; in (0, 0.5]")
-    resample_probability: Number = Field(0.25, ge=0, le=1, description="chance to resample a param, not perturb it")
-    perturbation_factors: tuple[Number, ...] = Field(
-        (1.2, 0.8), min_length=1, description="factors a float/int param is multiplied by"
-    )
-    mutate: list[str] | dict[str, Param | None] = Field(
-        description="params that change during training: names (their space entry is the distribution) "
-        "or name -> distribution in the syntax of space"
-    )
-    synch: bool = Field(False, description="perturb all trials together at the same step")
-
-
-class Pb2Options(_Model):
-    """Population based bandits (Parker-Holder et al., 2020): PBT whose explore step is a GP bandit."""
-
-    interval_steps: Integer | None = Field(
-        None, ge=1, description="steps between perturbations (default: a quarter of budget.max_steps)"
-    )
-    quantile: Number = Field(0.25, description="the bottom quantile copies the top quantile; in (0, 0.5]")
-    mutate: list[str] = Field(description="float/int params that change during training; bounds from space")
-    synch: bool = Field(False, description="perturb all trials together at the same step")
 
 
 class Scheduler(_Model):

@@ -116,7 +116,7 @@ def test_pbt_plan_schedule_and_checkpoints():
         concurrency=2,
     )
     assert p.perturbation_steps == (3, 6, 9)
-    o = p.scheduler_options
+    o = p.scheduler_options.to_dict()
     assert o["population"] == 8 and o["exploits_per_round"] == 2 and o["expected_exploits"] == 6
     assert o["mutate"] == {"lr": "float [0.001, 0.5] log", "act": "choice a, b, c"}
     assert p.keep_checkpoints is None  # every checkpoint: a donor's may be restored much later
@@ -146,7 +146,7 @@ def test_hyperband_brackets_match_ray():
 
 def test_median_stopping_plan():
     p = plan(scheduler={"median_stopping": {"grace_steps": 2, "min_samples": 2}})
-    assert p.scheduler_options == {"max_steps": 12, "grace_steps": 2, "min_samples": 2}
+    assert p.scheduler_options.to_dict() == {"max_steps": 12, "grace_steps": 2, "min_samples": 2}
     assert "median stopping: after 2 steps" in "\n".join(describe_plan(p))
 
 

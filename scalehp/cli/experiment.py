@@ -10,6 +10,7 @@ from typing import Any, Callable, NoReturn
 
 import click
 
+from scalehp import schedulers
 from scalehp.cli import escape, fmt_value, load_plan, main, print_error, print_warning
 from scalehp.errors import RunError, RunInterrupted, SpecError
 from scalehp.trial import experiment_trainable
@@ -145,16 +146,7 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
         f"searcher    {searcher}",
         *_ends_lines(plan),
     ]
-    if plan.scheduler == "asha":
-        o = plan.scheduler_options
-        lines.append(
-            f"scheduler   asha: grace {o['grace_steps']} steps, reduction factor {o['reduction_factor']:g}, "
-            f"{o['brackets']} bracket{'s' if o['brackets'] > 1 else ''}"
-        )
-    elif plan.scheduler in ("pbt", "pb2", "hyperband", "median_stopping"):
-        lines += _describe_scheduler(plan)
-    else:
-        lines.append("scheduler   fifo: every trial runs to the end")
+    lines += schedulers.describe(plan)
     lines += _space_lines(plan)
     if suggestions:
         lines.append(
@@ -231,44 +223,6 @@ def _ends_lines(plan: Any) -> list[str]:
             lines.append(
                 f"            (a trial has failed once its {retries} retr{'y' if retries == 1 else 'ies'} failed too)"
             )
-    return lines
-
-
-def _describe_scheduler(plan: Any) -> list[str]:
-    o = plan.scheduler_options
-    name = plan.scheduler
-    if name == "median_stopping":
-        return [
-            f"scheduler   median stopping: after {o['grace_steps']} steps, stop a trial whose best value is worse "
-            f"than the median of the others' running means (at least {o['min_samples']} others)"
-        ]
-    if name == "hyperband":
-        lines = [f"scheduler   hyperband: reduction factor {o['reduction_factor']:g}, {o['brackets']} brackets"]
-        lines.append("brackets    bracket  trials  halving at steps (trials are paused until their bracket catches up)")
-        for b in plan.brackets:
-            lines.append(
-                f"            {str(b.index).rjust(7)}  {str(b.trials).rjust(6)}  {', '.join(map(str, b.rungs))}"
-            )
-        return lines
-    explore = (
-        "a GP bandit picks new values within the space's bounds"
-        if name == "pb2"
-        else f"perturb by x{' or x'.join(f'{f:g}' for f in o['perturbation_factors'])}, "
-        f"resample with probability {o['resample_probability']:g}"
-    )
-    steps = plan.perturbation_steps
-    shown = ", ".join(map(str, steps[:12])) + (", …" if len(steps) > 12 else "")
-    keep = "all kept" if o["keep_checkpoints"] is None else f"last {o['keep_checkpoints']} kept"
-    lines = [
-        f"scheduler   {name}: population {o['population']}, every {o['interval_steps']} steps the bottom "
-        f"{o['quantile']:.0%} copy a top {o['quantile']:.0%} trial's checkpoint and config, then explore"
-        + (" (all trials together)" if o["synch"] else ""),
-        f"explore     {explore}",
-        "mutate      " + "; ".join(f"{k}: {v}" for k, v in o["mutate"].items()),
-        f"perturb at  steps {shown}" + (f" (burn-in {o['burn_in_steps']} steps)" if o["burn_in_steps"] else ""),
-        f"exploits    about {o['expected_exploits']} ({len(steps)} rounds x {o['exploits_per_round']} trials)",
-        f"checkpoints {keep} per trial; the trainable must report a checkpoint at every perturbation step",
-    ]
     return lines
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from scalehp.compiler import Plan
 from scalehp.runner.schedulers import Adapter, finite, reported
 from scalehp.runner.search import domain
-from scalehp.scheduling import mutations
+from scalehp.schedulers.pbt import mutations
 from scalehp.space import ChoiceParam, FloatParam, GridParam, IntParam, LogNormalParam
 
 
@@ -175,9 +175,9 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
 
     common = {
         "time_attr": time_attr,
-        "perturbation_interval": options["interval_steps"],
-        "quantile_fraction": options["quantile"],
-        "synch": options["synch"],
+        "perturbation_interval": options.interval_steps,
+        "quantile_fraction": options.quantile,
+        "synch": options.synch,
         "log_config": False,  # the events table is the log
         "custom_explore_fn": _clip(distributions),
     }
@@ -203,10 +203,10 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
         else:
             hyperparam_mutations[key] = domain(param)
     return RecordingPBT(
-        burn_in_period=options["burn_in_steps"],
+        burn_in_period=options.burn_in_steps,
         hyperparam_mutations=hyperparam_mutations,
-        resample_probability=options["resample_probability"],
-        perturbation_factors=tuple(options["perturbation_factors"]),
+        resample_probability=options.resample_probability,
+        perturbation_factors=tuple(options.perturbation_factors),
         **common,
     )
 

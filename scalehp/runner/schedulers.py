@@ -11,21 +11,8 @@ import math
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
-
-
-WORST = 1e300
-"""The finite stand-in for a NaN or infinite value (Ray's cutoff is a percentile, and inf - inf is NaN)."""
-
-
-def _worst(mode: str) -> float:
-    return WORST if mode == "min" else -WORST
-
-
-def reported(value: float | None) -> float | None:
-    """A value Ray decided with, in the metric's terms: the stand-in becomes the worst infinity it stood for."""
-    if value is None or not abs(value) >= WORST:  # (NaN stays NaN)
-        return value
-    return math.copysign(math.inf, value)
+from scalehp.schedulers.base import WORST, finite, reported  # noqa: F401  (WORST: for the tests)
+from scalehp.schedulers.base import worst as _worst
 
 
 def _placeholder() -> Any:
@@ -123,19 +110,11 @@ def _scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any) -> Any:
     options = plan.scheduler_options
     return RecordingASHA(  # metric and mode come from TuneConfig, the one place they are set
         time_attr=time_attr,
-        max_t=options["max_steps"],
-        grace_period=options["grace_steps"],
-        reduction_factor=options["reduction_factor"],
-        brackets=options["brackets"],
+        max_t=options.max_steps,
+        grace_period=options.grace_steps,
+        reduction_factor=options.reduction_factor,
+        brackets=options.brackets,
     )
-
-
-def finite(result: dict, metric: str, mode: str) -> dict:
-    """The result with a NaN or infinite metric replaced by the worst finite value."""
-    value = result.get(metric) if result else None
-    if isinstance(value, (int, float)) and not math.isfinite(value):
-        return {**result, metric: _worst(mode)}
-    return result
 
 
 def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], None]) -> Any:
@@ -224,7 +203,7 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
 
     options = plan.scheduler_options
     return RecordingHyperband(
-        time_attr=time_attr, max_t=options["max_steps"], reduction_factor=options["reduction_factor"]
+        time_attr=time_attr, max_t=options.max_steps, reduction_factor=options.reduction_factor
     )
 
 
@@ -266,5 +245,5 @@ def _median_stopping(plan: Plan, time_attr: str, record: Callable[[dict[str, Any
 
     options = plan.scheduler_options
     return RecordingMedianStopping(
-        time_attr=time_attr, grace_period=options["grace_steps"], min_samples_required=options["min_samples"]
+        time_attr=time_attr, grace_period=options.grace_steps, min_samples_required=options.min_samples
     )

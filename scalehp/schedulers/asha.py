@@ -1,0 +1,213 @@
+"""ASHA, asynchronous successive halving (Li et al., 2020), as Ray's ``AsyncHyperBandScheduler`` runs it.
+
+A bracket has rungs at ``grace_steps * reduction_factor**k`` steps. The first time a trial
+reaches a rung it is compared with every trial recorded there before it: it stops when its
+value is worse than the ``1 - 1/reduction_factor`` percentile of theirs, and is recorded there
+either way. A trial reaching ``budget.max_steps`` stops. With several brackets (each starting
+one rung higher) a trial is assigned to one at random, weighted towards the ones with more
+rungs as Ray weighs them, from a generator seeded with the experiment seed and the trial id:
+the same trial lands in the same bracket whatever the order of trials, and after a restore.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from scalehp.schedulers.base import (
+    CONTINUE,
+    STOP,
+    Core,
+    Decision,
+    Options,
+    Preview,
+    Rung,
+    Settings,
+    finite_value,
+    reported,
+    sign,
+)
+from scalehp.space import Integer, Number
+
+NAME = "asha"
+NEEDS_CHECKPOINTS: str | None = None  # stopped trials never resume
+
+
+class AshaOptions(Options):
+    """Asynchronous successive halving (Li et al., 2020)."""
+
+    grace_steps: Integer = Field(1, ge=1, description="steps before a trial can first be stopped")
+    reduction_factor: Number = Field(3.0, gt=1, le=100, description="keep 1/reduction_factor at each rung")
+    brackets: Integer = Field(1, ge=1, le=10)
+
+
+@dataclass(frozen=True)
+class AshaSettings(Settings):
+    """ASHA's plan options."""
+
+    grace_steps: int = 1
+    reduction_factor: float = 3.0
+    brackets: int = 1
+
+
+def preview(experiment: Any, trials: int) -> Preview:
+    """Rungs of bracket 0 and the steps expected under synchronous halving.
+
+    Raises:
+        SpecError: ``grace_steps`` above ``budget.max_steps``.
+    """
+    options = experiment.scheduler.asha
+    max_steps = experiment.budget.max_steps
+    if options.grace_steps > max_steps:
+        raise experiment.error(
+            "scheduler.asha.grace_steps",
+            f"grace_steps ({options.grace_steps}) is above budget.max_steps ({max_steps}): no trial could ever be stopped",
+        )
+    rf = options.reduction_factor
+    # Ray's bracket 0: milestones grace * rf**k below max_steps
+    count = int(math.log(max_steps / options.grace_steps) / math.log(rf) + 1)
+    steps = [options.grace_steps * rf**k for k in range(count)]
+    milestones = [int(math.ceil(s)) for s in steps if s < max_steps]
+    rungs = [Rung(step=m, trials=max(1, math.ceil(trials / rf**k))) for k, m in enumerate(milestones)]
+    rungs.append(Rung(step=max_steps, trials=max(1, math.ceil(trials / rf ** len(milestones)))))
+    expected, previous = 0, 0
+    for rung in rungs:
+        expected += rung.trials * (rung.step - previous)
+        previous = rung.step
+    settings = AshaSettings(
+        max_steps=max_steps, grace_steps=options.grace_steps, reduction_factor=rf, brackets=options.brackets
+    )
+    return Preview(
+        settings=settings, expected_steps=expected, keep_checkpoints=experiment.checkpoints.keep, rungs=tuple(rungs)
+    )
+
+
+def describe(plan: Any) -> list[str]:
+    """``scalehp plan``'s scheduler line."""
+    o: AshaSettings = plan.scheduler_options
+    return [
+        f"scheduler   asha: grace {o.grace_steps} steps, reduction factor {o.reduction_factor:g}, "
+        f"{o.brackets} bracket{'s' if o.brackets > 1 else ''}"
+    ]
+
+
+class _Bracket:
+    """Ray's ``_Bracket``: rungs highest first, each holding trial id -> reward (``sign * value``)."""
+
+    def __init__(self, grace: int, max_steps: int, rf: float, s: int) -> None:
+        self.rf = rf
+        count = int(np.log(max_steps / grace) / np.log(rf) - s + 1)
+        self.rungs: list[tuple[float, dict[str, float]]] = [(grace * rf ** (k + s), {}) for k in reversed(range(count))]
+
+    def cutoff(self, recorded: dict[str, float]) -> float | None:
+        if not recorded:
+            return None
+        return float(np.nanpercentile(list(recorded.values()), (1 - 1 / self.rf) * 100))
+
+    def rung(self, trial_id: str, step: float) -> tuple[float, dict[str, float]] | None:
+        """The rung this report is compared at: the highest one reached that the trial is not recorded in."""
+        for milestone, recorded in self.rungs:
+            if step >= milestone and trial_id not in recorded:
+                return milestone, recorded
+        return None
+
+
+class AshaCore(Core):
+    """ASHA's decisions: Ray's ``AsyncHyperBandScheduler`` rule, with NaN and inf ranked worst."""
+
+    def __init__(self, settings: AshaSettings, mode: str, seed: int | None = None) -> None:
+        self.settings = settings
+        self.mode = mode
+        self._sign = sign(mode)
+        self._brackets = [
+            _Bracket(settings.grace_steps, settings.max_steps, settings.reduction_factor, s)
+            for s in range(settings.brackets)
+        ]
+        sizes = np.array([len(b.rungs) for b in self._brackets])
+        probs = np.e ** (sizes - sizes.max())
+        self._weights = probs / probs.sum()
+        self._salt = str(random.SystemRandom().getrandbits(64) if seed is None else seed)
+        self._bracket: dict[str, int] = {}  # trial id -> index of its bracket
+        self._last: dict[str, tuple[float, float]] = {}  # trial id -> (step, value decided with) last reported
+
+    def add(self, trial_id: str) -> int:
+        """Assign the trial its bracket (Ray does when the trial is added); returns the bracket's index."""
+        if trial_id not in self._bracket:
+            self._bracket[trial_id] = self.bracket_of(trial_id)
+        return self._bracket[trial_id]
+
+    def bracket_of(self, trial_id: str) -> int:
+        """The bracket a trial is drawn into: Ray's weights, a generator seeded by (seed, trial id)."""
+        if len(self._brackets) == 1:
+            return 0
+        digest = hashlib.sha256(f"{self._salt}:{trial_id}".encode()).digest()
+        rng = np.random.RandomState(int.from_bytes(digest[:4], "little"))
+        return int(rng.choice(len(self._brackets), p=self._weights))
+
+    def report(self, trial_id: str, step: int, value: float | None) -> Decision:
+        index = self.add(trial_id)
+        if value is None or step is None:  # Ray decides nothing on a result without the metric
+            return Decision(CONTINUE)
+        decided = finite_value(value, self.mode)
+        self._last[trial_id] = (step, decided)
+        if step >= self.settings.max_steps:
+            return Decision(STOP)
+        bracket = self._brackets[index]
+        found = bracket.rung(trial_id, step)
+        if found is None:
+            return Decision(CONTINUE)
+        milestone, recorded = found
+        cutoff = bracket.cutoff(recorded)
+        reward = self._sign * decided
+        action = STOP if cutoff is not None and reward < cutoff else CONTINUE
+        recorded[trial_id] = reward
+        event = {
+            "trial_id": trial_id,
+            "step": step,
+            "scheduler": NAME,
+            "action": action,
+            "rung": int(math.ceil(milestone)),
+            "value": value,
+            "cutoff": None if cutoff is None else reported(cutoff * self._sign),
+        }
+        return Decision(action, (event,))
+
+    def remove(self, trial_id: str, *, completed: bool = True) -> None:
+        """As Ray: a completed trial's last result is recorded at a rung it passed unrecorded (no event)."""
+        last = self._last.pop(trial_id, None)
+        index = self._bracket.pop(trial_id, None)
+        if completed and last is not None and index is not None:
+            found = self._brackets[index].rung(trial_id, last[0])
+            if found is not None:
+                found[1][trial_id] = self._sign * last[1]
+
+    def restore(self, events: list[dict]) -> None:
+        """Rungs from the continue/stop rows (rung, value); a stopped trial's records stay, the trial ends."""
+        for row in events:
+            if row.get("scheduler") != NAME or row.get("action") not in (CONTINUE, STOP) or row.get("rung") is None:
+                continue
+            trial_id = row["trial_id"]
+            bracket = self._brackets[self.bracket_of(trial_id)]
+            decided = finite_value(row.get("value"), self.mode)
+            for milestone, recorded in bracket.rungs:
+                if int(math.ceil(milestone)) == int(row["rung"]) and decided is not None:
+                    recorded[trial_id] = self._sign * decided
+                    break
+            if row["action"] == STOP:
+                self._bracket.pop(trial_id, None)
+                self._last.pop(trial_id, None)
+            else:
+                self._bracket[trial_id] = self.bracket_of(trial_id)
+
+
+def core(settings: AshaSettings, mode: str, seed: int | None = None) -> AshaCore:
+    return AshaCore(settings, mode, seed)
+
+
+__all__ = ["AshaCore", "AshaOptions", "AshaSettings", "core", "describe", "preview"]
