@@ -9,6 +9,7 @@ from __future__ import annotations
 import html.parser
 import json
 import math
+import types
 import os
 import shutil
 
@@ -293,7 +294,8 @@ def test_asha_events_record_nan_and_inf_as_reported_not_the_stand_in(tmp_path):
         )
     )
     events = []
-    asha = scheduler(plan, "training_iteration", events.append)
+    recorder = types.SimpleNamespace(decide=events.append, decided=lambda *args: None, metric_column="metric_loss")
+    asha = scheduler(plan, "training_iteration", recorder)
     asha.set_search_properties("loss", "min")
     trials = [Trial("x", config={}, trial_id=f"t{i}", stub=True) for i in range(4)]
     for trial in trials:

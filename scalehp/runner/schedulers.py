@@ -50,81 +50,35 @@ def scheduler(plan: Plan, time_attr: str, recorder: Any, snapshots: Any = None, 
 
 
 def _scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any) -> Any:
-    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
-
-    record = recorder.decide
-    experiment = plan.experiment
-    metric, mode = experiment.metric.name, experiment.metric.mode
     name = plan.scheduler
 
-    if name == "fifo":
-
-        class Fifo(Adapter, FIFOScheduler):
-            pass
-
-        return Fifo()
+    if name in ("fifo", "asha", "median_stopping"):
+        return _core_scheduler(plan, time_attr, recorder, tables)
     if name in ("pbt", "pb2"):
         from scalehp.runner.population import population_scheduler
 
         return population_scheduler(plan, time_attr, recorder, tables)
     if name == "hyperband":
-        return _hyperband(plan, time_attr, record)
-    if name == "median_stopping":
-        return _median_stopping(plan, time_attr, record)
+        return _hyperband(plan, time_attr, recorder.decide)
 
-    class RecordingASHA(Adapter, AsyncHyperBandScheduler):
-        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-            value = result.get(metric)
-            if isinstance(value, (int, float)) and not math.isfinite(value):
-                result = {**result, metric: _worst(mode)}  # NaN or inf: the worst value, not ignored
-            pending = None
-            bracket = self._trial_info.get(trial.trial_id)
-            step = result.get(time_attr)
-            if bracket is not None and step is not None and metric in result and step < self._max_t:
-                for milestone, recorded in bracket._rungs:
-                    if step >= milestone and trial.trial_id not in recorded:
-                        cutoff = bracket.cutoff(recorded)
-                        pending = (milestone, None if cutoff is None else reported(float(cutoff) * self._metric_op))
-                        break
-            decision = super().on_trial_result(tune_controller, trial, result)
-            if pending is not None:
-                record(
-                    {
-                        "trial_id": trial.trial_id,
-                        "step": step,
-                        "scheduler": "asha",
-                        "action": "stop" if decision == TrialScheduler.STOP else "continue",
-                        "rung": int(math.ceil(pending[0])),
-                        "value": value,
-                        "cutoff": pending[1],
-                    }
-                )
-            return decision
-
-        def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-            value = result.get(metric) if result else None
-            if isinstance(value, (int, float)) and not math.isfinite(value):
-                result = {**result, metric: _worst(mode)}
-            super().on_trial_complete(tune_controller, trial, result)
-
-    options = plan.scheduler_options
-    return RecordingASHA(  # metric and mode come from TuneConfig, the one place they are set
-        time_attr=time_attr,
-        max_t=options.max_steps,
-        grace_period=options.grace_steps,
-        reduction_factor=options.reduction_factor,
-        brackets=options.brackets,
-    )
+    raise ValueError(f"unknown scheduler {name!r}")
 
 
 def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], None]) -> Any:
-    """Ray's synchronous Hyperband; every halving records continue/stop per trial, every pause a row."""
+    """Ray's synchronous Hyperband runs the brackets (pausing and resuming trials); each
+    halving is decided by scalehp's core (:class:`~scalehp.schedulers.hyperband.HyperbandCore`)
+    and recorded before Ray acts on it; every pause is a row."""
     from ray.tune.schedulers import HyperBandScheduler, TrialScheduler
+
+    from scalehp.schedulers import core
 
     experiment = plan.experiment
     metric, mode = experiment.metric.name, experiment.metric.mode
-
+    decider = core(plan)
     values: dict[str, Any] = {}  # trial id -> the metric as it reported it last (Ray holds the finite stand-in)
+
+    def reported_value(trial: Any, result: dict | None) -> Any:
+        return values.get(trial.trial_id, (result or {}).get(metric))
 
     class RecordingHyperband(Adapter, HyperBandScheduler):
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
@@ -133,17 +87,8 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
             decision = super().on_trial_result(tune_controller, trial, result)
             if decision == TrialScheduler.PAUSE:
                 bracket, _ = self._trial_info[trial]
-                record(
-                    {
-                        "trial_id": trial.trial_id,
-                        "step": result.get(time_attr),
-                        "scheduler": "hyperband",
-                        "action": "pause",
-                        "rung": bracket._cumul_r,
-                        "bracket": bracket._halves,
-                        "value": values.get(trial.trial_id),
-                    }
-                )
+                step = result.get(time_attr)
+                record(decider.paused(trial.trial_id, step, values.get(trial.trial_id), bracket._cumul_r, bracket._halves))
             return decision
 
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
@@ -152,98 +97,93 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
         def _process_bracket(self, tune_controller: Any, bracket: Any) -> str:
             halving = bracket.successive_halving
 
-            def recorded(metric_name: str, metric_op: float) -> tuple[list, list]:
-                seen = {"rung": bracket._cumul_r, "bracket": bracket._halves, "results": dict(bracket._live_trials)}
-                good, bad = halving(metric_name, metric_op)
-                seen["good"], seen["bad"] = list(good), list(bad)
-                _record_halving(seen)  # on disk before Ray stops or resumes any of them
-                return good, bad
+            def decided(metric_name: str, metric_op: float) -> tuple[list, list]:
+                rung, number, live = bracket._cumul_r, bracket._halves, dict(bracket._live_trials)
+                good, _ = halving(metric_name, metric_op)  # Ray's bookkeeping of the bracket's sizes
+                results = {t.trial_id: ((r or {}).get(time_attr), reported_value(t, r)) for t, r in live.items()}
+                halved = decider.halve(results, len(good), rung, number)
+                for event in halved.events:
+                    record(event)  # on disk before Ray stops or resumes any of them
+                by_id = {t.trial_id: t for t in live}
+                return [by_id[i] for i in halved.keep], [by_id[i] for i in halved.stop]
 
             # a bracket whose last rung is below max_steps (Ray rounds rungs down) stops its trials there
             if bracket.cur_iter_done() and bracket.finished():
                 for t, result in dict(bracket._live_trials).items():
                     step = (result or {}).get(time_attr)
-                    if step is not None and step < self._max_t_attr:
-                        record(
-                            {
-                                "trial_id": t.trial_id,
-                                "step": step,
-                                "scheduler": "hyperband",
-                                "action": "stop",
-                                "rung": bracket._cumul_r,
-                                "bracket": bracket._halves,
-                                "value": values.get(t.trial_id, (result or {}).get(metric)),
-                            }
-                        )
-            bracket.successive_halving = recorded
+                    row = decider.ended(t.trial_id, step, reported_value(t, result), bracket._cumul_r, bracket._halves)
+                    if row is not None:
+                        record(row)
+            bracket.successive_halving = decided
             try:
                 return super()._process_bracket(tune_controller, bracket)
             finally:
                 del bracket.successive_halving
 
-    def _record_halving(seen: dict[str, Any]) -> None:
-        scores = {t: (r or {}).get(metric) for t, r in seen["results"].items()}  # as Ray decided: finite
-        kept = [scores[t] for t in seen["good"] if scores[t] is not None]
-        cutoff = reported((max(kept) if mode == "min" else min(kept)) if kept else None)
-        for action, trials in (("continue", seen["good"]), ("stop", seen["bad"])):
-            for t in trials:
-                result = seen["results"].get(t) or {}
-                record(
-                    {
-                        "trial_id": t.trial_id,
-                        "step": result.get(time_attr),
-                        "scheduler": "hyperband",
-                        "action": action,
-                        "rung": seen["rung"],
-                        "bracket": seen["bracket"],
-                        "value": values.get(t.trial_id, scores[t]),
-                        "cutoff": cutoff,
-                    }
-                )
-
     options = plan.scheduler_options
-    return RecordingHyperband(
-        time_attr=time_attr, max_t=options.max_steps, reduction_factor=options.reduction_factor
-    )
+    return RecordingHyperband(time_attr=time_attr, max_t=options.max_steps, reduction_factor=options.reduction_factor)
 
 
-def _median_stopping(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], None]) -> Any:
-    """Ray's median stopping rule; each comparison records continue/stop with the median as cutoff."""
-    import numpy as np
-    from ray.tune.schedulers import MedianStoppingRule, TrialScheduler
+def _value(result: dict, metric: str) -> float | None:
+    value = result.get(metric) if result else None
+    if value is None or isinstance(value, (str, bytes)):
+        return None
+    try:
+        return float(value)  # (numpy and torch scalars too)
+    except (TypeError, ValueError):
+        return None
+
+
+def _core_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any) -> Any:
+    """FIFO, ASHA and median stopping: Ray runs the trials, scalehp's decision core decides.
+
+    On resume the core is rebuilt from the tables (events, and reports for median stopping);
+    a step run again after a resume (its report is on disk) is not decided again: the
+    decision recorded for it stands, or ``continue``.
+    """
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    from scalehp.schedulers import core
 
     experiment = plan.experiment
-    metric = experiment.metric.name
+    metric, name = experiment.metric.name, plan.scheduler
+    decider = core(plan)
+    ray_action = {"continue": TrialScheduler.CONTINUE, "stop": TrialScheduler.STOP, "pause": TrialScheduler.PAUSE}
+    done: set[tuple[str, int]] = set()
+    if tables is not None:
+        events = tables.events.sort_values("time", kind="stable").to_dict("records") if len(tables.events) else []
+        reports = tables.reports
+        column = recorder.metric_column
+        if len(reports):
+            ordered = reports.sort_values(["time", "step"], kind="stable")
+            done = {(t, int(s)) for t, s in zip(ordered["trial_id"], ordered["step"]) if s == s}
+            values = ordered[column] if column in ordered else [None] * len(ordered)
+            rows = [(t, int(s), None if v != v else float(v)) for t, s, v in zip(ordered["trial_id"], ordered["step"], values)]
+        else:
+            rows = []
+        if name == "median_stopping":
+            decider.restore(events, rows)
+        else:
+            decider.restore(events)
 
-    class RecordingMedianStopping(Adapter, MedianStoppingRule):
+    class CoreScheduler(Adapter, FIFOScheduler):
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-            already = trial in self._stopped_trials
-            decision = super().on_trial_result(tune_controller, trial, result)
             step = result.get(time_attr)
-            if already or step is None or metric not in result or step < self._grace_period:
-                return decision
-            others = [t for t in self._trials_beyond_time(step) if t is not trial]
-            means = [m for m in (self._running_mean(t, step) for t in others) if np.isfinite(m)]
-            if len(means) < self._min_samples_required:
-                return decision
-            record(
-                {
-                    "trial_id": trial.trial_id,
-                    "step": step,
-                    "scheduler": "median_stopping",
-                    "action": "stop" if decision == TrialScheduler.STOP else "continue",
-                    "value": float(self._best_result(trial)),
-                    "cutoff": float(np.median(means)),
-                }
-            )
-            return decision
+            trial_id = trial.trial_id
+            if step is not None and (trial_id, int(step)) in done:
+                return ray_action[recorder.decided(trial_id, step, name) or "continue"]
+            decision = decider.report(trial_id, step, _value(result, metric))
+            for event in decision.events:
+                recorder.decide(event)  # on disk before Ray acts, when it acts
+            return ray_action[decision.action]
 
-        def _on_insufficient_samples(self, tune_controller: Any, trial: Any, time: float) -> str:
-            # Ray pauses a trial to let others catch up; a trainable without a checkpoint at
-            # that step would start over, so scalehp lets it continue
-            return TrialScheduler.CONTINUE
+        def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+            decider.remove(trial.trial_id, completed=True)
 
-    options = plan.scheduler_options
-    return RecordingMedianStopping(
-        time_attr=time_attr, grace_period=options.grace_steps, min_samples_required=options.min_samples
-    )
+        def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+            decider.remove(trial.trial_id, completed=False)
+
+        def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+            decider.remove(trial.trial_id, completed=False)
+
+    return CoreScheduler()
