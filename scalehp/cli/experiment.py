@@ -83,7 +83,7 @@ def _config_text(config: dict[str, Any]) -> str:
 
 
 def _space_lines(plan: Any) -> list[str]:
-    from scalehp.space import CountParam, enumerate_configs, flatten_space, space_size
+    from scalehp.space import enumerate_configs, flatten_space, space_size
 
     exp = plan.experiment
     nodes = flatten_space(exp.space)
@@ -95,7 +95,7 @@ def _space_lines(plan: Any) -> list[str]:
         when = ""
         if node.when:
             name, allowed = node.when[-1]
-            counted = isinstance(by_label[node.parent].param, CountParam)
+            counted = by_label[node.parent].param.kind == "count"
             when = f"  (when {name} >= {min(allowed)})" if counted else f"  (when {name} = {allowed[0]})"
         lines.append(f"  {('  ' * depth + node.name).ljust(width + 2 * depth)}  {node.param.describe()}{when}")
     if exp.search.algorithm == "grid":

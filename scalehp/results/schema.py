@@ -280,29 +280,7 @@ def arrow_type(values: list) -> pa.DataType:
 
 def param_type(param) -> pa.DataType:
     """The Arrow type of one param's column (conditional choices and counts by their values)."""
-    from scalehp.space import (
-        ChoiceParam,
-        ConditionalParam,
-        ConstantParam,
-        CountParam,
-        FloatParam,
-        GridParam,
-        IntParam,
-        LogNormalParam,
-        NormalParam,
-    )
-
-    if isinstance(param, (FloatParam, NormalParam, LogNormalParam)):
-        return pa.float64()
-    if isinstance(param, (IntParam, CountParam)):
-        return pa.int64()
-    if isinstance(param, ChoiceParam):
-        return arrow_type(param.options)
-    if isinstance(param, (GridParam, ConditionalParam)):
-        return arrow_type(param.values)
-    if isinstance(param, ConstantParam):
-        return arrow_type([param.value])
-    raise TypeError(f"unknown param kind {param!r}")  # pragma: no cover - every kind is listed above
+    return param.arrow_type
 
 
 def param_fields(space: dict, columns: dict[str, str]) -> list[pa.Field]:
