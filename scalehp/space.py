@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Sequence, Union
 
@@ -62,6 +63,9 @@ def _number(value: Any) -> Any:
 
 MAX_STEPS = 10**12
 """The most values a float range with a ``step`` may hold (a step of 5e-324 would overflow sampling)."""
+
+PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]{0,99}")
+"""The one rule for a param's name (used with fullmatch); a sub-param's own name has no ``.``."""
 
 MAX_NODES = 10_000
 """The most params a space may hold once conditional and repeated sub-params are spread out."""
@@ -89,6 +93,24 @@ def _is_number(value: Any) -> bool:
 def _plain(value: Any) -> Any:
     """A numpy scalar as the Python value it holds (searchers hand those back)."""
     return value.item() if hasattr(value, "item") else value
+
+
+def values_type(values: list) -> Any:
+    """The Arrow type of a column holding ``values`` (a choice's options, a grid's values).
+
+    Ints stay int64, floats (or ints mixed with floats) float64, booleans bool; anything
+    else, or a mix, is stored as text.
+    """
+    import pyarrow as pa  # only the column types need it
+
+    kinds = {type(v) for v in values if v is not None}
+    if kinds and kinds <= {bool}:
+        return pa.bool_()
+    if kinds and kinds <= {int}:
+        return pa.int64()
+    if kinds and kinds <= {int, float}:
+        return pa.float64()
+    return pa.string()
 
 
 class _Kind(BaseModel):
@@ -137,14 +159,12 @@ class _Kind(BaseModel):
 
     @property
     def arrow_type(self) -> Any:
-        """The Arrow type of its Parquet column."""
+        """The Arrow type of its Parquet column (``pyarrow.DataType``)."""
         import pyarrow as pa
-
-        from scalehp.results.schema import arrow_type
 
         if self.numeric:
             return pa.int64() if self.integer else pa.float64()
-        return arrow_type(list(self.finite_values() or []))
+        return values_type(list(self.finite_values() or []))
 
     def branches(self, name: str, path: str) -> list[tuple[str, str, tuple[Any, ...], dict[str, Any]]]:
         """Its sub-spaces: ``(name prefix, key path, values under which they are active, sub-space)``."""
@@ -439,10 +459,8 @@ class ConstantParam(_Kind):
 
 
 def _sub_space(space: dict[str, Any], where: str) -> dict[str, Any]:
-    from scalehp.spec import _PARAM  # the one rule for param names
-
     for name, param in space.items():
-        if not isinstance(name, str) or not _PARAM.fullmatch(name) or "." in name:
+        if not isinstance(name, str) or not PARAM_NAME.fullmatch(name) or "." in name:
             raise ValueError(
                 f"{where}: sub-param name {name!r}: use letters, digits, _ and -, starting with a letter or _"
             )
@@ -609,6 +627,9 @@ Param = Annotated[
 
 ConditionalParam.model_rebuild()
 CountParam.model_rebuild()
+
+KIND_MODELS = (FloatParam, IntParam, NormalParam, LogNormalParam, ChoiceParam, GridParam, ConstantParam, CountParam)
+"""The model of each kind an experiment file spells out (a conditional choice is spelled as a choice)."""
 
 # ---------------------------------------------------------------------------
 # The space as a flat list of nodes

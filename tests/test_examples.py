@@ -8,7 +8,7 @@ import pytest
 
 from scalehp.compiler import compile_plan
 from scalehp.spec import load_experiment
-from scalehp.trial import experiment_trainable
+from scalehp.command import experiment_trainable
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.yaml"))
 

@@ -10,9 +10,9 @@ from typing import Any, Callable, NoReturn
 
 import click
 
-from scalehp.cli import escape, fmt_value, load_plan, main, print_error, print_warning
+from scalehp.cli.common import escape, fmt_value, load_plan, main, print_error, print_warning
 from scalehp.errors import RunError, RunInterrupted, SpecError
-from scalehp.trial import experiment_trainable
+from scalehp.command import experiment_trainable
 
 
 @main.command()

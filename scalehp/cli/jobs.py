@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from scalehp.cli import FORMAT, main, print_table
+from scalehp.cli.common import FORMAT, main, print_table
 
 ADDRESS = click.option(
     "--address",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from scalehp.cli import FORMAT, check_output, escape, main, print_table, write_output
+from scalehp.cli.common import FORMAT, check_output, escape, main, print_table, write_output
 
 FORCE = click.option("--force", is_flag=True, help="Replace the -o file if it exists (never through a link).")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from scalehp.cli import FORMAT, fmt_value, frame_rows, main, print_table
+from scalehp.cli.common import FORMAT, fmt_value, frame_rows, main, print_table
 
 
 @main.group()

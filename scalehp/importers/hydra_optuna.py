@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalehp.errors import ScalehpError
 from scalehp.importers import MAX_DEPTH, Imported, Source
 from scalehp.importers._mapping import Mapping, finite, sanitize_name, shown, span
 
@@ -209,7 +210,7 @@ _SPECIAL = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "nan": math.na
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class GrammarError(ValueError):
+class GrammarError(ScalehpError, ValueError):
     """A sweep value that is not Hydra's override grammar (or a part the Optuna sweeper cannot use)."""
 
 

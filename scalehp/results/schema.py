@@ -293,22 +293,6 @@ def describe_end(end: Mapping[str, Any], metric: str, mode: str) -> str:
     return f"ended early ({reason})"
 
 
-def arrow_type(values: list) -> pa.DataType:
-    """The Arrow type of a param column from the values the param can take.
-
-    Ints stay int64, floats (or ints mixed with floats) float64, booleans bool; anything
-    else, or a mix, is stored as text.
-    """
-    kinds = {type(v) for v in values if v is not None}
-    if kinds and kinds <= {bool}:
-        return pa.bool_()
-    if kinds and kinds <= {int}:
-        return pa.int64()
-    if kinds and kinds <= {int, float}:
-        return pa.float64()
-    return pa.string()
-
-
 def param_type(param) -> pa.DataType:
     """The Arrow type of one param's column (conditional choices and counts by their values)."""
     return param.arrow_type

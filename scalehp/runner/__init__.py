@@ -48,7 +48,7 @@ from scalehp.runner.search import param_space, searcher
 from scalehp.runner.session import check_resources, interrupts, quiet_tune, ray_session, tolerate_worker_deaths
 from scalehp.runner.trainable import entry_point, trial_dirname, trial_name
 from scalehp.spec import Experiment, experiment_from_data
-from scalehp.trial import experiment_trainable
+from scalehp.command import experiment_trainable
 
 log = logging.getLogger(__name__)
 

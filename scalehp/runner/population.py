@@ -25,7 +25,7 @@ import random
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
-from scalehp.runner.schedulers import finite, reported
+from scalehp.runner.nonfinite import finite, reported  # not from schedulers.py, which imports this module
 from scalehp.runner.search import domain, has_domain
 from scalehp.scheduling import mutations
 

@@ -11,21 +11,8 @@ import math
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
-
-
-WORST = 1e300
-"""The finite stand-in for a NaN or infinite value (Ray's cutoff is a percentile, and inf - inf is NaN)."""
-
-
-def _worst(mode: str) -> float:
-    return WORST if mode == "min" else -WORST
-
-
-def reported(value: float | None) -> float | None:
-    """A value Ray decided with, in the metric's terms: the stand-in becomes the worst infinity it stood for."""
-    if value is None or not abs(value) >= WORST:  # (NaN stays NaN)
-        return value
-    return math.copysign(math.inf, value)
+from scalehp.runner.nonfinite import WORST, finite, reported  # noqa: F401 - WORST: tests read it here
+from scalehp.runner.nonfinite import worst as _worst
 
 
 def scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], None]) -> Any:
@@ -90,14 +77,6 @@ def scheduler(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], Non
         reduction_factor=options["reduction_factor"],
         brackets=options["brackets"],
     )
-
-
-def finite(result: dict, metric: str, mode: str) -> dict:
-    """The result with a NaN or infinite metric replaced by the worst finite value."""
-    value = result.get(metric) if result else None
-    if isinstance(value, (int, float)) and not math.isfinite(value):
-        return {**result, metric: _worst(mode)}
-    return result
 
 
 def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], None]) -> Any:
