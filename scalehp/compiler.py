@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from scalehp.defaults import initial_points
 from scalehp.results.schema import ColumnMap, column_name, param_type
 from scalehp.scheduling import Bracket, scheduler_plan
 from scalehp.space import flatten_space, is_conditional
@@ -300,7 +301,7 @@ def compile_plan(experiment: Experiment) -> Plan:
         warnings.append("every param is a constant: all trials run the same config")
     algorithm = experiment.search.algorithm
     if algorithm in MODEL_BASED:
-        initial = experiment.search.initial_points or (20 if algorithm == "hyperopt" else 10)
+        initial = initial_points(algorithm, experiment.search.initial_points)
         if trials <= initial:
             warnings.append(
                 f"{algorithm} samples its first {initial} configs at random; with {trials} trials it never models the space"

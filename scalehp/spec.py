@@ -39,6 +39,7 @@ from pydantic import (
 )
 
 from scalehp.errors import SpecError
+from scalehp.defaults import RESULTS_ROOT
 from scalehp.space import KIND_MODELS, PARAM_NAME, Integer, Number, Param, check_nodes
 
 # ---------------------------------------------------------------------------
@@ -661,7 +662,7 @@ class Experiment(_Model):
     failure: Failure = Field(default_factory=Failure)
     checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     results: Annotated[str, AfterValidator(check_results_root)] = Field(
-        "results", min_length=1, description="folder (or URI) that holds every run"
+        RESULTS_ROOT, min_length=1, description="folder (or URI) that holds every run"
     )
 
     _source: str = PrivateAttr("<dict>")

@@ -13,6 +13,7 @@ import click
 from scalehp.cli.common import escape, fmt_value, load_plan, main, print_error, print_warning
 from scalehp.errors import RunError, RunInterrupted, SpecError
 from scalehp.command import experiment_trainable
+from scalehp.defaults import initial_points
 
 
 @main.command()
@@ -132,7 +133,7 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
     if len(exp.objectives) > 1:
         metric += "; several metrics: the Pareto front is the result, ranked by the first"
     if exp.search.algorithm in ("hyperopt", "optuna"):
-        first = exp.search.initial_points or (20 if exp.search.algorithm == "hyperopt" else 10)
+        first = initial_points(exp.search.algorithm, exp.search.initial_points)
         searcher += f", first {first} configs at random"
     searcher += f", seed {exp.seed}" if exp.seed is not None else ", unseeded"
     lines = [

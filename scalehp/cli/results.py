@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from scalehp.cli.common import FORMAT, fmt_value, frame_rows, main, print_table
+from scalehp.defaults import RESULTS_ROOT
 
 
 @main.group()
@@ -13,7 +14,7 @@ def results() -> None:
 
 
 @results.command(name="ls")
-@click.argument("root", default="results", type=click.Path(file_okay=False))
+@click.argument("root", default=RESULTS_ROOT, type=click.Path(file_okay=False))
 @FORMAT
 def results_ls(root: str, fmt: str) -> None:
     """List the runs under ROOT (a results root or an experiment folder)."""

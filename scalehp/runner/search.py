@@ -30,6 +30,7 @@ import random
 from typing import Any
 
 from scalehp.compiler import Plan
+from scalehp.defaults import initial_points, nsga2_population
 from scalehp.errors import RunError
 from scalehp.space import Node, flatten_space, is_conditional, resolve, sample_config
 from scalehp.spec import Experiment
@@ -313,11 +314,11 @@ def optuna_sampler(plan: Plan) -> Any:
     from scalehp.runner import samplers
 
     experiment = plan.experiment
-    seed, startup = experiment.seed, experiment.search.initial_points or 10
+    seed, startup = experiment.seed, initial_points("optuna", experiment.search.initial_points)
     if plan.sampler == "cmaes":
         return samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
     if plan.sampler == "nsga2":
-        return samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, startup)))
+        return samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(startup))
     return samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
@@ -387,7 +388,7 @@ def _base_searcher(plan: Plan) -> Any:
             space=hyperopt_space(nodes),
             metric=metric,
             mode=mode,
-            n_initial_points=experiment.search.initial_points or 20,
+            n_initial_points=initial_points("hyperopt", experiment.search.initial_points),
             random_state_seed=experiment.seed,
         )
         _add_hyperopt_history(search, nodes, plan)
