@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from scalehp.errors import TrialError
-from scalehp.trial import MetricMissingError, Trial, TrainableKind, load_trainable
+from scalehp.trial import MetricMissingError, TrainableKind, Trial, load_trainable
 
 if TYPE_CHECKING:
     from scalehp.spec import Command, Experiment

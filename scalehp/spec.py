@@ -38,8 +38,8 @@ from pydantic import (
     model_validator,
 )
 
-from scalehp.errors import SpecError
 from scalehp.defaults import RESULTS_ROOT
+from scalehp.errors import SpecError
 from scalehp.space import KIND_MODELS, PARAM_NAME, Integer, Number, Param, check_nodes
 
 # ---------------------------------------------------------------------------

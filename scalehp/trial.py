@@ -23,12 +23,9 @@ import os
 import pickle
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import Any, Callable, Literal
 
 from scalehp.errors import RunError, SpecError, TrialError
-
-if TYPE_CHECKING:
-    from scalehp.spec import Experiment
 
 TrainableKind = Literal["scalehp", "ray"]
 _CHECKPOINT_FILE = "state.pt"

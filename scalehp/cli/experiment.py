@@ -11,9 +11,9 @@ from typing import Any, Callable, NoReturn
 import click
 
 from scalehp.cli.common import escape, fmt_value, load_plan, main, print_error, print_warning
-from scalehp.errors import RunError, RunInterrupted, SpecError
 from scalehp.command import experiment_trainable
 from scalehp.defaults import initial_points
+from scalehp.errors import RunError, RunInterrupted, SpecError
 
 
 @main.command()

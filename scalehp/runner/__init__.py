@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from scalehp.command import print_line
+from scalehp.command import experiment_trainable, print_line
 from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import ResultsError, RunError, RunInterrupted, SpecError
 from scalehp.results.schema import describe_end, metric_column, metric_names, param_fields, run_end
@@ -48,7 +48,6 @@ from scalehp.runner.search import param_space, searcher
 from scalehp.runner.session import check_resources, interrupts, quiet_tune, ray_session, tolerate_worker_deaths
 from scalehp.runner.trainable import entry_point, trial_dirname, trial_name
 from scalehp.spec import Experiment, experiment_from_data
-from scalehp.command import experiment_trainable
 
 log = logging.getLogger(__name__)
 
