@@ -290,6 +290,9 @@ class IntParam(_Kind):
     def finite_values(self) -> range:
         return range(self.low, self.high + 1, self.step or 1)
 
+    def size(self) -> int:
+        return (self.high - self.low) // (self.step or 1) + 1  # len() of a range stops at sys.maxsize
+
     def fits(self, value: Any) -> bool:
         return _is_number(value) and float(value).is_integer() and self.low <= value <= self.high
 

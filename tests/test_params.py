@@ -35,6 +35,7 @@ def test_each_kind_answers_for_itself():
     assert width.integer and not width.log_scale and list(width.finite_values()) == [0, 5, 10] and width.size() == 3
     assert width.clip(3.7) == 5 and width.clip(99) == 10 and width.fits(4) and not width.fits(4.5)
     assert width.arrow_type == pa.int64()
+    assert param({"int": [-(2**63), 2**63 - 1]}).size() == 2**64  # wider than len() of a range can say
 
     lognormal = param({"lognormal": [0.0, 1.0]})
     assert lognormal.log_scale and lognormal.fits(0.5) and not lognormal.fits(-0.5) and not lognormal.fits(float("inf"))
@@ -131,3 +132,29 @@ def test_importance_names_params_and_respects_log_from_the_plan(tmp_path, monkey
     assert seen == {"param_optimizer": False, "param_optimizer_lr": True, "param_depth": False}
     again = importance.param_importance(res.trials, "min", params=["optimizer.lr", "depth"], space=space)
     assert set(again["param"]) == {"optimizer.lr", "depth"}
+
+
+def test_pbt_lognormal_mutations_repeat_with_the_experiment_seed(tmp_path):
+    """PBT resamples a lognormal param through a function: its draws follow ``seed``, not the global RNG."""
+    from scalehp.compiler import compile_plan
+    from scalehp.runner.population import population_scheduler
+    from scalehp.spec import load_experiment
+
+    def draws(seed):
+        data = {
+            "name": "pbt",
+            "trainable": "experiments.trainables.schedule:train",
+            "metric": {"name": "loss", "mode": "min"},
+            "budget": {"samples": 4, "max_steps": 10},
+            "seed": seed,
+            "space": {"lr": {"lognormal": [-4.0, 1.0]}, "opt": {"choice": ["a", "b"]}, "n": {"int": [1, 8]}},
+            "scheduler": {"pbt": {"mutate": ["lr", "opt", "n"]}},
+            "results": str(tmp_path / "results"),
+        }
+        pbt = population_scheduler(compile_plan(load_experiment(data)), "training_iteration", lambda row: None)
+        mutations = pbt._hyperparam_mutations
+        assert mutations["opt"] == ["a", "b"] and not callable(mutations["n"])
+        random.seed(seed + 1)  # the global RNG (Ray's own draws) does not change them
+        return [mutations["lr"]() for _ in range(3)]
+
+    assert draws(3) == draws(3) != draws(4)
