@@ -72,7 +72,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from scalehp import schedulers
-from scalehp.trial import MetricMissingError, Trial
+from scalehp.errors import TrialError
+from scalehp.trial import MetricMissingError, TrainableKind, Trial, load_trainable
 
 if TYPE_CHECKING:
     from scalehp.spec import Command, Experiment
@@ -95,7 +96,7 @@ DEFAULT_FORMAT = re.compile(rf"(?<![\w./-]){_NAME}\s*=\s*{_VALUE}(?!\w|\.\d)")
 """The default metric format: ``name=value`` pairs (Katib's StdOut format, names may hold / and .)."""
 
 
-class CommandError(RuntimeError):
+class CommandError(TrialError):
     """The trial's command could not start, or exited with a non-zero status."""
 
 
@@ -719,3 +720,20 @@ def command_trainable(experiment: Experiment, echo: Callable[[str], None] | None
         raise ValueError(f"experiment {experiment.name!r} has no command")
     names = [node.name for node in flatten_space(experiment.space)]
     return CommandTrainable(experiment.command, names, echo)
+
+
+def experiment_trainable(
+    experiment: Experiment, *, echo: Callable[[str], None] | None = None
+) -> tuple[Callable, TrainableKind]:
+    """The function each trial of ``experiment`` runs, and its calling convention.
+
+    The imported ``trainable``, or for an experiment with a ``command`` the trainable that
+    runs it (``echo`` gets every line the program prints).
+
+    Raises:
+        SpecError: the trainable cannot be imported, or the command's program is not found.
+    """
+    if experiment.command is not None:
+        check_program(experiment)
+        return command_trainable(experiment, echo=echo), "scalehp"
+    return load_trainable(experiment.trainable, source=experiment.source, line=experiment.line_of("trainable"))

@@ -13,26 +13,18 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scalehp.results.schema import ColumnMap, column_name, param_type
 from scalehp import schedulers
+from scalehp.defaults import initial_points
+from scalehp.results.schema import ColumnMap, column_name, param_type
 from scalehp.schedulers.base import Bracket, Rung, Settings
-from scalehp.space import (
-    ChoiceParam,
-    ConditionalParam,
-    ConstantParam,
-    CountParam,
-    FloatParam,
-    GridParam,
-    IntParam,
-    LogNormalParam,
-    NormalParam,
-    flatten_space,
-    is_conditional,
-)
+from scalehp.space import flatten_space, is_conditional
 from scalehp.spec import Experiment, SpecError
 
 MODEL_BASED = ("hyperopt", "optuna")
 _OPTUNA_VALUES = (type(None), bool, int, float, str)
+_RANGES = ("float", "int", "normal", "lognormal")  # kinds a grid search cannot enumerate
+_GAUSSIANS = ("normal", "lognormal")  # kinds optuna has no distribution for
+_CATEGORICAL = ("choice", "conditional", "count")  # kinds CMA-ES cannot model
 
 
 @dataclass(frozen=True)
@@ -96,48 +88,48 @@ def _check_searcher(experiment: Experiment, sampler: str | None) -> None:
     searcher = f"optuna {sampler}" if sampler else algorithm
     for node in flatten_space(experiment.space):
         param, path = node.param, node.path
-        if algorithm == "grid" and isinstance(param, (FloatParam, IntParam, NormalParam, LogNormalParam)):
+        if algorithm == "grid" and param.kind in _RANGES:
             raise experiment.error(
                 path,
                 f"grid search cannot enumerate a {param.kind} range; give {{grid: [...]}} values or use search.algorithm random",
             )
-        if algorithm == "grid" and isinstance(param, (ConditionalParam, CountParam)):
+        if algorithm == "grid" and param.nested:
             raise experiment.error(
                 path,
                 f"grid search cannot enumerate the conditional param {node.name!r}; use search.algorithm random, hyperopt or optuna",
             )
-        if algorithm in MODEL_BASED and isinstance(param, GridParam):
+        if algorithm in MODEL_BASED and param.kind == "grid":
             raise experiment.error(
                 path,
                 f"{algorithm} cannot search a grid param; write {{choice: [...]}} or use search.algorithm random or grid",
             )
-        if algorithm == "random" and isinstance(param, GridParam) and is_conditional(experiment.space):
+        if algorithm == "random" and param.kind == "grid" and is_conditional(experiment.space):
             raise experiment.error(
                 path, "random search of a conditional space cannot also walk a grid; write {choice: [...]} instead"
             )
         if (
             algorithm == "random"
-            and isinstance(param, GridParam)
-            and any(isinstance(p, LogNormalParam) for p in experiment.space.values())
+            and param.kind == "grid"
+            and any(p.kind == "lognormal" for p in experiment.space.values())
         ):
             raise experiment.error(
                 path, "random search with a lognormal param cannot also walk a grid; write {choice: [...]} instead"
             )
         if algorithm == "optuna":
-            if isinstance(param, (NormalParam, LogNormalParam)):
+            if param.kind in _GAUSSIANS:
                 raise experiment.error(
                     path,
                     f"optuna has no {param.kind} distribution for {node.name!r}; use search.algorithm hyperopt "
                     "or random, or a {float: [low, high]} range",
                 )
-            if isinstance(param, FloatParam) and param.log and param.step:
+            if param.kind == "float" and param.log and param.step:
                 raise experiment.error(path, f"{searcher} cannot search float {node.name!r} on a log scale with a step")
-            if isinstance(param, ChoiceParam) and not all(isinstance(o, _OPTUNA_VALUES) for o in param.options):
+            if param.kind == "choice" and not all(isinstance(o, _OPTUNA_VALUES) for o in param.options):
                 raise experiment.error(
                     path,
                     f"{searcher} can only choose among numbers, strings, booleans and null; {node.name!r} lists a list or mapping",
                 )
-            if sampler == "cmaes" and isinstance(param, (ChoiceParam, ConditionalParam, CountParam)):
+            if sampler == "cmaes" and param.kind in _CATEGORICAL:
                 raise experiment.error(
                     path,
                     f"optuna cmaes searches numbers only and cannot model the {param.kind} param {node.name!r}; "
@@ -240,10 +232,8 @@ def _metric_columns(experiment: Experiment) -> dict[str, str]:
 def _grid_points(experiment: Experiment) -> int:
     points = 1
     for param in experiment.space.values():
-        if isinstance(param, GridParam):
-            points *= len(param.values)
-        elif experiment.search.algorithm == "grid" and isinstance(param, ChoiceParam):
-            points *= len(param.options)
+        if param.kind == "grid" or (experiment.search.algorithm == "grid" and param.kind == "choice"):
+            points *= len(param.finite_values())
     return points
 
 
@@ -270,12 +260,12 @@ def compile_plan(experiment: Experiment) -> Plan:
 
     warnings: list[str] = []
     _check_ends(experiment, trials, warnings)
-    searched = [p for p in experiment.space.values() if not isinstance(p, ConstantParam)]
+    searched = [p for p in experiment.space.values() if p.searched]
     if not searched and experiment.budget.samples > 1:
         warnings.append("every param is a constant: all trials run the same config")
     algorithm = experiment.search.algorithm
     if algorithm in MODEL_BASED:
-        initial = experiment.search.initial_points or (20 if algorithm == "hyperopt" else 10)
+        initial = initial_points(algorithm, experiment.search.initial_points)
         if trials <= initial:
             warnings.append(
                 f"{algorithm} samples its first {initial} configs at random; with {trials} trials it never models the space"

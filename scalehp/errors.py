@@ -6,6 +6,7 @@ Every error a user can fix derives from :class:`ScalehpError`::
     ├── SpecError           the experiment file (or dict) is invalid; names file and key path
     ├── RunError            a run could not start or finish (Ray, trainable import, resources)
     │   └── RunInterrupted  SIGINT or SIGTERM stopped the run; ``scalehp resume`` finishes it
+    ├── TrialError          raised inside one trial (its command failed, a report lacked the metric)
     └── ResultsError        results folders are missing, foreign or unreadable
         └── IntegrityError  a run folder is not what scalehp signed (resume refuses it)
 
@@ -75,6 +76,10 @@ class RunInterrupted(RunError):
         self.summary = summary
         self.signal = signal
         super().__init__(f"interrupted by signal {signal}: scalehp resume {getattr(summary, 'path', '')}")
+
+
+class TrialError(ScalehpError, RuntimeError):
+    """Raised inside a trial: the trial ends with ``status="error"`` (see :mod:`scalehp.command`, :mod:`scalehp.trial`)."""
 
 
 class ResultsError(ScalehpError, ValueError):

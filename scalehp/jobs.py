@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
+from scalehp.defaults import RESULTS_ROOT
 from scalehp.errors import RunError, SpecError, escape
 
 log = logging.getLogger(__name__)
@@ -625,7 +626,7 @@ def _checked_root(root: str, what: str) -> str:
     return root
 
 
-def fetch(address: str, job_id: str, destination: str | Path = "results") -> Path:
+def fetch(address: str, job_id: str, destination: str | Path = RESULTS_ROOT) -> Path:
     """Copy a finished job's run (``plan.json`` and tables) to ``destination/<experiment>/<run id>``.
 
     The source is the job's results root, read through pyarrow's filesystems, so a local

@@ -34,15 +34,20 @@ only when ``optimizer`` is ``adam``); the Parquet column follows the usual rule
 (``param_optimizer_beta1``) and is null where the param is inactive. Sub-params of the same
 name under several options of one choice are one param and must share a column type.
 
-The classes here are plain data: they know how to check themselves, sample a value
-with a ``random.Random`` (for ``scalehp try`` and ``LocalTrial``) and describe
-themselves. Turning them into Ray Tune domains is the runner's job.
+The classes here are plain data that carry their own behaviour, so no caller needs to ask
+which class a param is: each checks itself, samples a value with a ``random.Random`` (for
+``scalehp try`` and ``LocalTrial``), describes itself, says whether a value ``fits`` it,
+clips a searcher's value into its domain, lists its ``finite_values`` (for grids
+and enumeration), gives the Arrow type of its column and whether it is searched on a
+log scale. What differs per searcher (Ray Tune domains, hyperopt expressions, optuna
+suggestions) lives in the runner, in one table per searcher keyed by :attr:`kind`.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Sequence, Union
 
@@ -58,6 +63,9 @@ def _number(value: Any) -> Any:
 
 MAX_STEPS = 10**12
 """The most values a float range with a ``step`` may hold (a step of 5e-324 would overflow sampling)."""
+
+PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]{0,99}")
+"""The one rule for a param's name (used with fullmatch); a sub-param's own name has no ``.``."""
 
 MAX_NODES = 10_000
 """The most params a space may hold once conditional and repeated sub-params are spread out."""
@@ -78,16 +86,93 @@ Number = Annotated[float, BeforeValidator(_number)]
 Integer = Annotated[int, BeforeValidator(_integer)]
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (searchers hand those back)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def values_type(values: list) -> Any:
+    """The Arrow type of a column holding ``values`` (a choice's options, a grid's values).
+
+    Ints stay int64, floats (or ints mixed with floats) float64, booleans bool; anything
+    else, or a mix, is stored as text.
+    """
+    import pyarrow as pa  # only the column types need it
+
+    kinds = {type(v) for v in values if v is not None}
+    if kinds and kinds <= {bool}:
+        return pa.bool_()
+    if kinds and kinds <= {int}:
+        return pa.int64()
+    if kinds and kinds <= {int, float}:
+        return pa.float64()
+    return pa.string()
+
+
 class _Kind(BaseModel):
+    """What every param kind answers, so callers never dispatch on the class."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     kind: ClassVar[str] = ""
+    numeric: ClassVar[bool] = False
+    """Its values are numbers (its column is int64 or float64)."""
+    integer: ClassVar[bool] = False
+    """Its values are integers (its column is int64)."""
+    searched: ClassVar[bool] = True
+    """A searcher draws it (False for a constant, which is filled in as it is)."""
+    nested: ClassVar[bool] = False
+    """Other params hang under it (a conditional choice or a count)."""
 
     def sample(self, rng: random.Random) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def describe(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    @property
+    def log_scale(self) -> bool:
+        """Whether its values are best compared on a log scale (``log: true``, ``lognormal``)."""
+        return False
+
+    def finite_values(self) -> Sequence[Any] | None:
+        """Every value it takes, in order, or None for a range of floats."""
+        return None
+
+    def size(self) -> int | None:
+        """How many distinct configs it stands for (its sub-params included); None: infinitely many."""
+        values = self.finite_values()
+        return None if values is None else len(values)
+
+    def fits(self, value: Any) -> bool:
+        """Whether ``value`` is one it can take (an earlier run's value for warm start)."""
+        values = self.finite_values()
+        return values is not None and value in values
+
+    def clip(self, value: Any) -> Any:
+        """A searcher's (or PBT's) value brought into its domain: rounded, on its step, inside its bounds."""
+        return _plain(value)
+
+    @property
+    def arrow_type(self) -> Any:
+        """The Arrow type of its Parquet column (``pyarrow.DataType``)."""
+        import pyarrow as pa
+
+        if self.numeric:
+            return pa.int64() if self.integer else pa.float64()
+        return values_type(list(self.finite_values() or []))
+
+    def branches(self, name: str, path: str) -> list[tuple[str, str, tuple[Any, ...], dict[str, Any]]]:
+        """Its sub-spaces: ``(name prefix, key path, values under which they are active, sub-space)``."""
+        return []
+
+    def sub_nodes(self) -> int:
+        """How many params hang under it once spread out (counted without spreading)."""
+        return 0
 
 
 def _check_bounds(low: float, high: float, log: bool, step: float | None) -> None:
@@ -118,6 +203,7 @@ class FloatParam(_Kind):
     """A float in ``[low, high]``; ``log`` samples uniformly in log space; ``step`` quantizes."""
 
     kind: ClassVar[str] = "float"
+    numeric: ClassVar[bool] = True
     bounds: tuple[Number, Number] = Field(alias="float", description="[low, high]")
     log: bool = False
     step: Number | None = None
@@ -150,11 +236,23 @@ class FloatParam(_Kind):
         extra = (" log" if self.log else "") + (f" step {self.step:g}" if self.step else "")
         return f"float [{self.low:g}, {self.high:g}]{extra}"
 
+    @property
+    def log_scale(self) -> bool:
+        return self.log
+
+    def fits(self, value: Any) -> bool:
+        return _is_number(value) and self.low <= value <= self.high
+
+    def clip(self, value: Any) -> float:
+        return float(min(self.high, max(self.low, _plain(value))))
+
 
 class IntParam(_Kind):
     """An integer in ``[low, high]``, both included; ``log`` and ``step`` as for floats."""
 
     kind: ClassVar[str] = "int"
+    numeric: ClassVar[bool] = True
+    integer: ClassVar[bool] = True
     bounds: tuple[Integer, Integer] = Field(alias="int", description="[low, high], both included")
     log: bool = False
     step: Integer | None = None
@@ -185,6 +283,25 @@ class IntParam(_Kind):
         extra = (" log" if self.log else "") + (f" step {self.step}" if self.step else "")
         return f"int [{self.low}, {self.high}]{extra}"
 
+    @property
+    def log_scale(self) -> bool:
+        return self.log
+
+    def finite_values(self) -> range:
+        return range(self.low, self.high + 1, self.step or 1)
+
+    def size(self) -> int:
+        return (self.high - self.low) // (self.step or 1) + 1  # len() of a range stops at sys.maxsize
+
+    def fits(self, value: Any) -> bool:
+        return _is_number(value) and float(value).is_integer() and self.low <= value <= self.high
+
+    def clip(self, value: Any) -> int:
+        value = int(round(_plain(value)))
+        if self.step and self.step > 1:
+            value = self.low + self.step * round((value - self.low) / self.step)
+        return min(self.high, max(self.low, value))
+
 
 def _distinct(values: list[Any], what: str) -> list[Any]:
     if not values:
@@ -206,6 +323,7 @@ def _distinct(values: list[Any], what: str) -> list[Any]:
 class _Gaussian(_Kind):
     """Shared by :class:`NormalParam` and :class:`LogNormalParam`: two numbers and an optional step."""
 
+    numeric: ClassVar[bool] = True
     moments: tuple[Number, Number]
     step: Number | None = None
 
@@ -239,6 +357,9 @@ class _Gaussian(_Kind):
     def _quantize(self, value: float) -> float:
         return round(value / self.step) * self.step if self.step else value
 
+    def fits(self, value: Any) -> bool:
+        return _is_number(value) and math.isfinite(value)
+
 
 class NormalParam(_Gaussian):
     """A float drawn from Normal(mean, sd); ``step`` rounds it to a multiple of step."""
@@ -266,6 +387,13 @@ class LogNormalParam(_Gaussian):
     def sample(self, rng: random.Random) -> float:
         return self._quantize(math.exp(rng.gauss(self.mean, self.sd)))
 
+    @property
+    def log_scale(self) -> bool:
+        return True
+
+    def fits(self, value: Any) -> bool:
+        return super().fits(value) and value > 0
+
     def describe(self) -> str:
         extra = f" step {self.step:g}" if self.step else ""
         return f"lognormal ln(x) ~ N({self.mean:g}, {self.sd:g}), median {math.exp(self.mean):.3g}{extra}"
@@ -288,6 +416,9 @@ class ChoiceParam(_Kind):
     def describe(self) -> str:
         return "choice " + ", ".join(map(str, self.options))
 
+    def finite_values(self) -> list[Any]:
+        return list(self.options)
+
 
 class GridParam(_Kind):
     """Every value in turn: the run holds ``samples`` trials for each grid point."""
@@ -306,11 +437,15 @@ class GridParam(_Kind):
     def describe(self) -> str:
         return "grid " + ", ".join(map(str, self.values))
 
+    def finite_values(self) -> list[Any]:
+        return list(self.values)
+
 
 class ConstantParam(_Kind):
     """A fixed value handed to every trial."""
 
     kind: ClassVar[str] = "constant"
+    searched: ClassVar[bool] = False
     value: Any = Field(alias="constant")
 
     def sample(self, rng: random.Random) -> Any:
@@ -319,16 +454,20 @@ class ConstantParam(_Kind):
     def describe(self) -> str:
         return f"constant {self.value!r}"
 
+    def finite_values(self) -> list[Any]:
+        return [self.value]
+
+    def fits(self, value: Any) -> bool:
+        return True  # filled in as declared, whatever an earlier run had
+
 
 def _sub_space(space: dict[str, Any], where: str) -> dict[str, Any]:
-    from scalehp.spec import _PARAM  # the one rule for param names
-
     for name, param in space.items():
-        if not isinstance(name, str) or not _PARAM.fullmatch(name) or "." in name:
+        if not isinstance(name, str) or not PARAM_NAME.fullmatch(name) or "." in name:
             raise ValueError(
                 f"{where}: sub-param name {name!r}: use letters, digits, _ and -, starting with a letter or _"
             )
-        if isinstance(param, GridParam):
+        if param.kind == "grid":
             raise ValueError(f"{where}: grid values are only allowed at the top level of the space ({name!r})")
     return space
 
@@ -337,6 +476,7 @@ class ConditionalParam(_Kind):
     """A choice whose options carry their own sub-params, active only while the option is chosen."""
 
     kind: ClassVar[str] = "conditional"
+    nested: ClassVar[bool] = True
     options: dict[Union[str, int], Union[dict[str, "Param"], None]] = Field(
         alias="choice", description="option -> its sub-params (an empty mapping or null for none)"
     )
@@ -364,11 +504,27 @@ class ConditionalParam(_Kind):
             f"{o} ({len(s or {})} sub-params)" if s else str(o) for o, s in self.options.items()
         )
 
+    def finite_values(self) -> list[Any]:
+        return self.values
+
+    def size(self) -> int | None:
+        sizes = [space_size(sub or {}) for sub in self.options.values()]
+        return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+
+    def branches(self, name: str, path: str) -> list[tuple[str, str, tuple[Any, ...], dict[str, Any]]]:
+        return [(f"{name}.", f"{path}.choice.{option}", (option,), sub or {}) for option, sub in self.options.items()]
+
+    def sub_nodes(self) -> int:
+        return sum(count_nodes(sub or {}) for sub in self.options.values())
+
 
 class CountParam(_Kind):
     """A number of layers (an int in ``[low, high]``) with the sub-params in ``each`` for every active layer."""
 
     kind: ClassVar[str] = "count"
+    numeric: ClassVar[bool] = True
+    integer: ClassVar[bool] = True
+    nested: ClassVar[bool] = True
     bounds: tuple[Integer, Integer] = Field(alias="count", description="[low, high] layers, both included")
     each: dict[str, "Param"] = Field(description="the params of one layer, repeated for every active layer")
 
@@ -399,6 +555,28 @@ class CountParam(_Kind):
 
     def describe(self) -> str:
         return f"count [{self.low}, {self.high}], each with " + ", ".join(self.each)
+
+    def finite_values(self) -> list[int]:
+        return self.values
+
+    def size(self) -> int | None:
+        each = space_size(self.each)
+        return None if each is None else sum(each**layers for layers in self.values)
+
+    def fits(self, value: Any) -> bool:
+        return _is_number(value) and float(value).is_integer() and self.low <= value <= self.high
+
+    def clip(self, value: Any) -> int:
+        return min(self.high, max(self.low, int(round(_plain(value)))))
+
+    def branches(self, name: str, path: str) -> list[tuple[str, str, tuple[Any, ...], dict[str, Any]]]:
+        return [
+            (f"{name}.{i}.", f"{path}.each", tuple(v for v in self.values if v >= i), self.each)
+            for i in range(1, self.high + 1)
+        ]
+
+    def sub_nodes(self) -> int:
+        return self.high * count_nodes(self.each)
 
 
 KINDS = ("float", "int", "normal", "lognormal", "choice", "grid", "constant", "count")
@@ -453,6 +631,9 @@ Param = Annotated[
 ConditionalParam.model_rebuild()
 CountParam.model_rebuild()
 
+KIND_MODELS = (FloatParam, IntParam, NormalParam, LogNormalParam, ChoiceParam, GridParam, ConstantParam, CountParam)
+"""The model of each kind an experiment file spells out (a conditional choice is spelled as a choice)."""
+
 # ---------------------------------------------------------------------------
 # The space as a flat list of nodes
 
@@ -481,28 +662,12 @@ class Node:
     @property
     def values(self) -> Sequence[Any] | None:
         """The finite values this node takes, or None for a range of floats."""
-        param = self.param
-        if isinstance(param, (ConditionalParam, CountParam, GridParam)):
-            return list(param.values)
-        if isinstance(param, ChoiceParam):
-            return list(param.options)
-        if isinstance(param, ConstantParam):
-            return [param.value]
-        if isinstance(param, IntParam):
-            return range(param.low, param.high + 1, param.step or 1)
-        return None
+        return self.param.finite_values()
 
 
 def count_nodes(space: dict[str, Any]) -> int:
     """How many nodes :func:`flatten_space` gives for ``space``, counted without building them."""
-    total = 0
-    for param in space.values():
-        total += 1
-        if isinstance(param, ConditionalParam):
-            total += sum(count_nodes(sub or {}) for sub in param.options.values())
-        elif isinstance(param, CountParam):
-            total += param.high * count_nodes(param.each)
-    return total
+    return sum(1 + param.sub_nodes() for param in space.values())
 
 
 def check_nodes(space: dict[str, Any]) -> None:
@@ -521,14 +686,8 @@ def _flatten(
         label = name if name not in labels else f"{name}[{len(out)}]"
         labels.add(label)
         out.append(Node(name, label, key_path, param, when, parent))
-        if isinstance(param, ConditionalParam):
-            for option, sub in param.options.items():
-                when_chosen = when + ((name, (option,)),)
-                _flatten(sub or {}, f"{name}.", f"{key_path}.choice.{option}", when_chosen, label, out, labels)
-        elif isinstance(param, CountParam):
-            for i in range(1, param.high + 1):
-                active = tuple(v for v in param.values if v >= i)
-                _flatten(param.each, f"{name}.{i}.", f"{key_path}.each", when + ((name, active),), label, out, labels)
+        for sub_prefix, sub_path, allowed, sub in param.branches(name, key_path):
+            _flatten(sub, sub_prefix, sub_path, when + ((name, allowed),), label, out, labels)
 
 
 def flatten_space(space: dict[str, Any]) -> list[Node]:
@@ -547,7 +706,7 @@ def flatten_space(space: dict[str, Any]) -> list[Node]:
 
 def is_conditional(space: dict[str, Any]) -> bool:
     """Whether ``space`` has params that are active only under a condition."""
-    return any(isinstance(p, (ConditionalParam, CountParam)) for p in space.values())
+    return any(p.nested for p in space.values())
 
 
 def resolve(nodes: list[Node], values: dict[str, Any]) -> dict[str, Any]:
@@ -556,8 +715,8 @@ def resolve(nodes: list[Node], values: dict[str, Any]) -> dict[str, Any]:
     for node in nodes:
         if not node.active(config):
             continue
-        if isinstance(node.param, ConstantParam):
-            config[node.name] = node.param.value
+        if not node.param.searched:
+            config[node.name] = node.param.value  # a constant
         elif node.label in values:
             config[node.name] = values[node.label]
     return config
@@ -580,22 +739,6 @@ def sample_config(space: dict[str, Any], seed: int | None = None, rng: random.Ra
     return config
 
 
-def _size(param: Any) -> int | None:
-    if isinstance(param, ConditionalParam):
-        sizes = [space_size(sub or {}) for sub in param.options.values()]
-        return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
-    if isinstance(param, CountParam):
-        each = space_size(param.each)
-        return None if each is None else sum(each**layers for layers in param.values)
-    if isinstance(param, IntParam):
-        return (param.high - param.low) // (param.step or 1) + 1
-    if isinstance(param, (ChoiceParam, GridParam)):
-        return len(param.values if isinstance(param, GridParam) else param.options)
-    if isinstance(param, ConstantParam):
-        return 1
-    return None
-
-
 def space_size(space: dict[str, Any]) -> int | None:
     """How many distinct configs ``space`` holds, or None when a float range makes it infinite.
 
@@ -604,7 +747,7 @@ def space_size(space: dict[str, Any]) -> int | None:
     """
     total = 1
     for param in space.values():
-        size = _size(param)
+        size = param.size()
         if size is None:
             return None
         total *= size

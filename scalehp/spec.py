@@ -38,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from scalehp.defaults import RESULTS_ROOT
 from scalehp.errors import SpecError
 from scalehp.schedulers import (  # each scheduler's options live with the scheduler
     AshaOptions,
@@ -47,7 +48,7 @@ from scalehp.schedulers import (  # each scheduler's options live with the sched
     Pb2Options,
     PbtOptions,
 )
-from scalehp.space import Integer, Number, Param, check_nodes
+from scalehp.space import KIND_MODELS, PARAM_NAME, Integer, Number, Param, check_nodes
 
 # ---------------------------------------------------------------------------
 # YAML reading
@@ -284,7 +285,6 @@ def dump_yaml(data: dict[str, Any]) -> str:
 
 # every pattern is used with fullmatch: `$` would also match before a final newline
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]{0,99}")
 _TRAINABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -615,7 +615,7 @@ class Experiment(_Model):
     failure: Failure = Field(default_factory=Failure)
     checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     results: Annotated[str, AfterValidator(check_results_root)] = Field(
-        "results", min_length=1, description="folder (or URI) that holds every run"
+        RESULTS_ROOT, min_length=1, description="folder (or URI) that holds every run"
     )
 
     _source: str = PrivateAttr("<dict>")
@@ -663,7 +663,7 @@ class Experiment(_Model):
         if not space:
             raise ValueError("the search space is empty: add at least one param")
         for name in space:
-            if not isinstance(name, str) or not _PARAM.fullmatch(name):
+            if not isinstance(name, str) or not PARAM_NAME.fullmatch(name):
                 raise ValueError(f"param name {name!r}: use letters, digits, _ . / -, starting with a letter or _")
         check_nodes(space)
         return space
@@ -692,19 +692,7 @@ class Experiment(_Model):
 
 def _known_keys() -> set[str]:
     keys: set[str] = set()
-    stack: list[type[BaseModel]] = [Experiment]
-    from scalehp import space as _space
-
-    stack += [
-        _space.FloatParam,
-        _space.IntParam,
-        _space.NormalParam,
-        _space.LogNormalParam,
-        _space.ChoiceParam,
-        _space.GridParam,
-        _space.ConstantParam,
-        _space.CountParam,
-    ]
+    stack: list[type[BaseModel]] = [Experiment, *KIND_MODELS]
     seen: set[type] = set()
     while stack:
         model = stack.pop()

@@ -23,18 +23,15 @@ import os
 import pickle
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import Any, Callable, Literal
 
-from scalehp.errors import RunError, SpecError
-
-if TYPE_CHECKING:
-    from scalehp.spec import Experiment
+from scalehp.errors import RunError, SpecError, TrialError
 
 TrainableKind = Literal["scalehp", "ray"]
 _CHECKPOINT_FILE = "state.pt"
 
 
-class MetricMissingError(ValueError):
+class MetricMissingError(TrialError, ValueError):
     """A report without the experiment's metric: the run stops at the first one."""
 
 
@@ -306,22 +303,3 @@ def load_trainable(
     if len(parameters) == 1:
         return function, "ray"
     raise fail(f"{reference!r} must take (config, trial) or (config), not {len(parameters)} arguments")
-
-
-def experiment_trainable(
-    experiment: Experiment, *, echo: Callable[[str], None] | None = None
-) -> tuple[Callable, TrainableKind]:
-    """The function each trial of ``experiment`` runs, and its calling convention.
-
-    The imported ``trainable``, or for an experiment with a ``command`` the trainable that
-    runs it (:mod:`scalehp.command`; ``echo`` gets every line the program prints).
-
-    Raises:
-        SpecError: the trainable cannot be imported, or the command's program is not found.
-    """
-    if experiment.command is not None:
-        from scalehp.command import check_program, command_trainable
-
-        check_program(experiment)
-        return command_trainable(experiment, echo=echo), "scalehp"
-    return load_trainable(experiment.trainable, source=experiment.source, line=experiment.line_of("trainable"))

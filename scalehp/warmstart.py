@@ -18,18 +18,7 @@ from typing import Any
 
 from scalehp.errors import ResultsError
 from scalehp.results.schema import column_name, metric_column
-from scalehp.space import (
-    ChoiceParam,
-    ConditionalParam,
-    ConstantParam,
-    CountParam,
-    FloatParam,
-    GridParam,
-    IntParam,
-    LogNormalParam,
-    NormalParam,
-    flatten_space,
-)
+from scalehp.space import flatten_space
 from scalehp.spec import Experiment
 
 
@@ -41,37 +30,20 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def fits(param: Any, value: Any) -> bool:
-    """Whether ``value`` is one the param can take."""
-    if isinstance(param, FloatParam):
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and param.low <= value <= param.high
-    if isinstance(param, (IntParam, CountParam)):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
-        return ok and param.low <= value <= param.high
-    if isinstance(param, (NormalParam, LogNormalParam)):
-        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        return number and (value > 0 or isinstance(param, NormalParam))
-    if isinstance(param, ChoiceParam):
-        return value in param.options
-    if isinstance(param, (ConditionalParam, GridParam)):
-        return value in param.values
-    return isinstance(param, ConstantParam)
-
-
 def _config(nodes: list, row: dict[str, Any]) -> dict[str, Any] | None:
     config: dict[str, Any] = {}
     for node in nodes:
         if not node.active(config) or node.name in config:
             continue
-        if isinstance(node.param, ConstantParam):
+        if not node.param.searched:  # a constant: as the current space declares it
             config[node.name] = node.param.value
             continue
         value = _plain(row.get(column_name("param", node.name)))
-        if _missing(value) or not fits(node.param, value):
+        if _missing(value) or not node.param.fits(value):
             if any(n.name == node.name and n is not node for n in nodes):
                 continue  # declared again under another option: that declaration may fit
             return None
-        if isinstance(node.param, (IntParam, CountParam)):
+        if node.param.integer:
             value = int(value)
         config[node.name] = value
     return config

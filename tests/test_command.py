@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from scalehp.cli import main
-from scalehp.command import CommandError, expand, format_value, parse_line, run_command
+from scalehp.command import CommandError, expand, experiment_trainable, format_value, parse_line, run_command
 from scalehp.compiler import compile_plan
 from scalehp.errors import SpecError
 from scalehp.spec import Command, load_experiment
-from scalehp.trial import LocalTrial, MetricMissingError, experiment_trainable
+from scalehp.trial import LocalTrial, MetricMissingError
 from tests.conftest import write
 
 QUADRATIC = "${python} tests/programs/quadratic.py ${args}"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from scalehp.command import experiment_trainable
 from scalehp.compiler import compile_plan
 from scalehp.spec import load_experiment
-from scalehp.trial import experiment_trainable
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.yaml"))
 

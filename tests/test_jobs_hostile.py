@@ -16,16 +16,15 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
 from scalehp import jobs
 from scalehp.cli import main
-from scalehp.errors import RunError, SpecError
+from scalehp.errors import SpecError
 from scalehp.results.sink import ParquetSink
 from scalehp.results.store import read_results
-
-import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "a1" * 32

@@ -28,9 +28,8 @@ def _local_cluster_module():
 
 def _listening(pgid: int) -> list[tuple[str, int, str]]:
     """``(address, port, process)`` of every listening TCP socket of the process group."""
-    import ray  # noqa: F401 - puts Ray's own psutil on the path
-
     import psutil
+    import ray  # noqa: F401 - puts Ray's own psutil on the path
 
     found = []
     for process in psutil.process_iter(["pid", "name"]):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import html.parser
 import json
 import math
-import types
 import os
 import shutil
+import types
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalehp.analysis.tables import finite
 from scalehp.errors import ResultsError
+from scalehp.results.schema import param_names
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -20,13 +21,35 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
-def _distribution(values: pd.Series, spec: dict[str, Any] | None) -> Any:
+def log_scaled(space: Any) -> dict[str, bool]:
+    """Param name -> whether the space searches it on a log scale (``log: true``, ``lognormal``).
+
+    ``space`` is the experiment's space as ``plan.json`` has it (untrusted): one that does
+    not read as a space gives an empty map, and every param is then compared on its own scale.
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    from scalehp.space import Param, flatten_space
+
+    if not isinstance(space, dict):
+        return {}
+    try:
+        nodes = flatten_space(TypeAdapter(dict[str, Param]).validate_python(space))
+    except (ValidationError, ValueError, TypeError, RecursionError):
+        return {}
+    out: dict[str, bool] = {}
+    for node in nodes:  # a name declared under several options: log if any declaration is
+        out[node.name] = out.get(node.name, False) or node.param.log_scale
+    return out
+
+
+def _distribution(values: pd.Series, log: bool) -> Any:
     import optuna
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
         return optuna.distributions.CategoricalDistribution(sorted(values.astype(str).unique()))
-    log_scale = isinstance(spec, dict) and spec.get("log") is True and float(values.min()) > 0
+    log_scale = log and float(values.min()) > 0
     low, high = float(values.min()), float(values.max())
     if pd.api.types.is_integer_dtype(values):
         return optuna.distributions.IntDistribution(int(low), int(high), log=log_scale)
@@ -43,12 +66,17 @@ def param_importance(
 ) -> pd.DataFrame:
     """fANOVA importance of each param for ``value``: ``param, importance`` (sums to 1), most important first.
 
+    ``param`` is the param's name as the space declares it (``optimizer.lr``; see
+    ``attrs["param_names"]`` of the frames of ``read_results``).
+
     Args:
         trials: the trials table (one run, or runs of one experiment).
         mode: ``min`` or ``max``, the direction of ``value``.
         value: the column to explain; by default each trial's best value of the metric.
-        params: param names (without ``param_``); by default every param that varies.
-        space: the experiment's search space as in ``plan.json`` (``log: true`` is respected).
+        params: param names (``optimizer.lr``, or a column without ``param_``); by default
+            every param that varies.
+        space: the experiment's search space as in ``plan.json``: params it searches on a
+            log scale (``log: true``, ``lognormal``) are compared on a log scale.
         seed: seed of the random forest.
 
     Raises:
@@ -58,16 +86,18 @@ def param_importance(
     import pandas as pd
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
-    space = space if isinstance(space, dict) else {}  # as plan.json has it: untrusted
+    logs = log_scaled(space)
     if value not in trials.columns:
         raise ResultsError(f"importance: no column {value!r} in the trials")
+    names = param_names(trials)  # column -> name
     scored = trials[finite(trials[value]).notna()]  # NaN and infinite values are not scores
     if params is None:
         # params of these trials (a frame over several experiments has others' columns, all empty)
-        params = [
-            c.removeprefix("param_") for c in scored.columns if c.startswith("param_") and scored[c].notna().any()
-        ]
-    columns = {p: f"param_{p}" for p in params if f"param_{p}" in scored.columns}
+        columns = {n: c for c, n in names.items() if scored[c].notna().any()}
+    else:
+        by_name = {n: c for c, n in names.items()}
+        columns = {p: by_name.get(p, f"param_{p}") for p in params}
+        columns = {p: c for p, c in columns.items() if c in scored.columns}
     scored = scored.dropna(subset=list(columns.values()))
     varying = {p: c for p, c in columns.items() if scored[c].nunique() > 1}
     if len(scored) < 2:
@@ -75,7 +105,7 @@ def param_importance(
     if not varying:
         raise ResultsError("importance: no param takes more than one value in these trials")
 
-    distributions = {p: _distribution(scored[c], space.get(p)) for p, c in varying.items()}
+    distributions = {p: _distribution(scored[c], logs.get(p, False)) for p, c in varying.items()}
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # optuna logs each new study at INFO
     try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalehp.analysis import asha, compare, curves, importance, pbt, plots, tables
 from scalehp.errors import ResultsError
-from scalehp.results.schema import describe_end, metric_names, run_end
+from scalehp.results.schema import describe_end, metric_names, param_names, run_end
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -108,7 +108,7 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
     board = tables.leaderboard(trials, mode, top)
     columns = ["rank", "trial_id", "status", "steps", "best_value", "best_step"]
     columns += [c for c in board.columns if c.startswith(("param_", "metric_"))]
-    names = metric_names(trials)
+    names = {**metric_names(trials), **param_names(trials)}
     shown = board[columns].rename(columns=lambda c: names.get(c) or c.removeprefix("param_"))
     parts += [f"<h3>Leaderboard (top {len(shown)}, by best {_text(metric)})</h3>", _table(shown)]
     best = board.iloc[0]["trial_id"] if tables.finite(board["best_value"]).notna().iloc[0] else None
@@ -120,7 +120,8 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
         ]
     if len(params) and tables.finite(trials["best_value"]).notna().sum() >= 3:
         try:
-            ranked = importance.param_importance(trials, mode, params=params, space=experiment.get("space"))
+            named = [param_names(trials).get(f"param_{p}", p) for p in params]  # optimizer.lr, not optimizer_lr
+            ranked = importance.param_importance(trials, mode, params=named, space=experiment.get("space"))
         except ResultsError as exc:
             parts.append(_note(f"No param importance: {exc}"))
         else:

@@ -11,9 +11,10 @@ from typing import Any, Callable, NoReturn
 import click
 
 from scalehp import schedulers
-from scalehp.cli import escape, fmt_value, load_plan, main, print_error, print_warning
+from scalehp.cli.common import escape, fmt_value, load_plan, main, print_error, print_warning
+from scalehp.command import experiment_trainable
+from scalehp.defaults import initial_points
 from scalehp.errors import RunError, RunInterrupted, SpecError
-from scalehp.trial import experiment_trainable
 
 
 @main.command()
@@ -84,7 +85,7 @@ def _config_text(config: dict[str, Any]) -> str:
 
 
 def _space_lines(plan: Any) -> list[str]:
-    from scalehp.space import CountParam, enumerate_configs, flatten_space, space_size
+    from scalehp.space import enumerate_configs, flatten_space, space_size
 
     exp = plan.experiment
     nodes = flatten_space(exp.space)
@@ -96,7 +97,7 @@ def _space_lines(plan: Any) -> list[str]:
         when = ""
         if node.when:
             name, allowed = node.when[-1]
-            counted = isinstance(by_label[node.parent].param, CountParam)
+            counted = by_label[node.parent].param.kind == "count"
             when = f"  (when {name} >= {min(allowed)})" if counted else f"  (when {name} = {allowed[0]})"
         lines.append(f"  {('  ' * depth + node.name).ljust(width + 2 * depth)}  {node.param.describe()}{when}")
     if exp.search.algorithm == "grid":
@@ -133,7 +134,7 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
     if len(exp.objectives) > 1:
         metric += "; several metrics: the Pareto front is the result, ranked by the first"
     if exp.search.algorithm in ("hyperopt", "optuna"):
-        first = exp.search.initial_points or (20 if exp.search.algorithm == "hyperopt" else 10)
+        first = initial_points(exp.search.algorithm, exp.search.initial_points)
         searcher += f", first {first} configs at random"
     searcher += f", seed {exp.seed}" if exp.seed is not None else ", unseeded"
     lines = [

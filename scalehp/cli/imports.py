@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from scalehp.cli import check_output, escape, main, write_output
+from scalehp.cli.common import check_output, escape, main, write_output
 from scalehp.importers import FORMATS
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from scalehp.cli import FORMAT, main, print_table
+from scalehp.cli.common import FORMAT, main, print_table
+from scalehp.defaults import RESULTS_ROOT
 
 ADDRESS = click.option(
     "--address",
@@ -150,7 +151,7 @@ def stop(job_id: str, address: str) -> None:
 @jobs.command()
 @click.argument("job_id")
 @ADDRESS
-@click.option("--to", "destination", default="results", show_default=True, help="Local results root.")
+@click.option("--to", "destination", default=RESULTS_ROOT, show_default=True, help="Local results root.")
 def fetch(job_id: str, address: str, destination: str) -> None:
     """Copy a finished job's run (plan and tables) to a local results root."""
     from scalehp import jobs as api

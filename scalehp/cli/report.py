@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from scalehp.cli import FORMAT, check_output, escape, main, print_table, write_output
+from scalehp.cli.common import FORMAT, check_output, escape, main, print_table, write_output
+from scalehp.defaults import RESULTS_ROOT
 
 FORCE = click.option("--force", is_flag=True, help="Replace the -o file if it exists (never through a link).")
 
@@ -22,7 +23,7 @@ def _results(paths: tuple[str, ...]):  # noqa: ANN202
 @click.argument("query")
 @click.option(
     "--root",
-    default="results",
+    default=RESULTS_ROOT,
     show_default=True,
     type=click.Path(file_okay=False),
     help="Results root, experiment folder or run to query.",

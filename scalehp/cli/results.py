@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from scalehp.cli import FORMAT, fmt_value, frame_rows, main, print_table
+from scalehp.cli.common import FORMAT, fmt_value, frame_rows, main, print_table
+from scalehp.defaults import RESULTS_ROOT
 
 
 @main.group()
@@ -13,7 +14,7 @@ def results() -> None:
 
 
 @results.command(name="ls")
-@click.argument("root", default="results", type=click.Path(file_okay=False))
+@click.argument("root", default=RESULTS_ROOT, type=click.Path(file_okay=False))
 @FORMAT
 def results_ls(root: str, fmt: str) -> None:
     """List the runs under ROOT (a results root or an experiment folder)."""
@@ -31,7 +32,7 @@ def results_show(run: str, top: int, fmt: str) -> None:
     """Leaderboard of RUN (a run folder; an experiment folder shows all its runs)."""
     from scalehp.analysis.pareto import objectives, run_front
     from scalehp.analysis.tables import leaderboard
-    from scalehp.results.schema import metric_names
+    from scalehp.results.schema import metric_names, param_names
     from scalehp.results.store import read_results
 
     res = read_results(run)
@@ -42,7 +43,7 @@ def results_show(run: str, top: int, fmt: str) -> None:
         front = run_front(res)
         trials = trials.assign(pareto=trials["trial_id"].isin(front["trial_id"]).map({True: "yes", False: ""}))
     board = leaderboard(trials, mode, top or None)
-    names = metric_names(res.trials)
+    names = {**metric_names(res.trials), **param_names(res.trials)}
     params = [c for c in board.columns if c.startswith("param_")]
     metrics = [c for c in board.columns if c.startswith("metric_")]
     columns = ["rank", "trial_id", "status", "steps", "best_value", *(["pareto"] if several else []), *params, *metrics]
@@ -133,7 +134,7 @@ def results_pareto(run: str, objectives: tuple[str, ...], fmt: str) -> None:
     """The trials of RUN that no other trial beats on every objective at once (multi-objective runs)."""
     from scalehp.analysis.pareto import pareto_front
     from scalehp.errors import ResultsError
-    from scalehp.results.schema import column_name, metric_column, metric_names
+    from scalehp.results.schema import column_name, metric_column, metric_names, param_names
     from scalehp.results.store import read_results
 
     trials = read_results(run).trials
@@ -148,6 +149,6 @@ def results_pareto(run: str, objectives: tuple[str, ...], fmt: str) -> None:
     frame = front[["run_id", "trial_id", *chosen, *params]]
     if fmt == "table":
         click.echo(f"{len(front)} of {len(trials)} trials on the Pareto front of {', '.join(objectives)}")
-        names = metric_names(trials)
+        names = {**metric_names(trials), **param_names(trials)}
         frame = frame.rename(columns=lambda c: names.get(c) or c.removeprefix("param_"))
     print_table(frame_rows(frame), fmt)

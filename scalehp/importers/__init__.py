@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalehp.errors import SpecError, escape
+from scalehp.errors import ScalehpError, SpecError, escape
 from scalehp.spec import MAX_DEPTH, dump_yaml, line_in, read_text_file, read_yaml
 
 FORMATS = {
@@ -161,7 +161,7 @@ def read_source(path: str | Path, at: tuple[Source, str] | None = None) -> Sourc
         ) from None
 
 
-class _BadJson(ValueError):
+class _BadJson(ScalehpError, ValueError):
     """A JSON text that parses but is not what a sweep file holds (the message names no text of it)."""
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalehp.defaults import INITIAL_POINTS, NSGA2_POPULATION, nsga2_population
+from scalehp.errors import ScalehpError
 from scalehp.importers import MAX_DEPTH, Imported, Source
 from scalehp.importers._mapping import Mapping, finite, sanitize_name, shown, span
 
@@ -209,7 +211,7 @@ _SPECIAL = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "nan": math.na
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class GrammarError(ValueError):
+class GrammarError(ScalehpError, ValueError):
     """A sweep value that is not Hydra's override grammar (or a part the Optuna sweeper cannot use)."""
 
 
@@ -707,12 +709,13 @@ class _Converter(Mapping):
             search["initial_points"] = self.positive(startup, "sampler.n_startup_trials")
         elif sampler in ("NSGAIISampler", "NSGAIIISampler"):
             size = self.positive(options.pop("population_size", 50), "sampler.population_size")
-            if not 4 <= size <= 50:
+            if size != nsga2_population(size):
                 self.note(
                     self.at("sampler.population_size"),
-                    f"population_size {size} -> {min(50, max(4, size))}: scalehp's NSGA-II population is 4 to 50",
+                    f"population_size {size} -> {nsga2_population(size)}: scalehp's NSGA-II population is "
+                    f"{NSGA2_POPULATION[0]} to {NSGA2_POPULATION[1]}",
                 )
-            search["initial_points"] = min(50, max(4, size))
+            search["initial_points"] = nsga2_population(size)
         defaults = _DEFAULTS.get(sampler, {})
         for key, value in options.items():
             if key in defaults:
@@ -724,8 +727,8 @@ class _Converter(Mapping):
                 )
             else:
                 raise self.error(self.at(f"sampler.{key}"), f"unknown {sampler} option {key!r}")
-        if search["algorithm"] == "optuna" and search.get("sampler") == "tpe" and search.get("initial_points") == 10:
-            del search["initial_points"]  # 10 is scalehp's default as well as Optuna's
+        if search["algorithm"] == "optuna" and search.get("sampler") == "tpe" and search.get("initial_points") == INITIAL_POINTS["optuna"]:
+            del search["initial_points"]  # scalehp's default, as it is Optuna's
         return search, sampler
 
     def positive(self, value: Any, key: str) -> int:

@@ -30,8 +30,9 @@ pandas, polars and SQL all accept. The rule has two parts:
    together are taken in the order "unchanged by the rule first, then alphabetical", so
    ``val_loss`` keeps ``metric_val_loss`` when it arrives with ``val/loss``.
 
-Each ``metric_*`` field of every part file carries the exact name in its field metadata
-(key ``scalehp.name``), so the mapping travels with the data and needs no side file.
+Each ``metric_*`` and ``param_*`` field of every part file carries the exact name in its
+field metadata (key ``scalehp.name``), so the mapping travels with the data and needs no
+side file (readers show ``optimizer.lr``, not ``optimizer_lr``).
 Readers (:func:`scalehp.results.store.read_results`) map columns back to names from it,
 and when several runs disagree (one run gave ``metric_val_loss`` to ``val/loss``, another
 to ``val_loss``) they rename columns while reading so one column holds one name. Params
@@ -55,7 +56,8 @@ TABLES = ("trials", "reports", "events")
 _NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]")
 
 NAME_KEY = b"scalehp.name"
-"""Field metadata key of a ``metric_*`` column: the metric's name exactly as reported."""
+"""Field metadata key of a ``metric_*`` or ``param_*`` column: the metric's name exactly as
+reported, or the param's name as the space declares it (``optimizer.lr``)."""
 
 
 def column_name(prefix: str, name: str) -> str:
@@ -123,17 +125,38 @@ class ColumnMap:
         return added
 
 
-def metric_names_of(schema: pa.Schema) -> dict[str, str]:
-    """``metric_*`` column -> metric name, from a part file's or table's field metadata.
+def names_of(schema: pa.Schema, prefix: str, recorded_only: bool = False) -> dict[str, str]:
+    """``<prefix>_*`` column -> name, from a part file's or table's field metadata.
 
-    Columns written before names were recorded fall back to the column without its prefix.
+    Columns written before names were recorded fall back to the column without its prefix
+    (or are left out with ``recorded_only``).
     """
     out = {}
+    start = f"{prefix}_"
     for item in schema:
-        if item.name.startswith("metric_"):
+        if item.name.startswith(start):
             name = (item.metadata or {}).get(NAME_KEY)
-            out[item.name] = name.decode() if name else item.name[len("metric_") :]
+            if name:
+                out[item.name] = name.decode(errors="replace")
+            elif not recorded_only:
+                out[item.name] = item.name[len(start) :]
     return out
+
+
+def metric_names_of(schema: pa.Schema) -> dict[str, str]:
+    """``metric_*`` column -> metric name, from a part file's or table's field metadata."""
+    return names_of(schema, "metric")
+
+
+def param_names_of(schema: pa.Schema) -> dict[str, str]:
+    """``param_*`` column -> param name (``param_optimizer_lr`` -> ``optimizer.lr``), from the field metadata."""
+    return names_of(schema, "param")
+
+
+def _frame_names(frame: Any, prefix: str) -> dict[str, str]:
+    known = getattr(frame, "attrs", {}).get(f"{prefix}_names") or {}
+    start = f"{prefix}_"
+    return {c: known.get(c, c[len(start) :]) for c in frame.columns if str(c).startswith(start)}
 
 
 def metric_names(frame: Any) -> dict[str, str]:
@@ -143,8 +166,16 @@ def metric_names(frame: Any) -> dict[str, str]:
     ``frame.attrs["metric_names"]``; a frame without it falls back to the column without
     its prefix.
     """
-    known = getattr(frame, "attrs", {}).get("metric_names") or {}
-    return {c: known.get(c, c[len("metric_") :]) for c in frame.columns if str(c).startswith("metric_")}
+    return _frame_names(frame, "metric")
+
+
+def param_names(frame: Any) -> dict[str, str]:
+    """``param_*`` column -> param name for a pandas frame read by ``read_results``.
+
+    As :func:`metric_names`, from ``frame.attrs["param_names"]``: a nested param shows as
+    ``optimizer.lr``, not as its column's ``optimizer_lr``.
+    """
+    return _frame_names(frame, "param")
 
 
 def metric_column(frame: Any, name: str) -> str | None:
@@ -262,47 +293,9 @@ def describe_end(end: Mapping[str, Any], metric: str, mode: str) -> str:
     return f"ended early ({reason})"
 
 
-def arrow_type(values: list) -> pa.DataType:
-    """The Arrow type of a param column from the values the param can take.
-
-    Ints stay int64, floats (or ints mixed with floats) float64, booleans bool; anything
-    else, or a mix, is stored as text.
-    """
-    kinds = {type(v) for v in values if v is not None}
-    if kinds and kinds <= {bool}:
-        return pa.bool_()
-    if kinds and kinds <= {int}:
-        return pa.int64()
-    if kinds and kinds <= {int, float}:
-        return pa.float64()
-    return pa.string()
-
-
 def param_type(param) -> pa.DataType:
     """The Arrow type of one param's column (conditional choices and counts by their values)."""
-    from scalehp.space import (
-        ChoiceParam,
-        ConditionalParam,
-        ConstantParam,
-        CountParam,
-        FloatParam,
-        GridParam,
-        IntParam,
-        LogNormalParam,
-        NormalParam,
-    )
-
-    if isinstance(param, (FloatParam, NormalParam, LogNormalParam)):
-        return pa.float64()
-    if isinstance(param, (IntParam, CountParam)):
-        return pa.int64()
-    if isinstance(param, ChoiceParam):
-        return arrow_type(param.options)
-    if isinstance(param, (GridParam, ConditionalParam)):
-        return arrow_type(param.values)
-    if isinstance(param, ConstantParam):
-        return arrow_type([param.value])
-    raise TypeError(f"unknown param kind {param!r}")  # pragma: no cover - every kind is listed above
+    return param.arrow_type
 
 
 def param_fields(space: dict, columns: dict[str, str]) -> list[pa.Field]:
@@ -314,5 +307,6 @@ def param_fields(space: dict, columns: dict[str, str]) -> list[pa.Field]:
 
     fields: dict[str, pa.Field] = {}
     for node in flatten_space(space):
-        fields.setdefault(node.name, pa.field(columns[node.name], param_type(node.param)))
+        field = pa.field(columns[node.name], param_type(node.param), metadata={NAME_KEY: node.name})
+        fields.setdefault(node.name, field)
     return list(fields.values())

@@ -6,7 +6,8 @@ an int column that became float, still reads), and de-duplicated: the last row w
 for a ``(run_id, trial_id, step)`` in ``reports`` and for a ``(run_id, trial_id)`` in
 ``trials`` wins, so retried and resumed trials never show twice. ``metric_*`` columns keep
 one metric name each, also over runs that gave a column to different names (see
-``schema.py``): the frames carry ``attrs["metric_names"]`` (column -> name). Reading works while a run
+``schema.py``): the frames carry ``attrs["metric_names"]`` and ``attrs["param_names"]``
+(column -> name, so ``param_optimizer_lr`` shows as ``optimizer.lr``). Reading works while a run
 is still writing: only whole part files are ever visible.
 
 A location may be a URI (``s3://bucket/results``, ``gs://…``): runs are then found and read
@@ -36,7 +37,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from scalehp.errors import ResultsError, SpecError
-from scalehp.results.schema import FIXED, NAME_KEY, TABLES, ColumnMap, metric_names_of
+from scalehp.results.schema import FIXED, NAME_KEY, TABLES, ColumnMap, metric_names_of, names_of, param_names_of
 from scalehp.results.sink import filesystem_of, is_uri, local_path
 from scalehp.spec import read_text_file
 
@@ -180,7 +181,7 @@ def read_table(
     ``metric_columns`` (name -> column) fixes the columns of names seen elsewhere (in the
     other tables); other names keep the column their part files give them unless another
     name claimed it first, and are renamed then. The result's ``metric_*`` fields carry
-    their names in the field metadata.
+    their names in the field metadata, and so do ``param_*`` fields whose part files did.
     """
     if table not in TABLES:
         raise ResultsError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
@@ -209,7 +210,11 @@ def read_table(
     keys = _KEYS[table]
     if keys and data.num_rows:
         data = _last_per_key(data, keys)
-    return _named(data, canonical.names)
+    params: dict[str, str] = {}
+    for schema in schemas:  # params are declared up front: one name per column in a run
+        for column, name in names_of(schema, "param", recorded_only=True).items():
+            params.setdefault(column, name)
+    return _named(data, {**canonical.names, **params})
 
 
 def _unify(schemas: dict[Any, pa.Schema], table: str) -> pa.Schema:
@@ -230,7 +235,7 @@ def _unify(schemas: dict[Any, pa.Schema], table: str) -> pa.Schema:
 
 
 def _named(data: pa.Table, names: Mapping[str, str]) -> pa.Table:
-    """``data`` with each ``metric_*`` field's name in its metadata."""
+    """``data`` with each ``metric_*`` and ``param_*`` field's name in its metadata (others have none)."""
     fields = [
         f.with_metadata({NAME_KEY: names[f.name]}) if f.name in names else f.remove_metadata() for f in data.schema
     ]
@@ -291,16 +296,25 @@ class Results:
         data = self.table(name)
         frame = data.to_pandas()
         frame.attrs["metric_names"] = metric_names_of(data.schema)
+        names = param_names_of(data.schema)
+        recorded = names_of(data.schema, "param", recorded_only=True)
+        planned = {  # runs written before param columns recorded their names: the plan's map
+            column: name
+            for plan in self.plans.values()
+            for name, column in (plan.get("columns") or {}).items()
+            if column in names
+        }
+        frame.attrs["param_names"] = {**names, **planned, **recorded}
         return frame
 
     @property
     def trials(self) -> pd.DataFrame:
-        """One row per trial; ``attrs["metric_names"]`` maps ``metric_*`` columns to metric names."""
+        """One row per trial; ``attrs["metric_names"]`` and ``attrs["param_names"]`` map columns to names."""
         return self._frame("trials")
 
     @property
     def reports(self) -> pd.DataFrame:
-        """One row per report; ``attrs["metric_names"]`` maps ``metric_*`` columns to metric names."""
+        """One row per report; ``attrs["metric_names"]`` and ``attrs["param_names"]`` map columns to names."""
         return self._frame("reports")
 
     @property

@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from scalehp.command import print_line
+from scalehp.command import experiment_trainable, print_line
 from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import ResultsError, RunError, RunInterrupted, SpecError
+from scalehp.recorder import Progress, RunRecorder
 from scalehp.results.schema import describe_end, metric_column, metric_names, param_fields, run_end
 from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
 from scalehp.results.store import PLAN, read_plan, read_results
-from scalehp.recorder import Progress, RunRecorder
 from scalehp.runner.callback import Snapshots, error_text, make_callback, run_stopper
 from scalehp.runner.integrity import RAY_FOLDER, Manifest, load_key, signing_callback
 from scalehp.runner.schedulers import scheduler
@@ -50,7 +50,6 @@ from scalehp.runner.search import param_space, searcher
 from scalehp.runner.session import check_resources, interrupts, quiet_tune, ray_session, tolerate_worker_deaths
 from scalehp.runner.trainable import entry_point, trial_dirname, trial_name
 from scalehp.spec import Experiment, experiment_from_data
-from scalehp.trial import experiment_trainable
 
 log = logging.getLogger(__name__)
 

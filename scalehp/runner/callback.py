@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from scalehp.recorder import Progress, RunRecorder
+from scalehp.recorder import RunRecorder
 from scalehp.trial import MetricMissingError
 
 log = logging.getLogger(__name__)
@@ -325,12 +325,6 @@ def _metric_missing(trial: Any) -> str | None:
             text = str(found).strip()
             return text.splitlines()[0] if text else MetricMissingError.__name__
     return None
-
-
-def _plain(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 _FAILURE_HEADER = re.compile(r"^Failure # \d+ \(occurred at [^)]*\)$", re.MULTILINE)

@@ -25,10 +25,10 @@ import random
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
-from scalehp.runner.schedulers import Adapter, finite, reported
-from scalehp.runner.search import domain
+from scalehp.runner.adapter import Adapter
+from scalehp.runner.search import domain, has_domain
+from scalehp.schedulers.base import finite, reported
 from scalehp.schedulers.pbt import mutations
-from scalehp.space import ChoiceParam, FloatParam, GridParam, IntParam, LogNormalParam
 
 
 def _json(params: dict[str, Any]) -> str:
@@ -57,9 +57,8 @@ def _clip(distributions: dict[str, Any]) -> Callable[[dict], dict]:
 
     def explore(config: dict) -> dict:
         for name, param in distributions.items():
-            if isinstance(param, (FloatParam, IntParam)) and isinstance(config.get(name), (int, float)):
-                value = min(param.high, max(param.low, config[name]))
-                config[name] = int(round(value)) if isinstance(param, IntParam) else float(value)
+            if param.kind in ("float", "int") and isinstance(config.get(name), (int, float)):
+                config[name] = param.clip(config[name])
         return config
 
     return explore
@@ -193,15 +192,14 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
         pass
 
     hyperparam_mutations = {}
+    rng = random.Random(experiment.seed)  # resampled values repeat with the experiment's seed
     for key, param in distributions.items():
-        if isinstance(param, ChoiceParam):
-            hyperparam_mutations[key] = list(param.options)
-        elif isinstance(param, GridParam):
-            hyperparam_mutations[key] = list(param.values)
-        elif isinstance(param, LogNormalParam):  # no Ray domain: PBT takes a function that draws a value
-            hyperparam_mutations[key] = functools.partial(param.sample, random.Random())
-        else:
+        if param.kind in ("choice", "grid"):  # a list: Ray moves to a neighbouring value
+            hyperparam_mutations[key] = list(param.finite_values())
+        elif has_domain(param):
             hyperparam_mutations[key] = domain(param)
+        else:  # no Ray domain (lognormal): PBT takes a function that draws a value
+            hyperparam_mutations[key] = functools.partial(param.sample, rng)
     return RecordingPBT(
         burn_in_period=options.burn_in_steps,
         hyperparam_mutations=hyperparam_mutations,

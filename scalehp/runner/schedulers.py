@@ -7,34 +7,11 @@ was); a cut-off that came from a stand-in is recorded as the worst infinity (:fu
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
+from scalehp.runner.adapter import Adapter
 from scalehp.schedulers.base import WORST, finite, reported  # noqa: F401  (WORST: for the tests)
-from scalehp.schedulers.base import worst as _worst
-
-
-def _placeholder() -> Any:
-    from ray.tune.schedulers import FIFOScheduler
-
-    return FIFOScheduler()
-
-
-class Adapter:
-    """Mixed in before Ray's scheduler class: not pickled with Ray's state (``scalehp resume``
-    builds a new one and restores it from the tables), and tells the run's :class:`Snapshots`
-    which controller runs it."""
-
-    snapshots: Any = None
-
-    def __reduce__(self) -> Any:
-        return (_placeholder, ())
-
-    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        if self.snapshots is not None:
-            self.snapshots.attach(tune_controller)
-        super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
 
 
 def scheduler(plan: Plan, time_attr: str, recorder: Any, snapshots: Any = None, tables: Any = None) -> Any:

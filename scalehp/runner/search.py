@@ -30,23 +30,9 @@ import random
 from typing import Any
 
 from scalehp.compiler import Plan
+from scalehp.defaults import initial_points, nsga2_population
 from scalehp.errors import RunError
-from scalehp.space import (
-    ChoiceParam,
-    ConditionalParam,
-    ConstantParam,
-    CountParam,
-    FloatParam,
-    GridParam,
-    IntParam,
-    LogNormalParam,
-    Node,
-    NormalParam,
-    flatten_space,
-    is_conditional,
-    resolve,
-    sample_config,
-)
+from scalehp.space import Node, flatten_space, is_conditional, resolve, sample_config
 from scalehp.spec import Experiment
 
 _BRANCH = "__scalehp_branch__"
@@ -57,8 +43,8 @@ def owns_space(experiment: Experiment) -> bool:
     algorithm = experiment.search.algorithm
     if algorithm in ("hyperopt", "optuna"):
         return True
-    lognormal = any(isinstance(p, LogNormalParam) for p in experiment.space.values())
-    return algorithm == "random" and (is_conditional(experiment.space) or lognormal)
+    no_domain = not all(has_domain(p) for p in experiment.space.values())  # lognormal
+    return algorithm == "random" and (is_conditional(experiment.space) or no_domain)
 
 
 def param_space(experiment: Experiment) -> dict[str, Any]:
@@ -69,50 +55,50 @@ def param_space(experiment: Experiment) -> dict[str, Any]:
     return {name: domain(p, grid) for name, p in experiment.space.items()}
 
 
+def _float_domain(tune: Any, p: Any, grid: bool) -> Any:
+    if p.step:
+        return (tune.qloguniform if p.log else tune.quniform)(p.low, p.high, p.step)
+    return (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
+
+
+def _int_domain(tune: Any, p: Any, grid: bool) -> Any:
+    if p.log:
+        return tune.lograndint(p.low, p.high + 1)
+    if p.step and p.step > 1:
+        return tune.qrandint(p.low, p.high, p.step)
+    return tune.randint(p.low, p.high + 1)
+
+
+_RAY_DOMAINS = {
+    "float": _float_domain,
+    "int": _int_domain,
+    "normal": lambda tune, p, grid: tune.qrandn(p.mean, p.sd, p.step) if p.step else tune.randn(p.mean, p.sd),
+    "choice": lambda tune, p, grid: (tune.grid_search if grid else tune.choice)(list(p.options)),
+    "grid": lambda tune, p, grid: tune.grid_search(list(p.values)),
+    "constant": lambda tune, p, grid: p.value,
+}
+"""Param kind -> its Ray Tune domain. Ray has none for ``lognormal`` and none that makes a
+param depend on another (conditional choices, counts): the searcher holds those spaces."""
+
+
+def has_domain(p: Any) -> bool:
+    """Whether Ray Tune has a domain for the param (see :func:`domain`)."""
+    return p.kind in _RAY_DOMAINS
+
+
 def domain(p: Any, grid: bool = False) -> Any:
     """One param as a Ray Tune domain (a grid search, or the value itself for a constant)."""
     from ray import tune
 
-    if isinstance(p, FloatParam):
-        if p.step:
-            return (tune.qloguniform if p.log else tune.quniform)(p.low, p.high, p.step)
-        return (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
-    if isinstance(p, IntParam):
-        if p.log:
-            return tune.lograndint(p.low, p.high + 1)
-        if p.step and p.step > 1:
-            return tune.qrandint(p.low, p.high, p.step)
-        return tune.randint(p.low, p.high + 1)
-    if isinstance(p, NormalParam):
-        return tune.qrandn(p.mean, p.sd, p.step) if p.step else tune.randn(p.mean, p.sd)
-    if isinstance(p, ChoiceParam):
-        return tune.grid_search(list(p.options)) if grid else tune.choice(list(p.options))
-    if isinstance(p, GridParam):
-        return tune.grid_search(list(p.values))
-    if isinstance(p, ConstantParam):
-        return p.value
-    raise TypeError(f"unknown param kind {p!r}")  # pragma: no cover - conditional spaces are held by the searcher
-
-
-# ---------------------------------------------------------------------------
-# Values: clip what a searcher returns into the param's own domain
-
-
-def _fit(param: Any, value: Any) -> Any:
-    if isinstance(param, FloatParam):
-        return float(min(param.high, max(param.low, value)))
-    if isinstance(param, (IntParam, CountParam)):
-        value = int(round(value))
-        if isinstance(param, IntParam) and param.step and param.step > 1:
-            value = param.low + param.step * round((value - param.low) / param.step)
-        return min(param.high, max(param.low, value))
-    return value.item() if hasattr(value, "item") else value
+    if not has_domain(p):  # pragma: no cover - such spaces are held by the searcher
+        raise TypeError(f"Ray Tune has no domain for a {p.kind} param")
+    return _RAY_DOMAINS[p.kind](tune, p, grid)
 
 
 def config_from(nodes: list[Node], values: dict[str, Any]) -> dict[str, Any]:
-    """The trainable's config from a searcher's values by node label."""
+    """The trainable's config from a searcher's values by node label, each clipped into its param's domain."""
     by_label = {n.label: n for n in nodes}
-    fitted = {k: _fit(by_label[k].param, v) for k, v in values.items() if k in by_label}
+    fitted = {k: by_label[k].param.clip(v) for k, v in values.items() if k in by_label}
     return resolve(nodes, fitted)
 
 
@@ -122,6 +108,36 @@ def config_from(nodes: list[Node], values: dict[str, Any]) -> dict[str, Any]:
 
 def _children(nodes: list[Node], parent: Node, option: Any) -> list[Node]:
     return [n for n in nodes if n.parent == parent.label and option in n.when[-1][1]]
+
+
+def _hp_float(hp: Any, p: Any, label: str) -> Any:
+    if p.log:
+        low, high = math.log(p.low), math.log(p.high)
+        return hp.qloguniform(label, low, high, p.step) if p.step else hp.loguniform(label, low, high)
+    return hp.quniform(label, p.low, p.high, p.step) if p.step else hp.uniform(label, p.low, p.high)
+
+
+def _hp_int(hp: Any, p: Any, label: str) -> Any:
+    if p.log:
+        return hp.qloguniform(label, math.log(p.low), math.log(p.high), 1)
+    return hp.quniform(label, p.low, p.high, p.step or 1)
+
+
+_HYPEROPT = {
+    "float": _hp_float,
+    "int": _hp_int,
+    "normal": lambda hp, p, label: hp.qnormal(label, p.mean, p.sd, p.step) if p.step else hp.normal(label, p.mean, p.sd),
+    "lognormal": lambda hp, p, label: (
+        hp.qlognormal(label, p.mean, p.sd, p.step) if p.step else hp.lognormal(label, p.mean, p.sd)
+    ),
+    "choice": lambda hp, p, label: hp.choice(label, list(p.options)),
+}
+"""Param kind -> its hyperopt expression. Conditional choices and counts are a nested
+``hp.choice`` (see :func:`hyperopt_space`); constants are filled in by ``resolve``; grids
+are refused by the compiler."""
+
+_INDEXED = ("choice", "conditional", "count")
+"""The kinds hyperopt draws with ``hp.choice``: its values are option indices."""
 
 
 def hyperopt_space(nodes: list[Node]) -> dict[str, Any]:
@@ -140,38 +156,23 @@ def hyperopt_space(nodes: list[Node]) -> dict[str, Any]:
         if node.label in built:
             return built[node.label]
         p, label = node.param, node.label
-        if isinstance(p, FloatParam):
-            if p.log:
-                low, high = math.log(p.low), math.log(p.high)
-                out = hp.qloguniform(label, low, high, p.step) if p.step else hp.loguniform(label, low, high)
-            else:
-                out = hp.quniform(label, p.low, p.high, p.step) if p.step else hp.uniform(label, p.low, p.high)
-        elif isinstance(p, NormalParam):
-            out = hp.qnormal(label, p.mean, p.sd, p.step) if p.step else hp.normal(label, p.mean, p.sd)
-        elif isinstance(p, LogNormalParam):
-            out = hp.qlognormal(label, p.mean, p.sd, p.step) if p.step else hp.lognormal(label, p.mean, p.sd)
-        elif isinstance(p, IntParam):
-            if p.log:
-                out = hp.qloguniform(label, math.log(p.low), math.log(p.high), 1)
-            else:
-                out = hp.quniform(label, p.low, p.high, p.step or 1)
-        elif isinstance(p, ChoiceParam):
-            out = hp.choice(label, list(p.options))
-        elif isinstance(p, (ConditionalParam, CountParam)):
-            out = hp.choice(label, [branch(node, option) for option in p.values])
+        if p.nested:
+            out = hp.choice(label, [branch(node, option) for option in p.finite_values()])
+        elif p.kind in _HYPEROPT:
+            out = _HYPEROPT[p.kind](hp, p, label)
         else:  # pragma: no cover - constants are filled in by resolve(); grids are rejected by the compiler
-            raise TypeError(f"hyperopt cannot search {p!r}")
+            raise TypeError(f"hyperopt cannot search a {p.kind} param")
         built[node.label] = out
         return out
 
     def branch(node: Node, option: Any) -> dict[str, Any]:
         out: dict[str, Any] = {_BRANCH: True, node.label: option}
         for child in _children(nodes, node, option):
-            if not isinstance(child.param, ConstantParam):
+            if child.param.searched:
                 out[child.label] = expr(child)
         return out
 
-    return {n.label: expr(n) for n in nodes if n.parent is None and not isinstance(n.param, ConstantParam)}
+    return {n.label: expr(n) for n in nodes if n.parent is None and n.param.searched}
 
 
 def hyperopt_values(sample: dict[str, Any]) -> dict[str, Any]:
@@ -191,18 +192,16 @@ def _hyperopt_point(nodes: list[Node], config: dict[str, Any]) -> dict[str, list
     """A config as hyperopt's ``misc.vals``: choices as option indices, inactive labels empty."""
     vals: dict[str, list] = {}
     for node in nodes:
-        if isinstance(node.param, ConstantParam):
+        if not node.param.searched:
             continue
         value = config.get(node.name)
         if not (node.active(config) and node.name in config):
             vals.setdefault(node.label, [])
             continue
         p = node.param
-        if isinstance(p, ChoiceParam):
-            value = p.options.index(value)
-        elif isinstance(p, (ConditionalParam, CountParam)):
-            value = p.values.index(value)
-        elif isinstance(p, FloatParam) and p.log and not p.step:
+        if p.kind in _INDEXED:
+            value = list(p.finite_values()).index(value)
+        elif p.kind == "float" and p.log and not p.step:
             value = float(value)
         vals[node.label] = [value]
     return vals
@@ -243,19 +242,21 @@ def _add_hyperopt_history(search: Any, nodes: list[Node], plan: Plan) -> None:
 # optuna: define-by-run
 
 
+_OPTUNA = {
+    "float": lambda trial, p, label: trial.suggest_float(label, p.low, p.high, log=p.log, step=p.step),
+    "int": lambda trial, p, label: trial.suggest_int(label, p.low, p.high, step=p.step or 1, log=p.log),
+    "count": lambda trial, p, label: trial.suggest_int(label, p.low, p.high),
+    "choice": lambda trial, p, label: trial.suggest_categorical(label, list(p.options)),
+    "conditional": lambda trial, p, label: trial.suggest_categorical(label, p.finite_values()),
+}
+"""Param kind -> how optuna suggests it; the compiler refuses the others (normal, lognormal, grid)."""
+
+
 def _suggest(trial: Any, node: Node) -> Any:
-    p, label = node.param, node.label
-    if isinstance(p, FloatParam):
-        return trial.suggest_float(label, p.low, p.high, log=p.log, step=p.step)
-    if isinstance(p, IntParam):
-        return trial.suggest_int(label, p.low, p.high, step=p.step or 1, log=p.log)
-    if isinstance(p, CountParam):
-        return trial.suggest_int(label, p.low, p.high)
-    if isinstance(p, ChoiceParam):
-        return trial.suggest_categorical(label, list(p.options))
-    if isinstance(p, ConditionalParam):
-        return trial.suggest_categorical(label, p.values)
-    raise TypeError(f"optuna cannot search {p!r}")  # pragma: no cover - rejected by the compiler
+    p = node.param
+    if p.kind not in _OPTUNA:  # pragma: no cover - rejected by the compiler
+        raise TypeError(f"optuna cannot search a {p.kind} param")
+    return _OPTUNA[p.kind](trial, p, node.label)
 
 
 def optuna_distributions(nodes: list[Node], config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -300,7 +301,7 @@ class DefineByRun:
     def __call__(self, trial: Any) -> None:
         config: dict[str, Any] = {}
         for node in self.nodes:
-            if not node.active(config) or isinstance(node.param, ConstantParam):
+            if not node.active(config) or not node.param.searched:
                 continue
             if node.parent is not None and node.name in config:
                 continue  # the same name was already drawn under the chosen option
@@ -313,11 +314,11 @@ def optuna_sampler(plan: Plan) -> Any:
     from scalehp.runner import samplers
 
     experiment = plan.experiment
-    seed, startup = experiment.seed, experiment.search.initial_points or 10
+    seed, startup = experiment.seed, initial_points("optuna", experiment.search.initial_points)
     if plan.sampler == "cmaes":
         return samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
     if plan.sampler == "nsga2":
-        return samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, startup)))
+        return samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(startup))
     return samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
@@ -387,7 +388,7 @@ def _base_searcher(plan: Plan) -> Any:
             space=hyperopt_space(nodes),
             metric=metric,
             mode=mode,
-            n_initial_points=experiment.search.initial_points or 20,
+            n_initial_points=initial_points("hyperopt", experiment.search.initial_points),
             random_state_seed=experiment.seed,
         )
         _add_hyperopt_history(search, nodes, plan)

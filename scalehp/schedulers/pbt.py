@@ -41,7 +41,7 @@ from scalehp.schedulers.base import (
     finite_value,
     sign,
 )
-from scalehp.space import ChoiceParam, ConstantParam, FloatParam, GridParam, Integer, IntParam, Number, Param
+from scalehp.space import Integer, Number, Param
 
 NAME = "pbt"
 POPULATION = ("pbt", "pb2")
@@ -120,13 +120,13 @@ def _check_mutations(experiment: Any) -> dict[str, Any]:
             hint = f" (did you mean {close[0]!r}?)" if close else f"; space has {', '.join(experiment.space)}"
             raise experiment.error(path, f"{key!r} is not a param of space{hint}")
         own = experiment.space[key]
-        if isinstance(own, ConstantParam):
+        if own.kind == "constant":
             raise experiment.error(
                 path, f"{key!r} is a constant in space; give it a range or choice there to let {name} mutate it"
             )
-        if isinstance(param, ConstantParam):
+        if param.kind == "constant":
             raise experiment.error(path, f"{key!r}: a constant cannot be a distribution to mutate from")
-        if name == "pb2" and not isinstance(param, (FloatParam, IntParam)):
+        if name == "pb2" and param.kind not in ("float", "int"):
             raise experiment.error(
                 path, f"pb2 mutates float and int ranges only; {key!r} is {param.kind} (use pbt for choices)"
             )
@@ -262,9 +262,8 @@ def _json(params: dict[str, Any]) -> str:
 def clip(config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """Keep float and int params inside their range (Ray multiplies by a factor without bounds)."""
     for name, param in params.items():
-        if isinstance(param, (FloatParam, IntParam)) and isinstance(config.get(name), (int, float)):
-            value = min(param.high, max(param.low, config[name]))
-            config[name] = int(round(value)) if isinstance(param, IntParam) else float(value)
+        if param.kind in ("float", "int") and isinstance(config.get(name), (int, float)):
+            config[name] = param.clip(config[name])
     return config
 
 
@@ -278,8 +277,8 @@ def explore(
     """A mutated copy of ``config``, drawing from ``rng`` in the order Ray's ``_explore`` draws."""
     new = copy.deepcopy(config)
     for key, param in params.items():
-        if isinstance(param, (ChoiceParam, GridParam)):
-            values = list(param.options if isinstance(param, ChoiceParam) else param.values)
+        if param.kind in ("choice", "grid"):
+            values = list(param.finite_values())
             if rng.random() < resample_probability or config.get(key) not in values:
                 new[key] = rng.choice(values)
             else:
