@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import types
 
 import pyarrow as pa
 import pytest
@@ -151,7 +152,8 @@ def test_pbt_lognormal_mutations_repeat_with_the_experiment_seed(tmp_path):
             "scheduler": {"pbt": {"mutate": ["lr", "opt", "n"]}},
             "results": str(tmp_path / "results"),
         }
-        pbt = population_scheduler(compile_plan(load_experiment(data)), "training_iteration", lambda row: None)
+        recorder = types.SimpleNamespace(decide=lambda row: None, set_config=lambda *args: None)
+        pbt = population_scheduler(compile_plan(load_experiment(data)), "training_iteration", recorder)
         mutations = pbt._hyperparam_mutations
         assert mutations["opt"] == ["a", "b"] and not callable(mutations["n"])
         random.seed(seed + 1)  # the global RNG (Ray's own draws) does not change them

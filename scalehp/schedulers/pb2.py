@@ -8,7 +8,6 @@ them with the bandit's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
@@ -16,8 +15,8 @@ from pydantic import Field
 from scalehp.schedulers.base import Options
 from scalehp.schedulers.pbt import (
     NEEDS_CHECKPOINTS,
+    Pb2Settings,
     PopulationCore,
-    PopulationSettings,
     clip,
     describe,
     population_preview,
@@ -36,15 +35,6 @@ class Pb2Options(Options):
     quantile: Number = Field(0.25, description="the bottom quantile copies the top quantile; in (0, 0.5]")
     mutate: list[str] = Field(description="float/int params that change during training; bounds from space")
     synch: bool = Field(False, description="perturb all trials together at the same step")
-
-
-@dataclass(frozen=True)
-class Pb2Settings(PopulationSettings):
-    """PB2's plan options."""
-
-    def bounds(self) -> dict[str, list[float]]:
-        """Param name -> [low, high], the box the bandit searches."""
-        return {key: [float(p.low), float(p.high)] for key, p in self.params.items()}
 
 
 preview = population_preview

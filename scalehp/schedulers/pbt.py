@@ -96,6 +96,16 @@ class PbtSettings(PopulationSettings):
     perturbation_factors: tuple[float, ...]
 
 
+@dataclass(frozen=True)
+class Pb2Settings(PopulationSettings):
+    """PB2's plan options."""
+
+    def bounds(self) -> dict[str, list[float]]:
+        """Param name -> [low, high], the box the bandit searches."""
+        return {key: [float(p.low), float(p.high)] for key, p in self.params.items()}
+
+
+
 def mutations(experiment: Any) -> dict[str, Any]:
     """PBT/PB2: param name -> the distribution it is mutated from (a space param)."""
     name = experiment.scheduler.name
@@ -215,8 +225,6 @@ def population_preview(experiment: Any, trials: int) -> Preview:
             **common, resample_probability=options.resample_probability, perturbation_factors=tuple(factors)
         )
     else:
-        from scalehp.schedulers.pb2 import Pb2Settings
-
         settings = Pb2Settings(**common)
     return Preview(
         settings=settings,
