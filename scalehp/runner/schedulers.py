@@ -155,7 +155,8 @@ def _core_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any) -> A
             return ray_action[decision.action]
 
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-            decider.remove(trial.trial_id, completed=True)
+            last = (result.get(time_attr), _value(result, metric)) if result else None
+            decider.remove(trial.trial_id, completed=True, last=last)
 
         def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
             decider.remove(trial.trial_id, completed=False)

@@ -178,9 +178,15 @@ class AshaCore(Core):
         }
         return Decision(action, (event,))
 
-    def remove(self, trial_id: str, *, completed: bool = True) -> None:
-        """As Ray: a completed trial's last result is recorded at a rung it passed unrecorded (no event)."""
-        last = self._last.pop(trial_id, None)
+    def remove(self, trial_id: str, *, completed: bool = True, last: tuple[int, float | None] | None = None) -> None:
+        """As Ray: a completed trial's last result is recorded at a rung it passed unrecorded (no event).
+
+        ``last``: (step, value) of the result the trial ended with, when the runtime has it.
+        """
+        known = self._last.pop(trial_id, None)
+        if last is not None and last[0] is not None and last[1] is not None:
+            known = (last[0], finite_value(last[1], self.mode))
+        last = known
         index = self._bracket.pop(trial_id, None)
         if completed and last is not None and index is not None:
             found = self._brackets[index].rung(trial_id, last[0])

@@ -97,9 +97,10 @@ class Core:
         """A trial reported ``value`` at ``step``: what it does next."""
         return Decision(CONTINUE)
 
-    def remove(self, trial_id: str, *, completed: bool = True) -> None:
+    def remove(self, trial_id: str, *, completed: bool = True, last: tuple[int, float | None] | None = None) -> None:
         """The trial ended; ``completed`` (finished or stopped while running, Ray's ``on_trial_complete``)
-        feeds its last report once more as Ray does, ``False`` (an error, or removed while paused) does not."""
+        feeds its last result once more as Ray does (``last``: (step, value) of that result, when the
+        runtime has it), ``False`` (an error, or removed while paused) does not."""
 
     def restore(self, events: list[dict]) -> None:
         """Rebuild the state from recorded event rows, in recorded order."""

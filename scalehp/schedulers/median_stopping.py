@@ -134,10 +134,18 @@ class MedianStoppingCore(Core):
         }
         return Decision(action, (event,))
 
-    def remove(self, trial_id: str, *, completed: bool = True) -> None:
-        """As Ray: a completed (or stopped) trial's last result counts once more in its running mean."""
+    def remove(self, trial_id: str, *, completed: bool = True, last: tuple[int, float | None] | None = None) -> None:
+        """As Ray: a completed (or stopped) trial's last result counts once more in its running mean.
+
+        ``last``: (step, value) of the result the trial ended with, when the runtime has it (a
+        trial ended at ``max_steps`` by the runtime was never reported to the core at that step).
+        """
         rows = self._results.get(trial_id)
-        if completed and rows:
+        if not completed:
+            return
+        if last is not None and last[0] is not None and last[1] is not None:
+            self._results.setdefault(trial_id, []).append((last[0], finite_value(last[1], self.mode)))
+        elif rows:
             rows.append(rows[-1])
 
     def restore(self, events: list[dict], reports: Iterable[tuple[str, int, float | None]] = ()) -> None:
@@ -145,7 +153,7 @@ class MedianStoppingCore(Core):
 
         The running means need every report, which the events do not hold: without ``reports``
         only the stopped trials are restored. A trial stopped, or whose last report is at
-        ``max_steps``, has ended: its last report counts once more, as :meth:`remove` does.
+        ``max_steps``, has ended, as :meth:`remove` leaves it.
         """
         for trial_id, step, value in reports:
             if value is not None and step is not None:
@@ -154,7 +162,9 @@ class MedianStoppingCore(Core):
             if row.get("scheduler") == NAME and row.get("action") == STOP:
                 self._stopped.add(row["trial_id"])
         for trial_id, rows in self._results.items():
-            if trial_id in self._stopped or rows[-1][0] >= self.settings.max_steps:
+            # a stopped trial's last report counts twice (decided on, then Ray's on_trial_complete);
+            # one at max_steps was never decided on: its report already counts once, as live
+            if trial_id in self._stopped:
                 rows.append(rows[-1])
 
 

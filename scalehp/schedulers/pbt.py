@@ -419,7 +419,7 @@ class PopulationCore(Core):
         )
         return Decision(EXPLOIT, events, donor=donor, config=config)
 
-    def remove(self, trial_id: str, *, completed: bool = True) -> None:
+    def remove(self, trial_id: str, *, completed: bool = True, last: tuple[int, float | None] | None = None) -> None:
         """An ended trial leaves the ranking (Ray skips finished trials)."""
         if trial_id in self._states:
             self._states[trial_id].finished = True
