@@ -40,9 +40,9 @@ from scalehp.command import experiment_trainable, print_line
 from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import ResultsError, RunError, RunInterrupted, SpecError
 from scalehp.recorder import Progress, RunRecorder
-from scalehp.results.schema import describe_end, metric_column, metric_names, param_fields, run_end
+from scalehp.results.schema import TABLES, describe_end, metric_column, metric_names, param_fields, run_end
 from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
-from scalehp.results.store import PLAN, read_plan, read_results
+from scalehp.results.store import PLAN, part_files, read_plan, read_results
 from scalehp.runner.callback import Snapshots, error_text, make_callback, run_stopper
 from scalehp.runner.integrity import RAY_FOLDER, Manifest, load_key, signing_callback
 from scalehp.runner.schedulers import scheduler
@@ -112,23 +112,32 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_plan(run_dir: Path | str, plan: Plan, run_id: str) -> None:
-    """Write ``plan.json`` (atomically) before any trial starts."""
+def plan_json(plan: Plan, run_id: str) -> bytes:
+    """The bytes of a run's ``plan.json``: the compiled plan, the run id, when, and versions."""
     data = {
         "run_id": run_id,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         **plan.to_dict(),
         "versions": versions(),
     }
+    return json.dumps(data, indent=2, default=str).encode()
+
+
+def write_plan(run_dir: Path | str, plan: Plan | bytes, run_id: str) -> None:
+    """Write ``plan.json`` (atomically) before any trial starts."""
+    text = plan if isinstance(plan, bytes) else plan_json(plan, run_id)
     if isinstance(run_dir, str):  # an object store: the object appears whole, or not at all
         filesystem, path = filesystem_of(run_dir)
         filesystem.create_dir(path, recursive=True)
         with filesystem.open_output_stream(f"{path}/{PLAN}") as out:
-            out.write(json.dumps(data, indent=2, default=str).encode())
+            out.write(text)
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     temporary = run_dir / f".{PLAN}.tmp"
-    temporary.write_text(json.dumps(data, indent=2, default=str))
+    with open(temporary, "wb") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(temporary, run_dir / PLAN)
 
 
@@ -172,8 +181,10 @@ def run(
         run_dir = _run_dir(results or exp.results, exp.name, run_id)
         if chosen and isinstance(run_dir, Path) and (run_dir / PLAN).exists():
             raise RunError(f"run {run_id} exists already in {run_dir}: a run id names one run")
-        write_plan(run_dir, plan, run_id)
-        manifest = Manifest.start(run_dir, key, run_id) if key is not None else None
+        text = plan_json(plan, run_id)
+        # signed before it is written: a plan.json on disk is always one resume can check
+        manifest = Manifest.start(run_dir, key, run_id, text) if key is not None else None
+        write_plan(run_dir, text, run_id)
         return _fit(
             plan, run_dir, run_id, train, kind, request, on_progress, restore=False, manifest=manifest, verbose=verbose
         )
@@ -214,9 +225,10 @@ def resume(
     if not run_dir.is_dir() or not plan_file.exists():
         raise ResultsError(f"{run_dir}: not a scalehp run folder (no {PLAN})", damaged=True)
     saved = read_plan(run_dir)  # untrusted until verified below; JSON, so reading it runs nothing
-    if not (run_dir / RAY_FOLDER / "tuner.pkl").is_file():
-        raise RunError(f"{run_dir}: Ray's state is missing ({RAY_FOLDER}/tuner.pkl): the run never started")
     manifest, unsigned = Manifest.verify(run_dir)  # before anything of Ray's is read
+    started = (run_dir / RAY_FOLDER / "tuner.pkl").is_file()
+    if not started and any(part_files([run_dir], table) for table in TABLES):
+        raise RunError(f"{run_dir}: Ray's state is missing ({RAY_FOLDER}/tuner.pkl) but the run has rows")
     exp = experiment_from_data(saved["experiment"], source=str(plan_file))
     plan = compile_plan(exp)
     if plan.digest != saved.get("digest"):  # signed, so not edited: compiled otherwise by this scalehp
@@ -233,7 +245,7 @@ def resume(
             kind,
             request,
             on_progress,
-            restore=True,
+            restore=started,  # killed before Ray started: the run starts, in its own folder
             manifest=manifest,
             verbose=verbose,
         )

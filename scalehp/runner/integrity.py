@@ -220,11 +220,13 @@ class Manifest:
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
 
     @classmethod
-    def start(cls, run_dir: Path, key: bytes, run_id: str) -> Manifest:
-        """Sign a new run's ``plan.json`` (just written) before Ray starts."""
+    def start(cls, run_dir: Path, key: bytes, run_id: str, plan: bytes | None = None) -> Manifest:
+        """Sign a new run's ``plan.json``: ``plan``, the bytes about to be written (default: the file
+        already written), before Ray starts."""
         data = {"format": _FORMAT, "run_id": run_id, "key": key_id(key), "files": {}, "checkpoints": {}}
         manifest = cls(run_dir, key, data)
-        data["plan"] = manifest._mac((run_dir / PLAN).read_bytes())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        data["plan"] = manifest._mac(plan if plan is not None else (run_dir / PLAN).read_bytes())
         manifest.save()
         return manifest
 
