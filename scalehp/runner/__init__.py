@@ -400,6 +400,9 @@ def _tables_decide(recorder: RunRecorder, snapshots: Snapshots, metric: str, sto
             if value is not None:
                 result[metric] = value
             self._search_alg.on_trial_complete(trial.trial_id, result=result or None, error=status == "error")
+        for trial in trials:
+            if trial.status not in (Trial.TERMINATED, Trial.ERROR):
+                _existing_checkpoints(trial)
         unknown = set(recorder.trials) - {t.trial_id for t in trials} - set(recorder.statuses)
         if unknown:
             log.warning("%d trials with rows are not in Ray's saved state and cannot continue: %s", len(unknown), sorted(unknown))
@@ -410,6 +413,31 @@ def _tables_decide(recorder: RunRecorder, snapshots: Snapshots, metric: str, sto
         yield
     finally:
         TuneController._requeue_restored_trials = original
+
+
+def _existing_checkpoints(trial: Any) -> None:
+    """Forget the checkpoints of a restored trial that are gone from disk.
+
+    Ray deletes a trial's older checkpoints (``checkpoints.keep``) as new ones come, and its
+    saved state can be older than that: it may name a checkpoint that no longer exists, and
+    the trial would fail on restore. The trial then goes on from its newest checkpoint that
+    exists, or starts over (its steps are run again; a step's latest row is the one read).
+    """
+    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
+    if manager is None or not hasattr(manager, "_checkpoint_results"):  # private API moved: Ray's way
+        return
+
+    def there(result: Any) -> bool:
+        path = getattr(getattr(result, "checkpoint", None), "path", None)
+        return bool(path) and os.path.isdir(path)
+
+    kept = [r for r in manager._checkpoint_results if there(r)]
+    if len(kept) != len(manager._checkpoint_results):
+        manager._checkpoint_results = kept
+    latest = manager._latest_checkpoint_result
+    if latest is not None and not there(latest):
+        log.info("trial %s: its latest checkpoint is gone; it goes on from an earlier one", trial.trial_id)
+        manager._latest_checkpoint_result = kept[-1] if kept else None
 
 
 def _first_line(exc: BaseException) -> str:
