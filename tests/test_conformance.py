@@ -75,7 +75,8 @@ REFUSED = {
     "hyperopt": {"grid"},
     "optuna-tpe": {"grid", "normal", "normal_step", "lognormal", "lognormal_step", "float_log_step"},
     "optuna-cmaes": {
-        "grid", "choice", "normal", "normal_step", "lognormal", "lognormal_step", "float_log_step", "conditional", "count",
+        "grid", "choice", "normal", "normal_step", "lognormal", "lognormal_step", "float_log_step",
+        "conditional", "count",
     },
 }
 
@@ -122,7 +123,9 @@ def ray_variants(domains: dict[str, Any], seed: int, samples: int) -> list[dict[
 
     rng = _BackwardsCompatibleNumpyRng(seed)  # one for all samples, as the generator keeps it
     return [
-        dict(spec["config"]) for _ in range(samples) for _, spec in generate_variants({"config": domains}, random_state=rng)
+        dict(spec["config"])
+        for _ in range(samples)
+        for _, spec in generate_variants({"config": domains}, random_state=rng)
     ]
 
 

@@ -12,6 +12,7 @@ tests/kill_trainables.py) and SIGKILLs the driver's PID alone at one point:
 * ``final_step``    a trial executed its last step (it is ending, its row not yet on disk);
 * ``after_last``    every planned trial has its row on disk (the driver is shutting down);
 * ``resume``        killed ``mid``, then the *resume* is killed after a few steps, then resumed again;
+* ``resume_start``  killed ``mid``, then the *resume* is killed as its first trial starts, then resumed again;
 * ``none``          not killed: the reference run, and a check of the harness itself.
 
 Then ``scalehp resume`` runs to the end and :func:`check_run` checks the run folder against
@@ -22,7 +23,8 @@ is orphaned; whatever is left in the driver's session (the test started it with
 The step log tags every line with the driver's round (``SCALEHP_KILL_ROUND``: 0 for ``run``,
 1 for the first ``resume``, ...), which the driver's local Ray passes on to its workers.
 
-Run: ``pytest tests/test_kill_harness.py -m slow`` (one case: ``-k "asha and mid"``).
+Run: ``pytest tests/test_kill_harness.py -m slow`` (one case: ``-k "asha-mid"``); to repeat every case
+N times (kills land at slightly different moments each time), set ``SCALEHP_KILL_REPEAT=N``.
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ SCHEDULERS = {
         "mid": 14,
     },
 }
-KILL_POINTS = ["none", "plan", "first_report", "early", "mid", "trial_end", "final_step", "after_last", "resume"]
+KILL_POINTS = [
+    "none", "plan", "first_report", "early", "mid", "trial_end", "final_step", "after_last", "resume", "resume_start",
+]
+REPEAT = int(os.environ.get("SCALEHP_KILL_REPEAT", "1"))
 ROUND_TIMEOUT_S = 240
 POLL_S = 0.02
 
@@ -112,7 +117,7 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
-def _clean_up(sid: int, grace: float = 5.0) -> list[int]:
+def _clean_up(sid: int, grace: float = 1.0) -> list[int]:
     """Wait ``grace`` s for what the driver left in its session to exit, then SIGKILL it by PID.
 
     Returns the PIDs that had to be killed (Ray's agents outlive a killed driver).
@@ -219,6 +224,7 @@ def kill_point(point: str, scheduler: str) -> Callable[[Probe, int], bool]:
         "final_step": lambda p, r: any(s["step"] == p.max_steps for s in p.steps(r)),
         "after_last": lambda p, r: p.trial_rows() >= p.planned,
         "resume": lambda p, r: len(p.steps(r)) >= mid if r == 0 else len(p.steps(r)) >= 3,
+        "resume_start": lambda p, r: len(p.steps(r)) >= mid if r == 0 else len(p.starts(r)) >= 1,
     }
     return points[point]
 
@@ -295,7 +301,7 @@ def run_case(folder: Path, scheduler: str, point: str) -> Outcome:
     kills: list[Kill] = []
     ended: list[int] = []
     driver = _start(folder, 0, ["run", str(exp)], step_log)
-    rounds_to_kill = 0 if point == "none" else 2 if point == "resume" else 1
+    rounds_to_kill = 0 if point == "none" else 2 if point.startswith("resume") else 1
     when = kill_point(point, scheduler) if rounds_to_kill else None
     for round_ in range(rounds_to_kill):
         if round_:
@@ -359,14 +365,12 @@ def check_run(run_dir: Path, step_log: Path, plan: dict[str, Any], kills: list[K
       ``donor_step <= step``.
     """
     problems: list[str] = []
-    experiment = plan["experiment"]
     max_steps = int(plan["experiment"]["budget"]["max_steps"])
     scheduler = plan["scheduler"]
     results = read_results(run_dir)
     trials, reports, events = results.trials, results.reports, results.events
     lines = read_log(step_log)
     steps = [r for r in lines if r["event"] == "step"]
-    del experiment
 
     # trials
     if len(trials) != plan["trials"] or trials["trial_id"].duplicated().any():
@@ -379,7 +383,7 @@ def check_run(run_dir: Path, step_log: Path, plan: dict[str, Any], kills: list[K
         if row.status == "completed" and last.get(row.trial_id) != max_steps:
             problems.append(f"trials: {row.trial_id} completed but its last report is step {last.get(row.trial_id)}")
         if row.steps != last.get(row.trial_id):
-            problems.append(f"trials: {row.trial_id} has steps={row.steps}, its last report is {last.get(row.trial_id)}")
+            problems.append(f"trials: {row.trial_id} has steps={row.steps}, last report {last.get(row.trial_id)}")
     unknown = set(reports["trial_id"]) - set(trials["trial_id"])
     if unknown:
         problems.append(f"reports: trials without a trials row: {sorted(unknown)}")
@@ -467,13 +471,16 @@ def _check_lineage(events: Any, raw: list[dict[str, Any]], lines: list[dict[str,
     step_rows = [r for r in lines if r["event"] == "step"]
     for row in pairs[pairs["_merge"] == "both"].itertuples():
         where = f"exploit {row.trial_id} step {row.step} from {row.donor_trial_id} step {row.donor_step}"
-        donor, old, explored = json.loads(row.new_params), json.loads(row.old_params), json.loads(row.new_params_explore)
+        donor, old = json.loads(row.new_params), json.loads(row.old_params)
+        explored = json.loads(row.new_params_explore)
         if json.loads(row.old_params_explore) != donor:
             problems.append(f"{where}: explore's old params {row.old_params_explore} are not the donor's {donor}")
         if row.donor_step > row.step:
             problems.append(f"{where}: donor_step > step")
-        if not any(r["trial_id"] == row.donor_trial_id and r["step"] == row.donor_step and r["param_lr"] == donor["lr"]
-                   for r in raw):
+        if not any(
+            r["trial_id"] == row.donor_trial_id and r["step"] == row.donor_step and r["param_lr"] == donor["lr"]
+            for r in raw
+        ):
             problems.append(f"{where}: the donor never reported lr={donor['lr']} at step {row.donor_step}")
         if not any(r["trial_id"] == row.trial_id and r["step"] == row.step and r["param_lr"] == old["lr"] for r in raw):
             problems.append(f"{where}: the trial never reported its old lr={old['lr']} at step {row.step}")
@@ -486,8 +493,11 @@ def _check_lineage(events: Any, raw: list[dict[str, Any]], lines: list[dict[str,
                 problems.append(f"{where}: no report at step {nxt} with the explored lr={explored['lr']}")
             donor_w = {r["w"] for r in step_rows if r["trial_id"] == row.donor_trial_id and r["step"] == row.donor_step}
             restarted = [
-                r for r in starts
-                if r["trial_id"] == row.trial_id and r["step"] == row.donor_step and r["lr"] == pytest.approx(explored["lr"])
+                r
+                for r in starts
+                if r["trial_id"] == row.trial_id
+                and r["step"] == row.donor_step
+                and r["lr"] == pytest.approx(explored["lr"])
             ]
             if not restarted or not any(r["w"] in donor_w for r in restarted):
                 problems.append(f"{where}: the step log shows no restart from the donor's checkpoint ({restarted})")
@@ -499,7 +509,8 @@ def asha_decisions(run_dir: Path) -> set[tuple[float, int, str]]:
     results = read_results(run_dir)
     x = dict(zip(results.trials["trial_id"], results.trials["param_x"]))
     events = results.events
-    return {(round(float(x[r.trial_id]), 12), int(r.rung), r.action) for r in events.itertuples() if r.action in ("continue", "stop")}
+    decisions = events[events["action"].isin(["continue", "stop"])] if len(events) else events
+    return {(round(float(x[r.trial_id]), 12), int(r.rung), r.action) for r in decisions.itertuples()}
 
 
 def describe(run_dir: Path, step_log: Path) -> str:
@@ -536,12 +547,15 @@ def reference_decisions(scheduler: str, folder: Path) -> set:
 # The cases
 
 
+@pytest.mark.parametrize("attempt", range(REPEAT), ids=lambda n: f"run{n}")
 @pytest.mark.parametrize("point", KILL_POINTS)
 @pytest.mark.parametrize("scheduler", list(SCHEDULERS))
-def test_a_killed_driver_resumes_to_the_same_run(tmp_path, scheduler, point):
+def test_a_killed_driver_resumes_to_the_same_run(tmp_path, scheduler, point, attempt):
     outcome = run_case(tmp_path, scheduler, point)
     problems = check_run(outcome.run_dir, outcome.step_log, outcome.plan, outcome.kills)
     if scheduler == "asha":
+        if point == "none" and not problems:  # this is the uninterrupted run: the reference
+            _REFERENCE.setdefault(scheduler, asha_decisions(outcome.run_dir))
         expected = reference_decisions(scheduler, tmp_path)
         got = asha_decisions(outcome.run_dir)
         if got != expected:
