@@ -47,7 +47,14 @@ from scalehp.runner.callback import Snapshots, error_text, make_callback, run_st
 from scalehp.runner.integrity import RAY_FOLDER, Manifest, load_key, signing_callback
 from scalehp.runner.schedulers import scheduler
 from scalehp.runner.search import param_space, searcher
-from scalehp.runner.session import check_resources, interrupts, quiet_tune, ray_session, tolerate_worker_deaths
+from scalehp.runner.session import (
+    atomic_state_copies,
+    check_resources,
+    interrupts,
+    quiet_tune,
+    ray_session,
+    tolerate_worker_deaths,
+)
 from scalehp.runner.trainable import entry_point, trial_dirname, trial_name
 from scalehp.spec import Experiment, experiment_from_data
 
@@ -283,6 +290,7 @@ def _fit(
         },
     )
     tolerate_worker_deaths()
+    atomic_state_copies()
     started = time.monotonic()
     try:
         with quiet_tune(verbose), interrupts(callback.interrupt, callback.flush):
@@ -403,6 +411,10 @@ def _tables_decide(recorder: RunRecorder, snapshots: Snapshots, metric: str, sto
         for trial in trials:
             if trial.status not in (Trial.TERMINATED, Trial.ERROR):
                 _existing_checkpoints(trial)
+        _keep_tuner_state(self)
+        restore_trials = getattr(self._scheduler_alg, "restore_trials", None)
+        if restore_trials is not None:  # what the scheduler decided that Ray's saved state misses
+            restore_trials(trials)
         unknown = set(recorder.trials) - {t.trial_id for t in trials} - set(recorder.statuses)
         if unknown:
             log.warning("%d trials with rows are not in Ray's saved state and cannot continue: %s", len(unknown), sorted(unknown))
@@ -413,6 +425,23 @@ def _tables_decide(recorder: RunRecorder, snapshots: Snapshots, metric: str, sto
         yield
     finally:
         TuneController._requeue_restored_trials = original
+
+
+def _keep_tuner_state(controller: Any) -> None:
+    """Ray copies its whole staging folder into ``ray/`` at every snapshot, file by file in
+    place; on resume that folder holds the ``tuner.pkl`` it read, and a driver killed during
+    the copy would leave a torn ``tuner.pkl`` that no resume can check. The file never changes
+    after the run starts, so the staged copy is dropped and ``ray/tuner.pkl`` stays as signed."""
+    staging = getattr(getattr(controller, "_storage", None), "experiment_driver_staging_path", None)
+    target = getattr(getattr(controller, "_storage", None), "experiment_fs_path", None)
+    if not staging or not target:
+        return
+    staged = Path(staging) / "tuner.pkl"
+    try:
+        if staged.is_file() and staged.resolve() != (Path(target) / "tuner.pkl").resolve():
+            staged.unlink()
+    except OSError as exc:
+        log.debug("could not drop the staged tuner.pkl: %s", exc)
 
 
 def _existing_checkpoints(trial: Any) -> None:

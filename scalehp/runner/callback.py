@@ -118,6 +118,11 @@ class Snapshots:
         if self.controller is None or self.trials is None:
             return
         if any(t.trial_id not in self.saved for t in self.trials):
+            self.force()
+
+    def force(self) -> None:
+        """Ray saves its state now (a PBT exploit was just done)."""
+        if self.controller is not None:
             self.controller.checkpoint(force=True, wait=True)
 
 

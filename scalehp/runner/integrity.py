@@ -346,6 +346,9 @@ class Manifest:
                 key = (rel / name).as_posix()
                 if key in _IGNORED:
                     continue
+                if name.startswith(".") and name.endswith(".scalehp-tmp"):  # a copy cut short by a kill
+                    unsigned.append(folder / name)
+                    continue
                 signed = files.get(key)
                 if not isinstance(signed, list) or _sha256(folder / name) not in signed:
                     what = "changed after scalehp signed it" if signed else "not written by this run"
@@ -353,9 +356,12 @@ class Manifest:
         return unsigned
 
     def remove_unsigned(self, folders: list[Path]) -> None:
-        """Remove checkpoint folders no signed state refers to (after :meth:`verify`)."""
+        """Remove checkpoint folders no signed state refers to, and copies cut short (after :meth:`verify`)."""
         for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                folder.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------

@@ -19,8 +19,13 @@ by a finite stand-in for it, and the events record the value as the trial report
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
 import json
+import logging
+import math
+import os
 import random
 from typing import Any, Callable
 
@@ -29,6 +34,8 @@ from scalehp.runner.adapter import Adapter
 from scalehp.runner.search import domain, has_domain
 from scalehp.schedulers.base import finite, reported
 from scalehp.schedulers.pbt import mutations
+
+log = logging.getLogger(__name__)
 
 
 def _json(params: dict[str, Any]) -> str:
@@ -52,6 +59,54 @@ def _last_decisions(events: Any, scheduler: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _last_exploits(events: Any, scheduler: str) -> dict[str, dict[str, Any]]:
+    """Trial id -> its last decision when that was an exploit: the donor, its step, the explored params."""
+    out: dict[str, dict[str, Any]] = {}
+    if not len(events) or "scheduler" not in events:
+        return out
+    rows = events[(events["scheduler"] == scheduler) & events["action"].isin(["continue", "skip", "explore"])]
+    for row in rows.sort_values(["time"], kind="stable").to_dict("records"):
+        if row["action"] != "explore":
+            out.pop(row["trial_id"], None)
+            continue
+        try:
+            params = json.loads(row.get("new_params") or "{}")
+        except ValueError:
+            continue
+        step = row.get("donor_step")
+        if isinstance(params, dict) and step == step and step is not None:
+            out[row["trial_id"]] = {"donor_trial_id": row.get("donor_trial_id"), "donor_step": int(step), "params": params}
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+    return a == b
+
+
+def _checkpoint_at(trial: Any, time_attr: str, step: int) -> Any:
+    """The trial's checkpoint (Ray's ``_TrainingResult``) saved at ``step``, if it is still on disk."""
+    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
+    if manager is None:
+        return None
+    results = list(getattr(manager, "_checkpoint_results", []))
+    latest = getattr(manager, "_latest_checkpoint_result", None)
+    if latest is not None:
+        results.append(latest)
+    for result in reversed(results):
+        path = getattr(getattr(result, "checkpoint", None), "path", None)
+        if (result.metrics or {}).get(time_attr) == step and path and os.path.isdir(path):
+            return copy.copy(result)
+    return None
+
+
+def _draw(seed: Any, trial_id: str, step: Any) -> random.Random:
+    """A generator for one decision, seeded by (seed, trial, step): the same after a resume."""
+    digest = hashlib.sha256(f"{seed}:{trial_id}:{step}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "little"))
+
+
 def _clip(distributions: dict[str, Any]) -> Callable[[dict], dict]:
     """Ray multiplies a param by a perturbation factor without bounds: keep it inside its range."""
 
@@ -72,6 +127,7 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
     """
     record = recorder.decide
     restored = _last_decisions(tables.events, plan.scheduler) if tables is not None else {}
+    exploits = _last_exploits(tables.events, plan.scheduler) if tables is not None else {}
     from ray.tune.schedulers import PopulationBasedTraining
     from ray.tune.schedulers.pb2 import PB2
 
@@ -114,6 +170,16 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
 
         def _checkpoint_or_exploit(self, trial: Any, tune_controller: Any, upper: list, lower: list) -> None:
             self._exploited = None
+            was_lower = trial in lower
+            if was_lower:
+                # a donor is never ahead of the trial (its curve keeps every step), and is drawn
+                # with the experiment's seed (Ray draws from the global generator)
+                step = self._trial_state[trial].last_train_time
+                behind = [t for t in upper if self._trial_state[t].last_train_time <= step]
+                if behind:
+                    upper = [_draw(experiment.seed, trial.trial_id, step).choice(behind)]
+                else:
+                    lower = [t for t in lower if t is not trial]
             super()._checkpoint_or_exploit(trial, tune_controller, upper, lower)
             if self._exploited is trial:
                 return
@@ -124,7 +190,7 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
                 "scheduler": name,
                 "value": self.value(trial),
             }
-            if trial in lower:
+            if was_lower:
                 record({**event, "action": "skip"})
             else:  # the cutoff: the value of the best trial in the bottom quantile, as Ray ranked them
                 best = max(lower, key=lambda t: self._trial_state[t].last_score, default=None)
@@ -146,6 +212,8 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
             finally:
                 self._pending = None
             self._exploited = trial
+            if self.snapshots is not None:
+                self.snapshots.force()  # Ray's saved state holds the exploit as soon as it is done
 
         def _get_new_config(self, trial: Any, trial_to_clone: Any) -> Any:
             # Ray's _exploit computes the new config here, then acts on it: the decision is on
@@ -160,6 +228,25 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
                 recorder.set_config(trial.trial_id, new_config)
             return new_config, operations
 
+        def restore_trials(self, trials: list) -> None:
+            """Resume: an exploit on disk that Ray's saved state does not hold yet is done now
+            (the explored params, the donor's checkpoint at the donor's step)."""
+            by_id = {t.trial_id: t for t in trials}
+            for trial_id, exploit in exploits.items():
+                trial, donor = by_id.get(trial_id), by_id.get(exploit["donor_trial_id"])
+                if trial is None or trial.status in ("TERMINATED", "ERROR"):
+                    continue
+                if all(_same(trial.config.get(k), v) for k, v in exploit["params"].items()):
+                    continue  # Ray's state has it
+                found = _checkpoint_at(donor, time_attr, exploit["donor_step"]) if donor is not None else None
+                trial.set_config({**trial.config, **exploit["params"]})
+                if found is not None:
+                    trial.run_metadata.checkpoint_manager._latest_checkpoint_result = found
+                else:
+                    log.warning("trial %s: the donor's checkpoint of its exploit is gone; it starts over", trial_id)
+                    trial.run_metadata.checkpoint_manager._latest_checkpoint_result = None
+                recorder.set_config(trial_id, trial.config)
+
         def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
             super().on_trial_add(tune_controller, trial)
             last = restored.get(trial.trial_id)
@@ -167,6 +254,10 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
                 state = self._trial_state[trial]
                 state.last_perturbation_time = last["step"]
                 state.last_train_time = last["step"]
+                found = _checkpoint_at(trial, time_attr, last["step"])
+                if found is not None:  # a donor again at once
+                    state.last_checkpoint = found.checkpoint
+                    state.last_result = found.metrics
                 value = last["value"]
                 if value is not None and value == value:
                     self._values[trial.trial_id] = value

@@ -317,3 +317,40 @@ def worker_death_text(exc: BaseException) -> str:
     if name == "OutOfMemoryError":
         return f"{name}: Ray's memory monitor killed the trial's worker: {text}"
     return f"{name}: the trial's worker died: {text}"
+
+
+def atomic_state_copies() -> None:
+    """Ray's snapshot of its state lands in ``ray/`` whole, file by file, or not at all.
+
+    Ray writes each snapshot to a staging folder and copies it into the run's storage with
+    pyarrow, in place: a driver killed during that copy leaves a torn ``experiment_state``
+    or searcher file, which ``resume`` (rightly) refuses as not what scalehp signed. For a
+    local storage folder this copies each file to a hidden name and renames it over the old
+    one, so ``ray/`` always holds whole files. Other storage (object stores) stays as Ray
+    does it. Idempotent.
+    """
+    import shutil
+
+    try:
+        import pyarrow.fs
+        from ray.train._internal import storage
+    except ImportError:  # private API moved: stay as Ray is
+        return
+    original = getattr(storage, "_upload_to_fs_path", None)
+    if original is None or getattr(original, "scalehp_atomic", False):
+        return
+
+    def _upload_to_fs_path(local_path: str, fs: Any, fs_path: str, exclude: Any = None) -> None:
+        if exclude or not isinstance(fs, pyarrow.fs.LocalFileSystem) or not os.path.isdir(local_path):
+            return original(local_path, fs, fs_path, exclude=exclude)
+        for parent, _, names in os.walk(local_path):
+            target = Path(fs_path) / Path(parent).relative_to(local_path)
+            target.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                temporary = target / f".{name}.scalehp-tmp"
+                shutil.copyfile(Path(parent) / name, temporary)
+                os.replace(temporary, target / name)
+        return None
+
+    _upload_to_fs_path.scalehp_atomic = True  # type: ignore[attr-defined]
+    storage._upload_to_fs_path = _upload_to_fs_path
