@@ -5,7 +5,8 @@ The pipeline, one step each::
     load_experiment(path)  -> Experiment     spec.py, space.py      (YAML -> validated, frozen)
     compile_plan(exp)      -> Plan           compiler.py, schedulers/, warmstart.py
                                                                     (checks, budget and schedule preview)
-    run(plan)              -> RunSummary     runner/                (Ray Tune -> Parquet tables)
+    run(plan)              -> RunSummary     runner/, recorder.py   (Ray Tune -> Parquet tables; the
+                                                                    recorder writes them, schedulers/ decide)
     read_results(path)     -> Results        results/               (trials, reports, events)
     answers                                  analysis/              (leaderboard, curves, importance, plots, report)
 

@@ -48,11 +48,11 @@ from scalehp.runner.integrity import RAY_FOLDER, Manifest, load_key, signing_cal
 from scalehp.runner.schedulers import scheduler
 from scalehp.runner.search import param_space, searcher
 from scalehp.runner.session import (
-    atomic_state_copies,
     check_resources,
     interrupts,
     quiet_tune,
     ray_session,
+    state_copies,
     tolerate_worker_deaths,
 )
 from scalehp.runner.trainable import entry_point, trial_dirname, trial_name
@@ -206,9 +206,13 @@ def resume(
 ) -> RunSummary:
     """Finish a run whose driver was killed: same run folder, same run id, same tables.
 
-    Trials that had finished are not run again; unfinished and errored trials continue from
-    their last checkpoint (or start over when they had none). Rows written before the
-    interruption stay; a step that is run again replaces its earlier row when read.
+    The tables say what happened (:meth:`scalehp.recorder.RunRecorder.seed`): a trial with a
+    ``trials`` row (``error`` included: ``failure.max_retries`` is the retry policy), a
+    ``stop`` decision or a report at ``max_steps`` has ended and does not run again; the
+    schedulers' state is rebuilt from ``events`` and ``reports``. Unfinished trials continue
+    from their last checkpoint (or start over when they had none). Rows written before the
+    interruption stay; a step that is run again replaces its earlier row when read. A run
+    killed before Ray started starts now, in its own folder.
 
     A run that had ended early (``metric.goal`` reached, ``failure.max_failed_trials``
     failed trials, ``budget.time_limit`` spent; also when the driver died after the goal
@@ -290,10 +294,10 @@ def _fit(
         },
     )
     tolerate_worker_deaths()
-    atomic_state_copies()
     started = time.monotonic()
     try:
-        with quiet_tune(verbose), interrupts(callback.interrupt, callback.flush):
+        signing = manifest.vouch_copy if manifest is not None else None
+        with quiet_tune(verbose), interrupts(callback.interrupt, callback.flush), state_copies(signing):
             before = None
             if restore:
                 before = read_results(run_dir)

@@ -35,6 +35,7 @@ import re
 import secrets
 import shutil
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,7 @@ class Manifest:
         self.path = run_dir / MANIFEST
         self._key = key
         self.data = data
+        self.lock = threading.RLock()  # Ray copies its state from a thread of its own (see vouch_copy)
 
     def __reduce__(self) -> Any:  # the key never goes into a pickle
         raise TypeError("a Manifest holds the user's key and is never pickled")
@@ -232,44 +234,54 @@ class Manifest:
 
     def save(self) -> None:
         """Write ``integrity.json`` whole (hidden temporary file, fsync, rename)."""
-        body = {k: v for k, v in self.data.items() if k != "mac"}
-        self.data["mac"] = self._mac(_canonical(body))
-        temporary = self.run_dir / f".{MANIFEST}.tmp"
-        with open(temporary, "w") as handle:
-            json.dump(self.data, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        with self.lock:
+            body = {k: v for k, v in self.data.items() if k != "mac"}
+            self.data["mac"] = self._mac(_canonical(body))
+            temporary = self.run_dir / f".{MANIFEST}.tmp"
+            with open(temporary, "w") as handle:
+                json.dump(self.data, handle, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
 
     def vouch_file(self, rel: str, sha: str | None = None) -> None:
         """Sign the version of ``ray/<rel>`` that is there now (or the one whose hash is ``sha``)."""
-        sha = sha or _sha256(self.ray_dir / rel)
-        kept = self.data["files"].get(rel, [])
-        current = self.ray_dir / rel
-        there = _sha256(current) if current.is_file() and not current.is_symlink() else None
-        newest = kept[-(KEEP - 1) :]
-        self.data["files"][rel] = [h for h in kept if h != sha and (h in newest or h == there)] + [sha]
+        with self.lock:
+            sha = sha or _sha256(self.ray_dir / rel)
+            kept = self.data["files"].get(rel, [])
+            current = self.ray_dir / rel
+            there = _sha256(current) if current.is_file() and not current.is_symlink() else None
+            newest = kept[-(KEEP - 1) :]
+            self.data["files"][rel] = [h for h in kept if h != sha and (h in newest or h == there)] + [sha]
 
     def vouch_snapshot(self, staging: Path) -> None:
         """Sign a snapshot Ray has just written to its staging folder, before Ray copies it into ``ray/``."""
-        for parent, _, files in os.walk(staging):
-            for name in files:
-                path = Path(parent, name)
-                if path.is_symlink() or not path.is_file():
-                    continue
-                self.vouch_file(path.relative_to(staging).as_posix(), _sha256(path))
-        self.save()
+        with self.lock:
+            for parent, _, files in os.walk(staging):
+                for name in files:
+                    path = Path(parent, name)
+                    if path.is_symlink() or not path.is_file():
+                        continue
+                    self.vouch_file(path.relative_to(staging).as_posix(), _sha256(path))
+            self.save()
+
+    def vouch_copy(self, copy: Path, rel: str) -> None:
+        """Sign a file of Ray's state about to be renamed into ``ray/<rel>`` (see ``session.state_copies``)."""
+        with self.lock:
+            self.vouch_file(rel, _sha256(copy))
+            self.save()
 
     def vouch_checkpoint(self, folder: Path) -> None:
         """Sign a trial's checkpoint folder in ``ray/`` (saved with the next snapshot, which may refer to it)."""
-        try:
-            rel = folder.resolve().relative_to(self.ray_dir.resolve())
-        except ValueError:
-            return  # not in this run folder (remote storage): nothing resume would read here
-        try:
-            self.data["checkpoints"][rel.as_posix()] = _folder_digest(folder)
-        except OSError as exc:  # Ray would drop the checkpoint if this raised; resume will not use it
-            log.warning("%s: cannot sign this checkpoint (%s); a resume will not use it", folder, exc)
+        with self.lock:
+            try:
+                rel = folder.resolve().relative_to(self.ray_dir.resolve())
+            except ValueError:
+                return  # not in this run folder (remote storage): nothing resume would read here
+            try:
+                self.data["checkpoints"][rel.as_posix()] = _folder_digest(folder)
+            except OSError as exc:  # Ray would drop the checkpoint if this raised; resume will not use it
+                log.warning("%s: cannot sign this checkpoint (%s); a resume will not use it", folder, exc)
 
     # -- resume
 

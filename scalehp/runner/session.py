@@ -319,15 +319,17 @@ def worker_death_text(exc: BaseException) -> str:
     return f"{name}: the trial's worker died: {text}"
 
 
-def atomic_state_copies() -> None:
-    """Ray's snapshot of its state lands in ``ray/`` whole, file by file, or not at all.
+@contextmanager
+def state_copies(before_replace: Callable[[Path, str], None] | None = None) -> Iterator[None]:
+    """While a run goes on, Ray's snapshot of its state lands in ``ray/`` whole, file by file.
 
     Ray writes each snapshot to a staging folder and copies it into the run's storage with
-    pyarrow, in place: a driver killed during that copy leaves a torn ``experiment_state``
-    or searcher file, which ``resume`` (rightly) refuses as not what scalehp signed. For a
-    local storage folder this copies each file to a hidden name and renames it over the old
-    one, so ``ray/`` always holds whole files. Other storage (object stores) stays as Ray
-    does it. Idempotent.
+    pyarrow, in place and from a background thread, while the next snapshot may already be
+    rewriting the staging folder. A driver killed during that copy leaves a torn or unsigned
+    ``experiment_state`` or searcher file, which ``resume`` (rightly) refuses. For a local
+    storage folder each file is copied to a hidden name, ``before_replace(copy, rel)`` sees it
+    (the run signs exactly those bytes), and it is renamed over the old one. Other storage
+    (object stores) stays as Ray does it.
     """
     import shutil
 
@@ -335,22 +337,27 @@ def atomic_state_copies() -> None:
         import pyarrow.fs
         from ray.train._internal import storage
     except ImportError:  # private API moved: stay as Ray is
+        yield
         return
-    original = getattr(storage, "_upload_to_fs_path", None)
-    if original is None or getattr(original, "scalehp_atomic", False):
-        return
+    original = storage._upload_to_fs_path
 
     def _upload_to_fs_path(local_path: str, fs: Any, fs_path: str, exclude: Any = None) -> None:
         if exclude or not isinstance(fs, pyarrow.fs.LocalFileSystem) or not os.path.isdir(local_path):
             return original(local_path, fs, fs_path, exclude=exclude)
         for parent, _, names in os.walk(local_path):
-            target = Path(fs_path) / Path(parent).relative_to(local_path)
+            rel = Path(parent).relative_to(local_path)
+            target = Path(fs_path) / rel
             target.mkdir(parents=True, exist_ok=True)
             for name in names:
                 temporary = target / f".{name}.scalehp-tmp"
                 shutil.copyfile(Path(parent) / name, temporary)
+                if before_replace is not None:
+                    before_replace(temporary, (rel / name).as_posix())
                 os.replace(temporary, target / name)
         return None
 
-    _upload_to_fs_path.scalehp_atomic = True  # type: ignore[attr-defined]
     storage._upload_to_fs_path = _upload_to_fs_path
+    try:
+        yield
+    finally:
+        storage._upload_to_fs_path = original
