@@ -68,7 +68,9 @@ def test_whole_config_with_every_sweep_of_the_grammar():
         "model.activation": {"choice": ["relu", "gelu", "silu"]},  # a comma list
         "model.batch_norm": {"choice": [True, False]},
         "data.batch_size": {"choice": [32, 64, 128]},
-        "data.workers": {"int": [1, 9], "step": 2},  # range(1, 9, step=2): stop included, as the sweeper does
+        # range(1, 9, step=2): stop included, as the sweeper does; Optuna counts 1, 3, ... from low, and a
+        # scalehp step takes multiples of 2, so the values are listed
+        "data.workers": {"choice": [1, 3, 5, 7, 9]},
         "data.shuffle_seed": {"choice": [0, 1, 2]},  # shuffle(range): categorical
         "trainer.max_epochs": 10,  # fixed values: constants
         "trainer.precision": "bf16",
@@ -110,16 +112,26 @@ def test_grid_sampler_walks_what_hydra_walks(tmp_path):
     assert "stop left out" in notes(result)["hydra.sweeper.params.y"]
 
 
-def test_deprecated_search_space_and_cmaes():
+def test_deprecated_search_space_and_cmaes(tmp_path):
     result = imported("search_space_v1.yaml")
     assert result.data["space"] == {
         "x": {"float": [-5.5, 5.5], "step": 0.5},
         "lr": {"float": [1.0e-5, 0.1], "log": True},
         "units": {"int": [16, 256], "log": True},
-        "layers": {"int": [1, 9], "step": 2},
+        "layers": {"choice": [1, 3, 5, 7, 9]},  # Optuna counts 1, 3, ... from low; a scalehp step, multiples of 2
     }
-    assert result.data["search"] == {"algorithm": "optuna", "sampler": "cmaes", "initial_points": 1}
-    assert "deprecated" in notes(result)["hydra.sweeper.search_space"]
+    # scalehp's CMA-ES searches number ranges only: optuna's TPE, with a note
+    assert result.data["search"] == {"algorithm": "optuna", "sampler": "tpe", "initial_points": 1}
+    found = notes(result)
+    assert "deprecated" in found["hydra.sweeper.search_space"]
+    assert "CmaEsSampler" in found["hydra.sweeper.sampler"] and "choice" in found["hydra.sweeper.sampler"]
+    assert "1, 3, 5" in found["hydra.sweeper.search_space.layers.step"]
+    text = (EXAMPLES / "search_space_v1.yaml").read_text()
+    assert "low: 1\n        high: 9" in text
+    (tmp_path / "v1.yaml").write_text(text.replace("low: 1\n        high: 9", "low: 0\n        high: 8"))
+    kept = import_file("hydra-optuna", tmp_path / "v1.yaml")
+    assert kept.data["space"]["layers"] == {"int": [0, 8], "step": 2}  # 0, 2, ..., 8 in both tools
+    assert kept.data["search"]["sampler"] == "cmaes"
 
 
 def test_optimized_metric_names_the_metric():
