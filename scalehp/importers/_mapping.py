@@ -279,6 +279,11 @@ def stepped(low: Any, step: Any, index: int) -> float:
     return float(Decimal(repr(float(low))) + Decimal(repr(float(step))) * index)
 
 
+def multiple(index: int, step: Any) -> float:
+    """``index * step`` as the float nearest the decimal product (3 x 0.1 is 0.3, not 0.30000000000000004)."""
+    return float(Decimal(repr(float(step))) * index)
+
+
 def shown(value: Any, limit: int = 60) -> str:
     """``repr(value)`` for an error message, cut to ``limit`` characters (a number of 4,000 digits is not shown whole)."""
     try:

@@ -21,7 +21,6 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from scalehp.importers._mapping import (
     asha_from_hyperband,
     command_line,
     is_multiple,
+    multiple,
     optuna_problem,
     span,
     tidy,
@@ -640,7 +640,7 @@ def _int_values(param: dict[str, Any]) -> range:
 
 def _q_values(low: float, high: float, q: float) -> list[float]:
     """NNI's values of a q range: ``clip(round(x / q) * q, low, high)`` for x in [low, high], with or without log."""
-    values = {min(high, max(low, _multiple(k, q))) for k in range(round(low / q), round(high / q) + 1)}
+    values = {min(high, max(low, multiple(k, q))) for k in range(round(low / q), round(high / q) + 1)}
     return sorted(float(v) for v in values)
 
 
@@ -662,7 +662,3 @@ def _clipped_in(bound: float, q: float, low: float) -> bool:
         return False
     return nearest * q < bound if bound == low else nearest * q > bound
 
-
-def _multiple(index: int, q: float) -> float:
-    """``index * q`` as the float nearest the decimal product (3 x 0.1 is 0.3)."""
-    return float(Decimal(repr(float(q))) * index)
