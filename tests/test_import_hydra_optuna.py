@@ -174,8 +174,16 @@ def test_a_range_keeps_optunas_values_counted_from_start(tmp_path, override, exp
     "entry, expected, source",
     [
         ({"type": "int", "low": 1, "high": 9, "step": 4}, {"choice": [1, 5, 9]}, (1, 9, 4)),
-        ({"type": "float", "low": 0.1, "high": 0.9, "step": 0.25}, {"choice": [0.1, 0.35, 0.6, 0.85]}, (0.1, 0.9, 0.25)),
-        ({"type": "float", "low": 0.5, "high": 0.9, "step": 0.25}, {"float": [0.5, 0.9], "step": 0.25}, (0.5, 0.9, 0.25)),
+        (
+            {"type": "float", "low": 0.1, "high": 0.9, "step": 0.25},
+            {"choice": [0.1, 0.35, 0.6, 0.85]},
+            (0.1, 0.9, 0.25),
+        ),
+        (
+            {"type": "float", "low": 0.5, "high": 0.9, "step": 0.25},
+            {"float": [0.5, 0.9], "step": 0.25},
+            (0.5, 0.9, 0.25),
+        ),
     ],
 )
 def test_a_search_space_step_keeps_optunas_values(tmp_path, entry, expected, source):

@@ -156,7 +156,9 @@ def test_an_int_step_keeps_katibs_values_counted_from_min(tmp_path, feasible, ex
 
 
 def test_a_double_step_keeps_katibs_values_and_its_grid(tmp_path):
-    path, _ = variant(tmp_path, 'min: "0.001"\n        max: "0.01"', 'min: "0.0015"\n        max: "0.01"', base="grid.yaml")
+    path, _ = variant(
+        tmp_path, 'min: "0.001"\n        max: "0.01"', 'min: "0.0015"\n        max: "0.01"', base="grid.yaml"
+    )
     grid = import_file("katib", path)
     assert grid.data["space"]["lr"]["grid"] == [0.0015, 0.0025, 0.0035, 0.0045, 0.0055, 0.0065, 0.0075, 0.0085, 0.0095]
     random_text = path.read_text().replace("algorithmName: grid", "algorithmName: random")

@@ -310,7 +310,11 @@ def space_values(param: Any, tmp_path: Path) -> set[float]:
     "spec, expected, rule",
     [
         # min and max round outwards (W&B does not clip): the bounds become those multiples
-        ("{distribution: q_uniform, min: 0.05, max: 0.87, q: 0.1}", {"float": [0.0, 0.9], "step": 0.1}, (0.05, 0.87, 0.1)),
+        (
+            "{distribution: q_uniform, min: 0.05, max: 0.87, q: 0.1}",
+            {"float": [0.0, 0.9], "step": 0.1},
+            (0.05, 0.87, 0.1),
+        ),
         ("{distribution: q_uniform, min: 3, max: 14, q: 5}", {"int": [5, 15], "step": 5}, (3, 14, 5)),
         (
             "{distribution: q_log_uniform_values, min: 0.012, max: 0.1, q: 0.01}",
@@ -323,7 +327,11 @@ def space_values(param: Any, tmp_path: Path) -> set[float]:
             {"choice": [0.0, 0.01, 0.02, 0.03, 0.04, 0.05]},
             (0.001, 0.05, 0.01, True),
         ),
-        ("{distribution: q_log_uniform_values, min: 0.3, max: 6}", {"choice": [0, 1, 2, 3, 4, 5, 6]}, (0.3, 6, 1, True)),
+        (
+            "{distribution: q_log_uniform_values, min: 0.3, max: 6}",
+            {"choice": [0, 1, 2, 3, 4, 5, 6]},
+            (0.3, 6, 1, True),
+        ),
         ("{distribution: q_beta, q: 0.6}", {"float": [0.0, 1.2], "step": 0.6}, (0, 1, 0.6)),
     ],
 )
@@ -337,7 +345,8 @@ def test_quantized_distributions_keep_wandbs_exact_values(tmp_path, spec, expect
 
 def test_a_log_range_rounding_to_0_too_long_to_list_keeps_the_range_with_a_loud_note(tmp_path):
     source = tmp_path / "sweep.yaml"
-    source.write_text(BASE.replace("{min: 0.001, max: 0.1}", "{distribution: q_log_uniform_values, min: 0.1, max: 5000}"))
+    spec = "{distribution: q_log_uniform_values, min: 0.1, max: 5000}"
+    source.write_text(BASE.replace("{min: 0.001, max: 0.1}", spec))
     result = import_file("wandb", source)
     assert result.data["space"]["lr"] == {"int": [1, 5000], "log": True}
     said = notes(result)["parameters.lr.q"]

@@ -7,7 +7,9 @@ to Optuna (``hydra_plugins/hydra_optuna_sweeper/_impl.py``):
 
 * ``choice(a, b)`` and ``a,b`` -> ``{choice: [...]}``; ``shuffle(...)`` of a choice or range too;
 * ``range(start, stop, step)`` -> an int (float if any number is a float) range with ``step``,
-  ``[start, stop]`` with stop *included*, as the sweeper passes it to Optuna;
+  ``[start, stop]`` with stop *included*, as the sweeper passes it to Optuna; Optuna counts from
+  ``start`` and a scalehp step takes multiples of step, so a start that is no multiple gives a
+  choice of Optuna's values (see :meth:`Mapping.counted_from_low`);
 * ``interval(a, b)`` -> a float range; ``int(interval(...))`` an int range; ``tag(log, ...)`` a log scale;
 * anything else is a fixed value -> a constant.
 

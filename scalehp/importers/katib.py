@@ -6,7 +6,8 @@ What maps how (the full table is docs/import/katib.md)::
     spec.algorithm            -> search (+ scheduler for hyperband); pbt, enas, darts are errors
     spec.earlyStopping        -> scheduler median_stopping
     spec.parameters           -> space (double/int/categorical/discrete; Katib's normal and
-                                 logNormal take min/max as the +-3 sigma range)
+                                 logNormal take min/max as the +-3 sigma range; a step counts
+                                 from min, so a min that is no multiple of it gives a choice)
     spec.trialTemplate        -> command: the primary container's command + args, with
                                  ${trialParameters.x} -> ${<param>}; its resources -> resources
     spec.metricsCollectorSpec -> command.metric_format (StdOut); other collectors: a note

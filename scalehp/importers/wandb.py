@@ -8,7 +8,9 @@ What maps how (the full table is ``docs/import/wandb.md``):
   W&B distribution, normal and log-normal included) -- with a note.
 * ``parameters``: every distribution; bounds that W&B reads as exponents of e
   (``log_uniform``, ``q_log_uniform``, ``inv_log_uniform``) become values, with a note;
-  nested ``parameters`` become dotted names (``optimizer.lr``).
+  nested ``parameters`` become dotted names (``optimizer.lr``). The ``q_`` kinds take W&B's
+  unclipped ``round(x / q) * q``: bounds rounded to those multiples (a 0 a log range cannot hold
+  gives a choice).
 * ``metric``: ``name``, ``goal`` -> ``mode``, ``target`` -> ``metric.goal``.
 * ``early_terminate`` (hyperband) -> the ``asha`` scheduler with ``grace_steps`` the first
   bracket and ``reduction_factor`` eta; ``max_iter`` -> ``budget.max_steps``.
