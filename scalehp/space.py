@@ -11,7 +11,9 @@ In an experiment file each entry of ``space`` is one of::
     epochs: 3                                           # anything else is a constant
 
 Bounds are always values, never exponents: ``{float: [1.0e-4, 1.0e-1], log: true}`` samples
-between 0.0001 and 0.1. ``lognormal`` is the one kind whose two numbers live in log space
+between 0.0001 and 0.1. A ``step`` means the multiples of ``step`` that lie in ``[low, high]``
+(``{int: [2, 20], step: 3}`` takes 3, 6, ..., 18), under every searcher, as Ray's q-domains,
+hyperopt's ``quniform`` and W&B count them. ``lognormal`` is the one kind whose two numbers live in log space
 (the mean and sd of ``ln(value)``, as in numpy, hyperopt, NNI and W&B).
 
 Conditional spaces: a choice whose options are a mapping gives each option its own
@@ -49,6 +51,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Sequence, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -199,8 +202,40 @@ def _check_step(extent: float, step: float) -> None:
         )
 
 
+def _index(bound: float, step: float, round_fn: Any) -> int:
+    """``bound / step`` as the index of a multiple of ``step``, rounded inwards with ``round_fn``
+    (``math.ceil`` for a lower bound) unless the bound is a multiple up to float rounding."""
+    units = bound / step
+    nearest = round(units)
+    if math.isclose(units, nearest):  # as Ray's q-domains tell a multiple
+        return int(nearest)
+    return int(round_fn(units))
+
+
+def _multiple(index: int, step: float) -> float:
+    """``index * step`` as the float nearest the decimal product (3 x 0.1 is 0.3, not 0.30000000000000004)."""
+    return float(Decimal(repr(float(step))) * index)
+
+
+def _check_multiples(count: int, low: float, high: float, step: float, first: Any) -> None:
+    """Refuse a stepped range that holds fewer than two multiples of its step (nothing to search)."""
+    if count >= 2:
+        return
+    held = "no multiple" if count < 1 else f"one multiple ({first:g})"
+    raise ValueError(
+        f"[{low:g}, {high:g}] holds {held} of step {step:g}, and a stepped param takes the multiples of "
+        f"step between its bounds: widen the range, change the step, or write the value as a constant"
+    )
+
+
 class FloatParam(_Kind):
-    """A float in ``[low, high]``; ``log`` samples uniformly in log space; ``step`` quantizes."""
+    """A float in ``[low, high]``; ``log`` samples uniformly in log space.
+
+    With ``step`` it takes the multiples of ``step`` that lie in ``[low, high]`` (from
+    :attr:`first` to :attr:`last`), under every searcher: one rule, the one of Ray's
+    ``quniform``, hyperopt's ``quniform`` and W&B (optuna counts from ``low``, so it is
+    handed the aligned bounds). ``{float: [0.05, 1.0], step: 0.1}`` takes 0.1, 0.2, ..., 1.0.
+    """
 
     kind: ClassVar[str] = "float"
     numeric: ClassVar[bool] = True
@@ -213,6 +248,8 @@ class FloatParam(_Kind):
         _check_bounds(self.low, self.high, self.log, self.step)
         if self.step is not None:
             _check_step(max(abs(self.low), abs(self.high)), self.step)
+            first, last = self._indices()
+            _check_multiples(last - first + 1, self.low, self.high, self.step, self.first)
         return self
 
     @property
@@ -223,17 +260,44 @@ class FloatParam(_Kind):
     def high(self) -> float:
         return float(self.bounds[1])
 
+    def _indices(self) -> tuple[int, int]:
+        """The indices ``k`` of the first and last multiples ``k * step`` inside the bounds."""
+        assert self.step
+        return _index(self.low, self.step, math.ceil), _index(self.high, self.step, math.floor)
+
+    @property
+    def first(self) -> float:
+        """The smallest value it takes: ``low``, or with a step the first multiple of step from ``low`` up."""
+        if not self.step:
+            return self.low
+        return max(self.low, _multiple(self._indices()[0], self.step))
+
+    @property
+    def last(self) -> float:
+        """The largest value it takes: ``high``, or with a step the last multiple of step from ``high`` down."""
+        if not self.step:
+            return self.high
+        return min(self.high, _multiple(self._indices()[1], self.step))
+
+    def _on_step(self, value: float) -> float:
+        """The multiple of step nearest ``value`` between :attr:`first` and :attr:`last`."""
+        assert self.step
+        lowest, highest = self._indices()
+        index = min(highest, max(lowest, round(value / self.step)))
+        return min(self.last, max(self.first, _multiple(index, self.step)))
+
     def sample(self, rng: random.Random) -> float:
+        first, last = self.first, self.last
         if self.log:
-            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+            value = math.exp(rng.uniform(math.log(first), math.log(last)))
         else:
-            value = rng.uniform(self.low, self.high)
-        if self.step:
-            value = min(self.high, max(self.low, round(value / self.step) * self.step))
-        return value
+            value = rng.uniform(first, last)
+        return self._on_step(value) if self.step else min(last, max(first, value))
 
     def describe(self) -> str:
         extra = (" log" if self.log else "") + (f" step {self.step:g}" if self.step else "")
+        if self.step and (self.first, self.last) != (self.low, self.high):
+            extra += f" (multiples {self.first:g} .. {self.last:g})"
         return f"float [{self.low:g}, {self.high:g}]{extra}"
 
     @property
@@ -241,14 +305,25 @@ class FloatParam(_Kind):
         return self.log
 
     def fits(self, value: Any) -> bool:
-        return _is_number(value) and self.low <= value <= self.high
+        if not _is_number(value) or not math.isfinite(value):
+            return False
+        if not self.step:
+            return self.low <= value <= self.high
+        return abs(self.clip(value) - value) <= 1e-9 * max(self.step, abs(value))
 
     def clip(self, value: Any) -> float:
-        return float(min(self.high, max(self.low, _plain(value))))
+        value = float(_plain(value))
+        if self.step:
+            return self._on_step(value)
+        return min(self.high, max(self.low, value))
 
 
 class IntParam(_Kind):
-    """An integer in ``[low, high]``, both included; ``log`` and ``step`` as for floats."""
+    """An integer in ``[low, high]``, both included; ``log`` as for floats.
+
+    With ``step`` it takes the multiples of ``step`` in ``[low, high]``, as a float does:
+    ``{int: [2, 20], step: 3}`` takes 3, 6, ..., 18 under every searcher.
+    """
 
     kind: ClassVar[str] = "int"
     numeric: ClassVar[bool] = True
@@ -262,6 +337,8 @@ class IntParam(_Kind):
         _check_bounds(self.low, self.high, self.log, self.step)
         if self.log and self.step not in (None, 1):
             raise ValueError("log scale and a step other than 1 cannot be combined for ints")
+        if self.step and self.step > 1:
+            _check_multiples(self.size(), self.low, self.high, self.step, self.first)
         return self
 
     @property
@@ -272,15 +349,29 @@ class IntParam(_Kind):
     def high(self) -> int:
         return int(self.bounds[1])
 
+    @property
+    def first(self) -> int:
+        """The smallest value it takes: the first multiple of step from ``low`` up."""
+        step = self.step or 1
+        return -(-self.low // step) * step
+
+    @property
+    def last(self) -> int:
+        """The largest value it takes: the last multiple of step from ``high`` down."""
+        step = self.step or 1
+        return self.high // step * step
+
     def sample(self, rng: random.Random) -> int:
         if self.log:
             value = math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))
             return min(self.high, int(value))
         step = self.step or 1
-        return self.low + step * rng.randrange((self.high - self.low) // step + 1)
+        return self.first + step * rng.randrange((self.last - self.first) // step + 1)
 
     def describe(self) -> str:
         extra = (" log" if self.log else "") + (f" step {self.step}" if self.step else "")
+        if (self.first, self.last) != (self.low, self.high):
+            extra += f" (multiples {self.first} .. {self.last})"
         return f"int [{self.low}, {self.high}]{extra}"
 
     @property
@@ -288,19 +379,23 @@ class IntParam(_Kind):
         return self.log
 
     def finite_values(self) -> range:
-        return range(self.low, self.high + 1, self.step or 1)
+        return range(self.first, self.last + 1, self.step or 1)
 
     def size(self) -> int:
-        return (self.high - self.low) // (self.step or 1) + 1  # len() of a range stops at sys.maxsize
+        return (self.last - self.first) // (self.step or 1) + 1  # len() of a range stops at sys.maxsize
 
     def fits(self, value: Any) -> bool:
-        return _is_number(value) and float(value).is_integer() and self.low <= value <= self.high
+        if not _is_number(value) or (isinstance(value, float) and not value.is_integer()):
+            return False
+        return self.first <= value <= self.last and int(value) % (self.step or 1) == 0
 
     def clip(self, value: Any) -> int:
         value = int(round(_plain(value)))
-        if self.step and self.step > 1:
-            value = self.low + self.step * round((value - self.low) / self.step)
-        return min(self.high, max(self.low, value))
+        step = self.step or 1
+        if step > 1:
+            index, rest = divmod(value, step)
+            value = (index + (2 * rest >= step)) * step  # the nearest multiple (a tie goes up)
+        return min(self.last, max(self.first, value))
 
 
 def _distinct(values: list[Any], what: str) -> list[Any]:

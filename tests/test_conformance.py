@@ -160,7 +160,8 @@ def _check_value(kind: str, value: Any, config: dict[str, Any]) -> None:
         low, high = spec["int"]
         assert low <= value <= high, f"{kind}: {value} outside [{low}, {high}]"
         if "step" in spec:
-            assert (value - low) % spec["step"] == 0, f"{kind}: {value} is not {low} + a multiple of {spec['step']}"
+            # a stepped param takes the multiples of step in [low, high] (here 3, 6, ..., 18), under every searcher
+            assert value % spec["step"] == 0, f"{kind}: {value} is not a multiple of {spec['step']}"
     if kind.startswith(("normal", "lognormal")) and "step" in spec:
         assert _on_step(value, spec["step"]), f"{kind}: {value} is not a multiple of {spec['step']}"
     if kind.startswith("lognormal"):

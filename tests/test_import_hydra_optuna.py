@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from scalehp.cli import main
@@ -12,6 +14,7 @@ from scalehp.compiler import compile_plan
 from scalehp.errors import SpecError
 from scalehp.importers import import_file, ordered
 from scalehp.importers.hydra_optuna import Choice, GrammarError, Interval, Range, parse_override
+from scalehp.space import sample_config
 from scalehp.spec import load_experiment, read_yaml
 from tests.importing import notes
 
@@ -68,7 +71,9 @@ def test_whole_config_with_every_sweep_of_the_grammar():
         "model.activation": {"choice": ["relu", "gelu", "silu"]},  # a comma list
         "model.batch_norm": {"choice": [True, False]},
         "data.batch_size": {"choice": [32, 64, 128]},
-        "data.workers": {"int": [1, 9], "step": 2},  # range(1, 9, step=2): stop included, as the sweeper does
+        # range(1, 9, step=2): stop included, as the sweeper does; Optuna counts 1, 3, ... from low, and a
+        # scalehp step takes multiples of 2, so the values are listed
+        "data.workers": {"choice": [1, 3, 5, 7, 9]},
         "data.shuffle_seed": {"choice": [0, 1, 2]},  # shuffle(range): categorical
         "trainer.max_epochs": 10,  # fixed values: constants
         "trainer.precision": "bf16",
@@ -110,16 +115,93 @@ def test_grid_sampler_walks_what_hydra_walks(tmp_path):
     assert "stop left out" in notes(result)["hydra.sweeper.params.y"]
 
 
-def test_deprecated_search_space_and_cmaes():
+def test_deprecated_search_space_and_cmaes(tmp_path):
     result = imported("search_space_v1.yaml")
     assert result.data["space"] == {
         "x": {"float": [-5.5, 5.5], "step": 0.5},
         "lr": {"float": [1.0e-5, 0.1], "log": True},
         "units": {"int": [16, 256], "log": True},
-        "layers": {"int": [1, 9], "step": 2},
+        "layers": {"choice": [1, 3, 5, 7, 9]},  # Optuna counts 1, 3, ... from low; a scalehp step, multiples of 2
     }
-    assert result.data["search"] == {"algorithm": "optuna", "sampler": "cmaes", "initial_points": 1}
-    assert "deprecated" in notes(result)["hydra.sweeper.search_space"]
+    # scalehp's CMA-ES searches number ranges only: optuna's TPE, with a note
+    assert result.data["search"] == {"algorithm": "optuna", "sampler": "tpe", "initial_points": 1}
+    found = notes(result)
+    assert "deprecated" in found["hydra.sweeper.search_space"]
+    assert "CmaEsSampler" in found["hydra.sweeper.sampler"] and "choice" in found["hydra.sweeper.sampler"]
+    assert "1, 3, 5" in found["hydra.sweeper.search_space.layers.step"]
+    text = (EXAMPLES / "search_space_v1.yaml").read_text()
+    assert "low: 1\n        high: 9" in text
+    (tmp_path / "v1.yaml").write_text(text.replace("low: 1\n        high: 9", "low: 0\n        high: 8"))
+    kept = import_file("hydra-optuna", tmp_path / "v1.yaml")
+    assert kept.data["space"]["layers"] == {"int": [0, 8], "step": 2}  # 0, 2, ..., 8 in both tools
+    assert kept.data["search"]["sampler"] == "cmaes"
+
+
+def optuna_values(low, high, step) -> set:
+    """Optuna's values of a stepped distribution: low, low + step, ... up to high."""
+    count = int((high - low) // step) + 1 if isinstance(step, int) else int((high - low) / step + 1e-9) + 1
+    return {round(low + k * step, 9) for k in range(count)}
+
+
+def space_values(param, tmp_path) -> set:
+    """Every value scalehp takes for ``param`` (listed, or drawn often enough to see each)."""
+    data = {"name": "s", "command": "x", "metric": {"name": "v", "mode": "min"}, "results": str(tmp_path)}
+    space = load_experiment({**data, "budget": {"samples": 1, "max_steps": 1}, "space": {"p": param}}).space
+    rng = random.Random(0)
+    return {round(float(sample_config(space, rng=rng)["p"]), 9) for _ in range(3000)}
+
+
+@pytest.mark.parametrize(
+    "override, expected, source",
+    [
+        ("range(1, 10, step=3)", {"choice": [1, 4, 7, 10]}, (1, 10, 3)),
+        ("range(3, 10, step=3)", {"int": [3, 10], "step": 3}, (3, 10, 3)),  # low a multiple: a range
+        ("range(0.25, 2.0, step=0.5)", {"choice": [0.25, 0.75, 1.25, 1.75]}, (0.25, 2.0, 0.5)),
+        ("range(-5.5, 5.5, step=0.5)", {"float": [-5.5, 5.5], "step": 0.5}, (-5.5, 5.5, 0.5)),
+    ],
+)
+def test_a_range_keeps_optunas_values_counted_from_start(tmp_path, override, expected, source):
+    text = (EXAMPLES / "sphere_sweeper.yaml").read_text().replace("range(-5.5,5.5,step=0.5)", override)
+    (tmp_path / "s.yaml").write_text(text)
+    result = import_file("hydra-optuna", tmp_path / "s.yaml")
+    assert result.data["space"]["x"] == expected
+    assert space_values(expected, tmp_path) == optuna_values(*source)
+    if "choice" in expected:
+        assert "counted from low" in notes(result)["params.x"]
+
+
+@pytest.mark.parametrize(
+    "entry, expected, source",
+    [
+        ({"type": "int", "low": 1, "high": 9, "step": 4}, {"choice": [1, 5, 9]}, (1, 9, 4)),
+        (
+            {"type": "float", "low": 0.1, "high": 0.9, "step": 0.25},
+            {"choice": [0.1, 0.35, 0.6, 0.85]},
+            (0.1, 0.9, 0.25),
+        ),
+        (
+            {"type": "float", "low": 0.5, "high": 0.9, "step": 0.25},
+            {"float": [0.5, 0.9], "step": 0.25},
+            (0.5, 0.9, 0.25),
+        ),
+    ],
+)
+def test_a_search_space_step_keeps_optunas_values(tmp_path, entry, expected, source):
+    data = yaml.safe_load((EXAMPLES / "search_space_v1.yaml").read_text())
+    data["hydra"]["sweeper"]["search_space"]["x"] = entry
+    (tmp_path / "v1.yaml").write_text(yaml.safe_dump(data))
+    result = import_file("hydra-optuna", tmp_path / "v1.yaml")
+    assert result.data["space"]["x"] == expected
+    assert space_values(expected, tmp_path) == optuna_values(*source)
+
+
+def test_a_range_too_long_to_list_keeps_the_step_with_a_loud_note(tmp_path):
+    text = (EXAMPLES / "sphere_sweeper.yaml").read_text().replace("range(-5.5,5.5,step=0.5)", "range(1, 5000, 2)")
+    (tmp_path / "s.yaml").write_text(text)
+    result = import_file("hydra-optuna", tmp_path / "s.yaml")
+    assert result.data["space"]["x"] == {"int": [1, 5000], "step": 2}
+    said = notes(result)["params.x"]
+    assert "VALUES DIFFER" in said and "shifts by 1" in said
 
 
 def test_optimized_metric_names_the_metric():

@@ -133,6 +133,54 @@ def test_grid_enumerates_steps_and_runs_every_point():
     assert "120 trials" in notes(imported)["spec.maxTrialCount"]
 
 
+@pytest.mark.parametrize(
+    "feasible, expected",
+    [
+        ('min: "2"\n        max: "9"\n        step: "3"', {"choice": [2, 5, 8]}),  # Katib: min, min + step, ...
+        ('min: "3"\n        max: "9"\n        step: "3"', {"int": [3, 9], "step": 3}),  # min a multiple: a range
+        ('min: "2"\n        max: "4"\n        step: "3"', {"constant": 2}),  # only min fits
+    ],
+)
+def test_an_int_step_keeps_katibs_values_counted_from_min(tmp_path, feasible, expected):
+    path, _ = variant(tmp_path, 'min: "2"\n        max: "5"', feasible)
+    imported = import_file("katib", path)
+    param = imported.data["space"]["num-layers"]
+    assert param == expected
+    experiment = load_experiment({**imported.data, "results": str(tmp_path)})
+    node = experiment.space["num-layers"]
+    taken = set(node.finite_values()) if hasattr(node, "finite_values") else {node.value}
+    low, high, step = (int(n.split('"')[1]) for n in feasible.split("\n"))
+    assert taken == set(range(low, high + 1, step))
+    if "choice" in param:
+        assert "2, 5, 8" in notes(imported)["spec.parameters.1.feasibleSpace.step"]
+
+
+def test_a_double_step_keeps_katibs_values_and_its_grid(tmp_path):
+    path, _ = variant(
+        tmp_path, 'min: "0.001"\n        max: "0.01"', 'min: "0.0015"\n        max: "0.01"', base="grid.yaml"
+    )
+    grid = import_file("katib", path)
+    assert grid.data["space"]["lr"]["grid"] == [0.0015, 0.0025, 0.0035, 0.0045, 0.0055, 0.0065, 0.0075, 0.0085, 0.0095]
+    random_text = path.read_text().replace("algorithmName: grid", "algorithmName: random")
+    path.write_text(random_text)
+    imported = import_file("katib", path)
+    assert imported.data["space"]["lr"] == {"choice": grid.data["space"]["lr"]["grid"]}
+    load_experiment({**imported.data, "results": str(tmp_path)})
+    log_text = random_text.replace('step: "0.001"', 'step: "0.001"\n        distribution: logUniform')
+    path.write_text(log_text)
+    log = import_file("katib", path)
+    assert log.data["space"]["lr"] == {"choice": grid.data["space"]["lr"]["grid"]}
+    assert "log scale left out" in notes(log)["spec.parameters.0.feasibleSpace.step"]
+
+
+def test_a_step_too_long_to_list_keeps_the_range_with_a_loud_note(tmp_path):
+    path, _ = variant(tmp_path, 'min: "2"\n        max: "5"', 'min: "1"\n        max: "5000"\n        step: "2"')
+    imported = import_file("katib", path)
+    assert imported.data["space"]["num-layers"] == {"int": [1, 5000], "step": 2}
+    message = notes(imported)["spec.parameters.1.feasibleSpace.step"]
+    assert message.startswith("VALUES DIFFER") and "shifts by 1" in message and "1,000" in message
+
+
 def test_median_stop_tpe_and_metric_strategies():
     imported = katib("median_stop.yaml")
     data = imported.data

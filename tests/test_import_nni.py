@@ -48,7 +48,7 @@ def test_every_search_space_type():
     assert space["optimizer"] == {"choice": ["adam", "sgd"]}  # string choices
     assert space["nesterov"] == {"choice": [True, False]}  # booleans
     assert space["hidden_layers"] == {"int": [1, 3]}  # randint's upper bound 4 is exclusive
-    assert space["conv_size"] == {"float": [2, 10], "step": 5}  # NNI: 2, 5, 10 (clipped), kept as floats
+    assert space["conv_size"] == {"choice": [2, 5, 10]}  # NNI: 2 (clipped), 5, 10; 2 is no multiple of 5
     assert space["epochs"] == {"int": [10, 100], "step": 10}  # whole numbers on the q grid: ints
     assert space["lr"] == {"float": [0.0001, 0.1], "log": True}
     assert space["weight_decay"] == {"float": [0.001, 0.1], "step": 0.001, "log": True}
@@ -58,6 +58,7 @@ def test_every_search_space_type():
     assert space["warmup"] == {"lognormal": [2.0, 0.5]}  # mu/sigma of ln(value) in both tools
     assert space["embedding"] == {"lognormal": [4.0, 0.5], "step": 8}
     assert "5.0" in notes(imported)["searchSpace.epochs"]
+    assert "2, 5, 10" in notes(imported)["searchSpace.conv_size"]
 
 
 def test_q_rounding_is_nnis_clip_round(tmp_path):
@@ -66,6 +67,58 @@ def test_q_rounding_is_nnis_clip_round(tmp_path):
     rng = random.Random(0)
     seen = {sample_config({"c": experiment.space["conv_size"]}, rng=rng)["c"] for _ in range(400)}
     assert seen == {2, 5, 10}
+
+
+def q_space(tmp_path, kind: str, value: list, tuner: str = "Random") -> dict:
+    """The one param a {_type: kind, _value: value} search space imports as, with the notes, validated."""
+    text = BASE.replace("{_type: loguniform, _value: [0.001, 0.1]}", json.dumps({"_type": kind, "_value": value}))
+    imported = import_file("nni", write(tmp_path, text.replace("name: TPE", f"name: {tuner}")))
+    load_experiment({**imported.data, "results": str(tmp_path)})
+    return imported
+
+
+def nni_values(low: float, high: float, q: float) -> set[float]:
+    """NNI's own rule, on a fine sweep of x: clip(round(x / q) * q, low, high)."""
+    xs = [low + (high - low) * i / 20_000 for i in range(20_001)]
+    return {round(min(high, max(low, round(x / q) * q)), 9) for x in xs}
+
+
+def taken(param: dict, tmp_path) -> set[float]:
+    """Every value scalehp draws for ``param`` (a few thousand draws cover the short ranges tested)."""
+    space = load_experiment({**BASE_DATA, "space": {"p": param}, "results": str(tmp_path)}).space
+    rng = random.Random(0)
+    return {round(float(sample_config(space, rng=rng)["p"]), 9) for _ in range(3000)}
+
+
+@pytest.mark.parametrize(
+    "kind, value, expected",
+    [
+        ("quniform", [2, 10, 5], {"choice": [2, 5, 10]}),  # 2 is clipped in: a value, no multiple
+        ("quniform", [0, 13, 5], {"choice": [0, 5, 10, 13]}),  # 13 rounds to 15, clipped back to 13
+        ("quniform", [3, 12, 5], {"int": [3, 12], "step": 5}),  # 3 rounds up to 5, 12 down to 10: multiples
+        ("quniform", [0.1, 0.5, 0.2], {"choice": [0.1, 0.2, 0.4]}),
+        ("quniform", [0.2, 1.0, 0.2], {"float": [0.2, 1.0], "step": 0.2}),  # bounds are multiples
+        ("qloguniform", [1, 100, 10], {"choice": [1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]}),
+        ("qloguniform", [10, 100, 10], {"float": [10, 100], "step": 10, "log": True}),
+        ("quniform", [2.6, 7, 5], {"constant": 5}),  # both ends round to 5
+    ],
+)
+def test_q_ranges_keep_nnis_exact_values(tmp_path, kind, value, expected):
+    imported = q_space(tmp_path, kind, value)
+    param = imported.data["space"]["lr"]
+    assert param == expected
+    assert taken(param, tmp_path) == nni_values(*value)
+
+
+def test_a_q_range_too_long_to_list_keeps_the_step_with_a_loud_note_but_a_grid_is_exact(tmp_path):
+    imported = q_space(tmp_path, "quniform", [0.5, 5000.7, 1])  # 0.5 and 5000.7 clipped in, 5002 values
+    assert imported.data["space"]["lr"] == {"float": [0.5, 5000.7], "step": 1}
+    message = notes(imported)["searchSpace.lr"]
+    assert message.startswith("VALUES DIFFER") and "0.5 and 5000.7" in message and "1,000" in message
+    grid = q_space(tmp_path, "quniform", [0.5, 5000.7, 1], tuner="GridSearch")
+    values = grid.data["space"]["lr"]["grid"]
+    assert values[:3] == [0.5, 1.0, 2.0] and values[-2:] == [5000.0, 5000.7] and len(values) == 5002
+    assert "searchSpace.lr" not in notes(grid)  # the grid lists NNI's values: nothing differs
 
 
 def test_caps_budget_concurrency_gpus_tuner_and_assessor():
@@ -174,6 +227,14 @@ trialConcurrency: 1
 tuner:
   name: TPE
 """
+
+
+BASE_DATA = {
+    "name": "q",
+    "command": {"run": "${python} t.py ${args_json}"},
+    "metric": {"name": "default", "mode": "min"},
+    "budget": {"samples": 1, "max_steps": 1},
+}
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +15,7 @@ from scalehp.errors import SpecError
 from scalehp.importers import FORMATS, import_file, ordered
 from scalehp.importers._mapping import sanitize_name
 from scalehp.importers.wandb import exp_bound
+from scalehp.space import sample_config
 from scalehp.spec import load_experiment, read_yaml
 from tests.importing import notes
 
@@ -286,3 +289,65 @@ def test_choices_over_mappings_and_several_metrics(tmp_path):
     source.write_text(source.read_text().replace("method: custom\nscheduler: {engine: optuna}\n", "method: bayes\n"))
     with pytest.raises(SpecError, match="several metrics need method custom"):
         import_file("wandb", source)
+
+
+def wandb_values(low: float, high: float, q: float, log: bool = False) -> set[float]:
+    """W&B's own rule on a fine sweep of x in [min, max]: round(x / q) * q, not clipped."""
+    points = [i / 20_000 for i in range(20_001)]
+    xs = [low * (high / low) ** t for t in points] if log else [low + (high - low) * t for t in points]
+    return {round(round(x / q) * q, 9) for x in xs}
+
+
+def space_values(param: Any, tmp_path: Path) -> set[float]:
+    """Every value scalehp takes for ``param`` (drawn often enough to see each)."""
+    data = {"name": "s", "command": "x", "metric": {"name": "v", "mode": "min"}, "results": str(tmp_path)}
+    space = load_experiment({**data, "budget": {"samples": 1, "max_steps": 1}, "space": {"p": param}}).space
+    rng = random.Random(0)
+    return {round(float(sample_config(space, rng=rng)["p"]), 9) for _ in range(4000)}
+
+
+@pytest.mark.parametrize(
+    "spec, expected, rule",
+    [
+        # min and max round outwards (W&B does not clip): the bounds become those multiples
+        (
+            "{distribution: q_uniform, min: 0.05, max: 0.87, q: 0.1}",
+            {"float": [0.0, 0.9], "step": 0.1},
+            (0.05, 0.87, 0.1),
+        ),
+        ("{distribution: q_uniform, min: 3, max: 14, q: 5}", {"int": [5, 15], "step": 5}, (3, 14, 5)),
+        (
+            "{distribution: q_log_uniform_values, min: 0.012, max: 0.1, q: 0.01}",
+            {"float": [0.01, 0.1], "log": True, "step": 0.01},
+            (0.012, 0.1, 0.01, True),
+        ),
+        # W&B rounds the smallest values to 0, which no log range holds: the values as a choice
+        (
+            "{distribution: q_log_uniform_values, min: 0.001, max: 0.05, q: 0.01}",
+            {"choice": [0.0, 0.01, 0.02, 0.03, 0.04, 0.05]},
+            (0.001, 0.05, 0.01, True),
+        ),
+        (
+            "{distribution: q_log_uniform_values, min: 0.3, max: 6}",
+            {"choice": [0, 1, 2, 3, 4, 5, 6]},
+            (0.3, 6, 1, True),
+        ),
+        ("{distribution: q_beta, q: 0.6}", {"float": [0.0, 1.2], "step": 0.6}, (0, 1, 0.6)),
+    ],
+)
+def test_quantized_distributions_keep_wandbs_exact_values(tmp_path, spec, expected, rule):
+    source = tmp_path / "sweep.yaml"
+    source.write_text(BASE.replace("{min: 0.001, max: 0.1}", spec))
+    result = import_file("wandb", source)
+    assert result.data["space"]["lr"] == expected
+    assert space_values(expected, tmp_path) == wandb_values(*rule)
+
+
+def test_a_log_range_rounding_to_0_too_long_to_list_keeps_the_range_with_a_loud_note(tmp_path):
+    source = tmp_path / "sweep.yaml"
+    spec = "{distribution: q_log_uniform_values, min: 0.1, max: 5000}"
+    source.write_text(BASE.replace("{min: 0.001, max: 0.1}", spec))
+    result = import_file("wandb", source)
+    assert result.data["space"]["lr"] == {"int": [1, 5000], "log": True}
+    said = notes(result)["parameters.lr.q"]
+    assert said.startswith("VALUES DIFFER") and "also takes 0" in said and "1,000" in said

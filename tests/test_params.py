@@ -34,7 +34,8 @@ def test_each_kind_answers_for_itself():
 
     width = param({"int": [0, 10], "step": 5})
     assert width.integer and not width.log_scale and list(width.finite_values()) == [0, 5, 10] and width.size() == 3
-    assert width.clip(3.7) == 5 and width.clip(99) == 10 and width.fits(4) and not width.fits(4.5)
+    assert width.clip(3.7) == 5 and width.clip(99) == 10 and width.fits(5) and not width.fits(4.5)
+    assert not width.fits(4)  # off the step: a stepped param takes the multiples of its step only
     assert width.arrow_type == pa.int64()
     assert param({"int": [-(2**63), 2**63 - 1]}).size() == 2**64  # wider than len() of a range can say
 
@@ -63,7 +64,9 @@ def test_searchers_clip_values_into_the_domain():
     from scalehp.runner.search import config_from, has_domain
 
     nodes = flatten_space(space_of({"lr": {"float": [0.1, 0.2]}, "n": {"int": [1, 9], "step": 2}, "k": 3}))
-    assert config_from(nodes, {"lr": 0.5, "n": 4.2}) == {"lr": 0.2, "n": 5, "k": 3}
+    # n takes the multiples of 2 in [1, 9]: 2, 4, 6, 8
+    assert config_from(nodes, {"lr": 0.5, "n": 4.2}) == {"lr": 0.2, "n": 4, "k": 3}
+    assert config_from(nodes, {"lr": 0.5, "n": 9}) == {"lr": 0.2, "n": 8, "k": 3}
     assert not has_domain(param({"lognormal": [0.0, 1.0]})) and has_domain(param({"normal": [0.0, 1.0]}))
 
 

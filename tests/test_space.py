@@ -37,6 +37,34 @@ def test_int_bounds_are_inclusive_and_step_respected():
     assert sum(v < 32 for v in log_values) / len(log_values) > 0.4
 
 
+def test_a_step_takes_the_multiples_of_step_between_the_bounds():
+    """One rule for every searcher: the multiples of ``step`` in [low, high], not low + k * step."""
+    ints = parse({"int": [2, 20], "step": 3})
+    assert set(draws({"int": [2, 20], "step": 3})) == set(ints.finite_values()) == {3, 6, 9, 12, 15, 18}
+    assert ints.size() == 6 and (ints.first, ints.last) == (3, 18)
+    assert [ints.clip(v) for v in (-5, 2, 4.4, 4.6, 19, 99)] == [3, 3, 3, 6, 18, 18]
+    assert ints.fits(9) and ints.fits(9.0) and not ints.fits(2) and not ints.fits(20) and not ints.fits(8)
+    assert ints.describe() == "int [2, 20] step 3 (multiples 3 .. 18)"
+    assert set(parse({"int": [-7, 7], "step": 3}).finite_values()) == {-6, -3, 0, 3, 6}
+
+    floats = parse({"float": [0.05, 1.0], "step": 0.1})
+    tenths = {round(k / 10, 10) for k in range(1, 11)}
+    assert set(draws({"float": [0.05, 1.0], "step": 0.1})) == tenths  # 0.3, not 0.30000000000000004
+    assert (floats.first, floats.last) == (0.1, 1.0)
+    assert [floats.clip(v) for v in (0.0, 0.05, 0.26, 0.3, 7.0)] == [0.1, 0.1, 0.3, 0.3, 1.0]
+    assert floats.fits(0.3) and floats.fits(0.1 * 3) and not floats.fits(0.05) and not floats.fits(0.35)
+    assert floats.describe() == "float [0.05, 1] step 0.1 (multiples 0.1 .. 1)"
+    assert parse({"float": [0.5, 10.0], "step": 0.5}).describe() == "float [0.5, 10] step 0.5"  # aligned: as written
+    logs = draws({"float": [0.05, 64.0], "log": True, "step": 0.1})
+    assert min(logs) >= 0.1 and max(logs) <= 64.0 and all(abs(v * 10 - round(v * 10)) < 1e-9 for v in logs)
+
+
+@pytest.mark.parametrize("raw", [{"int": [2, 5], "step": 3}, {"float": [0.05, 0.16], "step": 0.1}])
+def test_a_range_with_fewer_than_two_multiples_of_its_step_is_refused(raw):
+    with pytest.raises(ValidationError, match="holds one multiple .* widen the range"):
+        parse(raw)
+
+
 @pytest.mark.parametrize(
     "raw",
     [

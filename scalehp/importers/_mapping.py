@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ MAX_GRID_VALUES = 10_000
 """The most values one grid param may take: counted before its values are listed."""
 MAX_GRID_POINTS = 1_000_000
 """The most combinations a grid may have (the compiler's cap on a run's trials)."""
+MAX_CHOICE_VALUES = 1_000
+"""The most values an importer lists as a choice to keep a stepped range's exact values (scalehp's
+step takes the multiples of step; a source that counts from low, or clips to its bounds, can take others)."""
 
 
 class Mapping:
@@ -146,6 +150,49 @@ class Mapping:
                 raise self.error(path, f"a grid of more than {MAX_GRID_POINTS:,} combinations; take fewer values")
         return total
 
+    def counted_from_low(
+        self, low: Any, high: Any, step: Any, path: str, *, integer: bool, log: bool = False, tool: str
+    ) -> Any:
+        """A stepped range whose source takes ``low, low + step, ...`` up to ``high`` (optuna's rule), with
+        exactly those values.
+
+        scalehp's step takes the multiples of step in ``[low, high]``: the same values when ``low`` is a
+        multiple. Otherwise the values are listed as a choice (at most :data:`MAX_CHOICE_VALUES`), and
+        past that the stepped range stays, with a note saying how every value shifts.
+        """
+        param: dict[str, Any] = {"int" if integer else "float": [low, high], "step": step}
+        if log:
+            param["log"] = True
+        count = span(low, high, step)
+        if count < MAX_CHOICE_VALUES:  # also not inf
+            count = int((high - low) // step) + 1 if integer else int(math.floor(count + 1e-9)) + 1
+        if count < 1:
+            return param  # low above high: scalehp's own check says so
+        if count == 1:
+            self.note(path, f"{tool} takes only {low:g} (the step is larger than the range): a constant")
+            return {"constant": low}
+        if is_multiple(low, step):
+            return param
+        if count <= MAX_CHOICE_VALUES:
+            values = [low + k * step if integer else stepped(low, step, k) for k in range(count)]
+            shown_values = ", ".join(f"{v:g}" for v in values[:3]) + (", ..." if count > 3 else "")
+            self.note(
+                path,
+                f"{tool} takes {shown_values} ({count} values counted from low {low:g}), but a scalehp step takes "
+                f"the multiples of {step:g} and {low:g} is not one: the same values as a choice, each drawn "
+                "equally often" + (" (the log scale left out)" if log else "") + " and unordered to the searchers",
+            )
+            return {"choice": values}
+        first = (-(-low // step) if integer else math.ceil(low / step)) * step
+        self.note(
+            path,
+            f"VALUES DIFFER: {tool} takes {low:g}, {stepped(low, step, 1):g}, ... (counting from low), but scalehp's "
+            f"step takes the multiples of {step:g} in [{low:g}, {high:g}] ({first:g}, ...): every value shifts by "
+            f"{first - low:g}. They are too many to list as a choice (more than {MAX_CHOICE_VALUES:,}): make low a "
+            "multiple of step to keep the source's values",
+        )
+        return param
+
     # -- names -----------------------------------------------------------------------------------
 
     def experiment_name(self, raw: Any, path: str) -> str:
@@ -214,6 +261,27 @@ def span(low: float, high: float, step: float) -> float:
         return (high - low) / step
     except OverflowError:  # int / int past a float
         return math.inf
+
+
+def is_multiple(value: Any, step: Any) -> bool:
+    """Whether ``value`` is a multiple of ``step`` as scalehp's stepped params tell one (up to float rounding)."""
+    if isinstance(value, int) and isinstance(step, int):
+        return value % step == 0
+    try:
+        units = value / step
+        return math.isclose(units, round(units))
+    except OverflowError:  # a multiple too large for a float to tell apart
+        return True
+
+
+def stepped(low: Any, step: Any, index: int) -> float:
+    """``low + index * step`` as the float nearest the decimal result (0.1 + 2 x 0.1 is 0.3)."""
+    return float(Decimal(repr(float(low))) + Decimal(repr(float(step))) * index)
+
+
+def multiple(index: int, step: Any) -> float:
+    """``index * step`` as the float nearest the decimal product (3 x 0.1 is 0.3, not 0.30000000000000004)."""
+    return float(Decimal(repr(float(step))) * index)
 
 
 def shown(value: Any, limit: int = 60) -> str:

@@ -7,7 +7,9 @@ to Optuna (``hydra_plugins/hydra_optuna_sweeper/_impl.py``):
 
 * ``choice(a, b)`` and ``a,b`` -> ``{choice: [...]}``; ``shuffle(...)`` of a choice or range too;
 * ``range(start, stop, step)`` -> an int (float if any number is a float) range with ``step``,
-  ``[start, stop]`` with stop *included*, as the sweeper passes it to Optuna;
+  ``[start, stop]`` with stop *included*, as the sweeper passes it to Optuna; Optuna counts from
+  ``start`` and a scalehp step takes multiples of step, so a start that is no multiple gives a
+  choice of Optuna's values (see :meth:`Mapping.counted_from_low`);
 * ``interval(a, b)`` -> a float range; ``int(interval(...))`` an int range; ``tag(log, ...)`` a log scale;
 * anything else is a fixed value -> a constant.
 
@@ -28,7 +30,10 @@ from typing import Any
 from scalehp.defaults import INITIAL_POINTS, NSGA2_POPULATION, nsga2_population
 from scalehp.errors import ScalehpError
 from scalehp.importers import MAX_DEPTH, Imported, Source
-from scalehp.importers._mapping import Mapping, finite, sanitize_name, shown, span
+from scalehp.importers._mapping import Mapping, finite, numbers_only, sanitize_name, shown, span
+
+_OPTUNA = "Optuna (which the sweeper hands the range)"
+"""Who counts a stepped range from its low end, named in notes."""
 
 TAKES_PROGRAM = True
 """``scalehp import --program APP`` names the Hydra app each trial runs."""
@@ -619,6 +624,13 @@ class _Converter(Mapping):
         self.search_algorithm, self.sampler_name = search["algorithm"], sampler
         metric = self.metric()
         space, grid = self.space(sampler)
+        if search.get("sampler") == "cmaes" and not numbers_only(space):
+            search["sampler"] = "tpe"
+            self.note(
+                self.at("sampler"),
+                "CmaEsSampler: optuna's TPE sampler instead, since scalehp's CMA-ES searches number ranges only and "
+                "the space holds a choice (Optuna samples such a param independently of CMA-ES)",
+            )
         out["command"] = self.command()
         out["metric"] = metric
         out["budget"] = {"samples": self.samples(grid, space), "max_steps": 1}
@@ -904,8 +916,10 @@ class _Converter(Mapping):
         if floats:
             if step > stop - start:
                 raise self.error(path, f"step ({step}) is larger than the range")
-            return {"float": [float(start), float(stop)], "step": float(step)}
-        return {"int": [int(start), int(stop)], **({"step": int(step)} if step != 1 else {})}
+            return self.counted_from_low(float(start), float(stop), float(step), path, integer=False, tool=_OPTUNA)
+        if step == 1:
+            return {"int": [int(start), int(stop)]}
+        return self.counted_from_low(int(start), int(stop), int(step), path, integer=True, tool=_OPTUNA)
 
     def interval(self, value: Interval, path: str, grid: bool) -> Any:
         start, end = value.start, value.end
@@ -970,7 +984,7 @@ class _Converter(Mapping):
                 if step not in (None, 1):
                     self.note(f"{path}.step", "step left out: the sweeper ignores it on a log int range")
             elif step not in (None, 1):
-                param["step"] = int(step)
+                return self.counted_from_low(int(low), int(high), int(step), f"{path}.step", integer=True, tool=_OPTUNA)
             return param
         param = {"float": [float(low), float(high)]}
         if log:
@@ -978,7 +992,7 @@ class _Converter(Mapping):
             if step is not None:
                 self.note(f"{path}.step", "step left out: the sweeper ignores it on a log float range")
         elif step is not None:
-            param["step"] = step
+            return self.counted_from_low(float(low), float(high), step, f"{path}.step", integer=False, tool=_OPTUNA)
         return param
 
     # -- budget, failures, the app ----------------------------------------------------------

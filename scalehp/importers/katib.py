@@ -6,7 +6,8 @@ What maps how (the full table is docs/import/katib.md)::
     spec.algorithm            -> search (+ scheduler for hyperband); pbt, enas, darts are errors
     spec.earlyStopping        -> scheduler median_stopping
     spec.parameters           -> space (double/int/categorical/discrete; Katib's normal and
-                                 logNormal take min/max as the +-3 sigma range)
+                                 logNormal take min/max as the +-3 sigma range; a step counts
+                                 from min, so a min that is no multiple of it gives a choice)
     spec.trialTemplate        -> command: the primary container's command + args, with
                                  ${trialParameters.x} -> ${<param>}; its resources -> resources
     spec.metricsCollectorSpec -> command.metric_format (StdOut); other collectors: a note
@@ -255,17 +256,15 @@ class _Katib(Mapping):
         if low == high:
             return {"constant": low}
         if distribution == "uniform":
-            param = {key: [low, high]}
-            if step is not None and not (integer and step == 1):
-                param["step"] = step
-            return param
+            if step is not None and not (integer and step == 1):  # Katib counts min, min + step, ...
+                return self.counted_from_low(low, high, step, f"{path}.step", integer=integer, tool="Katib")
+            return {key: [low, high]}
         if distribution == "logUniform":
-            param = {key: [low, high], "log": True}
             if step is not None and not (integer and step == 1):
                 if integer:
                     raise self.error(f"{path}.step", "scalehp cannot combine a log scale with an int step other than 1")
-                param["step"] = step
-            return param
+                return self.counted_from_low(low, high, step, f"{path}.step", integer=False, log=True, tool="Katib")
+            return {key: [low, high], "log": True}
         if distribution in ("normal", "logNormal"):
             if distribution == "normal":
                 mean, sd = tidy((low + high) / 2), tidy((high - low) / 6)

@@ -28,9 +28,12 @@ from scalehp.importers import Imported, Note, Source, brief
 from scalehp.importers._mapping import (
     DEFAULT_MAX_STEPS,
     DEFAULT_SAMPLES,
+    MAX_CHOICE_VALUES,
     Mapping,
     asha_from_hyperband,
     command_line,
+    is_multiple,
+    multiple,
     optuna_problem,
     span,
     tidy,
@@ -81,6 +84,7 @@ class _Nni(Mapping):
         self.main = source
         self.space_source = source  # the file that holds the search space
         self.space_prefix = ""  # its key path there
+        self.inexact: dict[str, Note] = {}  # the note on each q range whose values differ, by its path
 
     @contextmanager
     def in_space(self) -> Iterator[None]:
@@ -298,17 +302,7 @@ class _Nni(Mapping):
             low, high, q = numbers
             if q <= 0:
                 raise self.error(f"{vpath}.2", f"q must be > 0, got {q}")
-            log = kind == "qloguniform"
-            whole = all(float(v).is_integer() for v in numbers)
-            if not log and whole and low % q == 0 and q <= high - low:
-                self.note(
-                    path,
-                    f"{kind} over whole numbers: an int range with step {int(q)} (the same values; NNI passes "
-                    "them as floats such as 5.0, scalehp as ints)",
-                )
-                step = {"step": int(q)} if q != 1 else {}
-                return {"int": [int(low), int(high)], **step}
-            return {"float": [low, high], "step": q, **({"log": True} if log else {})}
+            return self.q_range(kind, low, high, q, path)
         if kind in ("normal", "lognormal", "qnormal", "qlognormal"):
             mu, sigma = numbers[0], numbers[1]
             key = "lognormal" if "log" in kind else "normal"
@@ -317,6 +311,62 @@ class _Nni(Mapping):
                 param["step"] = numbers[2]
             return param
         raise AssertionError(kind)  # pragma: no cover - every type is handled above
+
+    def q_range(self, kind: str, low: Any, high: Any, q: Any, path: str) -> Any:
+        """quniform/qloguniform with NNI's exact values: ``clip(round(x / q) * q, low, high)``.
+
+        Those are the multiples of q in [low, high] (scalehp's step) plus a bound that rounding
+        moves outside the range and clipping brings back (``[2, 10, 5]`` takes 2, 5, 10). With such
+        a bound the values are listed as a choice (at most MAX_CHOICE_VALUES), else the stepped
+        range stays with a note naming the values it loses.
+        """
+        log = kind == "qloguniform"
+        whole = all(float(v).is_integer() for v in (low, high, q))
+        if low >= high:
+            raise self.error(path, f"{kind} needs low < high, got {low} and {high}")
+        if log and low <= 0:
+            raise self.error(path, f"qloguniform needs low > 0, got {low}")
+        clipped = [b for b in (low, high) if _clipped_in(b, q, low)]
+        count = _q_count(low, high, q)
+        stepped_param: dict[str, Any] = {"float": [low, high], "step": q, **({"log": True} if log else {})}
+        if not clipped and count >= 2:
+            if not log and whole:
+                self.note(
+                    path,
+                    f"{kind} over whole numbers: an int range with step {int(q)} (the same values; NNI passes "
+                    "them as floats such as 5.0, scalehp as ints)",
+                )
+                return {"int": [int(low), int(high)], **({"step": int(q)} if q != 1 else {})}
+            return stepped_param
+        if count <= MAX_CHOICE_VALUES:
+            values = _q_values(low, high, q)
+            if whole:
+                values = [int(v) for v in values]
+            if len(values) == 1:
+                self.note(path, f"{kind} takes only {values[0]:g}: a constant")
+                return {"constant": values[0]}
+            listed = ", ".join(f"{v:g}" for v in values[:4]) + (", ..." if len(values) > 4 else "")
+            self.note(
+                path,
+                f"{kind}: NNI takes {listed} ({len(values)} values); "
+                + " and ".join(f"{b:g}" for b in clipped)
+                + f" NNI's clip makes a value, which is no multiple of {q:g} (all a scalehp step takes): the "
+                "same values as a choice, each drawn equally often"
+                + (" (the log scale left out)" if log else "")
+                + " and unordered to the searchers"
+                + (" (NNI passes them as floats such as 5.0, scalehp as ints)" if whole else ""),
+            )
+            return {"choice": values}
+        self.note(
+            path,
+            f"VALUES DIFFER: {kind}: NNI also takes "
+            + " and ".join(f"{b:g}" for b in clipped)
+            + f" (its clip to the bounds makes them values), which scalehp's step, the multiples of {q:g} in "
+            f"[{low:g}, {high:g}], leaves out; too many values to list as a choice (more than "
+            f"{MAX_CHOICE_VALUES:,}): make low and high multiples of q to keep NNI's values",
+        )
+        self.inexact[path] = self.notes[-1]
+        return stepped_param
 
     def choice(self, options: list[Any], path: str) -> Any:
         if not any(isinstance(o, dict) for o in options):
@@ -464,6 +514,9 @@ class _Nni(Mapping):
                 )
                 return space, {"algorithm": "random"}, samples
             out[name] = param if "constant" in param else {"grid": values}
+            stale = self.inexact.pop(_join(self.space_prefix, name), None)
+            if stale is not None:  # the grid lists NNI's exact values
+                self.notes.remove(stale)
             sizes.append(len(values))
             with self.in_space():
                 self.grid_total(sizes, _join(self.space_prefix, name))
@@ -557,8 +610,7 @@ def _count(param: dict[str, Any]) -> float | None:
     if "choice" in param:
         return None if isinstance(param["choice"], dict) else len(param["choice"])
     if "int" in param and not param.get("log"):
-        low, high = param["int"]
-        return (high - low) // param.get("step", 1) + 1
+        return len(_int_values(param))
     if "float" in param and param.get("step"):
         low, high = param["float"]
         return span(low, high, param["step"]) + 1
@@ -572,11 +624,41 @@ def _enumerate(param: dict[str, Any]) -> list[Any] | None:
     if "choice" in param:
         return None if isinstance(param["choice"], dict) else list(param["choice"])
     if "int" in param and not param.get("log"):
-        low, high = param["int"]
-        return list(range(low, high + 1, param.get("step", 1)))
+        return list(_int_values(param))
     if "float" in param and param.get("step"):
-        # clip(round(x / q) * q, low, high) for x in [low, high]: the same values with or without log
         low, high = param["float"]
-        q = param["step"]
-        return sorted({tidy(min(high, max(low, k * q))) for k in range(round(low / q), round(high / q) + 1)})
+        return _q_values(low, high, param["step"])
     return None
+
+
+def _int_values(param: dict[str, Any]) -> range:
+    """The ints a converted int range takes: the multiples of its step in [low, high], as scalehp's step."""
+    low, high = param["int"]
+    step = param.get("step", 1)
+    return range(-(-low // step) * step, high // step * step + 1, step)
+
+
+def _q_values(low: float, high: float, q: float) -> list[float]:
+    """NNI's values of a q range: ``clip(round(x / q) * q, low, high)`` for x in [low, high], with or without log."""
+    values = {min(high, max(low, multiple(k, q))) for k in range(round(low / q), round(high / q) + 1)}
+    return sorted(float(v) for v in values)
+
+
+def _q_count(low: float, high: float, q: float) -> float:
+    """How many values :func:`_q_values` lists, at most (inf when past a float)."""
+    try:
+        return round(high / q) - round(low / q) + 1
+    except OverflowError:
+        return math.inf
+
+
+def _clipped_in(bound: float, q: float, low: float) -> bool:
+    """Whether NNI rounds ``bound`` (low or high) outside the range, so that its clip makes it a value."""
+    if is_multiple(bound, q):
+        return False
+    try:
+        nearest = round(bound / q)
+    except OverflowError:
+        return False
+    return nearest * q < bound if bound == low else nearest * q > bound
+

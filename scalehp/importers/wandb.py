@@ -8,7 +8,9 @@ What maps how (the full table is ``docs/import/wandb.md``):
   W&B distribution, normal and log-normal included) -- with a note.
 * ``parameters``: every distribution; bounds that W&B reads as exponents of e
   (``log_uniform``, ``q_log_uniform``, ``inv_log_uniform``) become values, with a note;
-  nested ``parameters`` become dotted names (``optimizer.lr``).
+  nested ``parameters`` become dotted names (``optimizer.lr``). The ``q_`` kinds take W&B's
+  unclipped ``round(x / q) * q``: bounds rounded to those multiples (a 0 a log range cannot hold
+  gives a choice).
 * ``metric``: ``name``, ``goal`` -> ``mode``, ``target`` -> ``metric.goal``.
 * ``early_terminate`` (hyperband) -> the ``asha`` scheduler with ``grace_steps`` the first
   bracket and ``reduction_factor`` eta; ``max_iter`` -> ``budget.max_steps``.
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from scalehp.importers import Imported, Source
-from scalehp.importers._mapping import Mapping, finite, sanitize_name, shown, span
+from scalehp.importers._mapping import MAX_CHOICE_VALUES, Mapping, finite, multiple, sanitize_name, shown, span
 
 TAKES_PROGRAM = True
 """``scalehp import --program`` may replace the sweep's ``program``."""
@@ -501,7 +503,31 @@ class _Converter(Mapping):
             return {"int": [int(lo), int(hi)], **({"step": q} if q != 1 else {})}
         if q > high - low:
             raise self.error(f"{path}.q", f"q ({q}) is larger than the range {low}..{high}")
-        return {"float": [float(low), float(high)], "step": q}
+        return self._multiples(self._index(low, q, path), self._index(high, q, path), q, [low, high], path)
+
+    def _index(self, value: float, q: Any, path: str) -> int:
+        """``round(value / q)``: the multiple of q W&B rounds ``value`` to."""
+        try:
+            return round(value / q)
+        except OverflowError:
+            raise self.error(f"{path}.q", f"q ({q:g}) is too small for values as large as {value:g}") from None
+
+    def _multiples(self, first: int, last: int, q: Any, bounds: list[float], path: str, **extra: Any) -> Any:
+        """W&B's values ``round(x / q) * q``: the multiples ``first * q .. last * q``, bounds included.
+
+        W&B does not clip, so min and max round outwards as often as inwards; the bounds become those
+        multiples, which a scalehp step takes exactly.
+        """
+        low, high = multiple(first, q), multiple(last, q)
+        if first >= last:
+            return low
+        if [low, high] != [float(b) for b in bounds]:
+            self.note(
+                f"{path}.q",
+                f"[{bounds[0]:g}, {bounds[1]:g}] -> [{low:g}, {high:g}]: W&B rounds each value to a multiple of "
+                f"{q:g} without clipping, so it takes {low:g} .. {high:g}",
+            )
+        return {"float": [low, high], **extra, "step": q}
 
     def _log_uniform(self, name: str, spec: dict[str, Any], path: str, where: str) -> Any:
         return {"float": self.exponents(spec, path, where, "log_uniform"), "log": True}
@@ -511,11 +537,28 @@ class _Converter(Mapping):
         return {"float": [float(low), float(high)], "log": True}
 
     def _q_log(self, values: list[float], q: Any, path: str, where: str, dist: str) -> Any:
+        first, last = self._index(values[0], q, path), self._index(values[1], q, path)
+        if first == 0:  # W&B rounds the smallest values to 0, which no log range holds
+            if last + 1 <= MAX_CHOICE_VALUES:
+                taken = [k * q if _integer(q) else multiple(k, q) for k in range(last + 1)]
+                self.note(
+                    f"{path}.q",
+                    f"{dist}: W&B rounds values below {q / 2:g} to 0, which no log range holds: its {len(taken)} "
+                    f"values 0, {taken[1]:g}, ..., {taken[-1]:g} as a choice, each drawn equally often (not "
+                    "log-uniformly) and unordered to the searchers",
+                )
+                return {"choice": taken}
+            self.note(
+                f"{path}.q",
+                f"VALUES DIFFER: {dist}: W&B also takes 0 (it rounds values below {q / 2:g} to 0), which no log "
+                f"range holds; too many values to list as a choice (more than {MAX_CHOICE_VALUES:,}): scalehp "
+                f"takes {q:g} and up. Raise min to at least {q / 2:g} to keep W&B's values",
+            )
+            first = 1
         if _integer(q) and q == 1:
-            lo, hi = max(1, round(values[0])), round(values[1])
-            if lo >= hi:
-                raise self.error(path, f"{dist} with q 1 holds only the integer {lo}")
-            return {"int": [lo, hi], "log": True}
+            if first >= last:
+                raise self.error(path, f"{dist} with q 1 holds only the integer {first}")
+            return {"int": [first, last], "log": True}
         if q > values[1] - values[0]:
             raise self.error(f"{path}.q", f"q ({q}) is larger than the range {values[0]:g}..{values[1]:g}")
         if _integer(q):
@@ -524,7 +567,7 @@ class _Converter(Mapping):
                 f"scalehp has no integer log range with a step other than 1: a float log range quantized to "
                 f"{q} (W&B gives integers such as {q}, scalehp whole-number floats such as {float(q)!r})",
             )
-        return {"float": [float(values[0]), float(values[1])], "log": True, "step": q}
+        return self._multiples(first, last, q, values, path, log=True)
 
     def _q_log_uniform(self, name: str, spec: dict[str, Any], path: str, where: str) -> Any:
         values = self.exponents(spec, path, where, "q_log_uniform")
@@ -586,7 +629,7 @@ class _Converter(Mapping):
         q = self.q(spec, path)
         if q > 1:
             raise self.error(f"{path}.q", f"q ({q}) is larger than the range 0..1")
-        return {**param, "step": q}
+        return {"float": [0.0, multiple(round(1 / q), q)], "step": q}  # W&B: round(x / q) * q, unclipped
 
     # -- budget and early termination -------------------------------------------------
 

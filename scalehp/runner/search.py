@@ -55,9 +55,14 @@ def param_space(experiment: Experiment) -> dict[str, Any]:
     return {name: domain(p, grid) for name, p in experiment.space.items()}
 
 
+# A stepped param takes the multiples of its step between its bounds (see FloatParam): every
+# searcher is handed the aligned bounds ``first`` and ``last``, which Ray's q-domains require
+# and from which optuna counts its steps.
+
+
 def _float_domain(tune: Any, p: Any, grid: bool) -> Any:
     if p.step:
-        return (tune.qloguniform if p.log else tune.quniform)(p.low, p.high, p.step)
+        return (tune.qloguniform if p.log else tune.quniform)(p.first, p.last, p.step)
     return (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
 
 
@@ -65,7 +70,7 @@ def _int_domain(tune: Any, p: Any, grid: bool) -> Any:
     if p.log:
         return tune.lograndint(p.low, p.high + 1)
     if p.step and p.step > 1:
-        return tune.qrandint(p.low, p.high, p.step)
+        return tune.qrandint(p.first, p.last, p.step)
     return tune.randint(p.low, p.high + 1)
 
 
@@ -112,15 +117,15 @@ def _children(nodes: list[Node], parent: Node, option: Any) -> list[Node]:
 
 def _hp_float(hp: Any, p: Any, label: str) -> Any:
     if p.log:
-        low, high = math.log(p.low), math.log(p.high)
+        low, high = math.log(p.first), math.log(p.last)
         return hp.qloguniform(label, low, high, p.step) if p.step else hp.loguniform(label, low, high)
-    return hp.quniform(label, p.low, p.high, p.step) if p.step else hp.uniform(label, p.low, p.high)
+    return hp.quniform(label, p.first, p.last, p.step) if p.step else hp.uniform(label, p.low, p.high)
 
 
 def _hp_int(hp: Any, p: Any, label: str) -> Any:
     if p.log:
         return hp.qloguniform(label, math.log(p.low), math.log(p.high), 1)
-    return hp.quniform(label, p.low, p.high, p.step or 1)
+    return hp.quniform(label, p.first, p.last, p.step or 1)
 
 
 _HYPEROPT = {
@@ -243,8 +248,8 @@ def _add_hyperopt_history(search: Any, nodes: list[Node], plan: Plan) -> None:
 
 
 _OPTUNA = {
-    "float": lambda trial, p, label: trial.suggest_float(label, p.low, p.high, log=p.log, step=p.step),
-    "int": lambda trial, p, label: trial.suggest_int(label, p.low, p.high, step=p.step or 1, log=p.log),
+    "float": lambda trial, p, label: trial.suggest_float(label, p.first, p.last, log=p.log, step=p.step),
+    "int": lambda trial, p, label: trial.suggest_int(label, p.first, p.last, step=p.step or 1, log=p.log),
     "count": lambda trial, p, label: trial.suggest_int(label, p.low, p.high),
     "choice": lambda trial, p, label: trial.suggest_categorical(label, list(p.options)),
     "conditional": lambda trial, p, label: trial.suggest_categorical(label, p.finite_values()),
@@ -349,7 +354,9 @@ def _base_searcher(plan: Plan) -> Any:
     nodes = flatten_space(experiment.space)
     metric, mode = experiment.metric.name, experiment.metric.mode
 
-    if algorithm == "random":
+    if algorithm == "random" or not any(n.param.searched for n in nodes):
+        # (a space of constants has nothing to model: every trial gets the constants, and
+        # Ray's HyperOptSearch cannot even be built on an empty space)
 
         class ConditionalRandomSearch(Searcher):
             """One seeded draw per trial; only the params whose conditions hold are drawn."""
