@@ -319,6 +319,20 @@ def worker_death_text(exc: BaseException) -> str:
     return f"{name}: the trial's worker died: {text}"
 
 
+class _Unpickled:
+    """A callable that pickles as one doing nothing (what it calls holds this process's secrets)."""
+
+    def __init__(self, call: Callable[..., None] | None = None) -> None:
+        self.call = call
+
+    def __call__(self, *args: Any) -> None:
+        if self.call is not None:
+            self.call(*args)
+
+    def __reduce__(self) -> Any:
+        return (_Unpickled, ())
+
+
 @contextmanager
 def state_copies(before_replace: Callable[[Path, str], None] | None = None) -> Iterator[None]:
     """While a run goes on, Ray's snapshot of its state lands in ``ray/`` whole, file by file.
@@ -340,6 +354,7 @@ def state_copies(before_replace: Callable[[Path, str], None] | None = None) -> I
         yield
         return
     original = storage._upload_to_fs_path
+    hook = _Unpickled(before_replace)  # Ray pickles its syncers (and this function) with the trials' state
 
     def _upload_to_fs_path(local_path: str, fs: Any, fs_path: str, exclude: Any = None) -> None:
         if exclude or not isinstance(fs, pyarrow.fs.LocalFileSystem) or not os.path.isdir(local_path):
@@ -351,8 +366,7 @@ def state_copies(before_replace: Callable[[Path, str], None] | None = None) -> I
             for name in names:
                 temporary = target / f".{name}.scalehp-tmp"
                 shutil.copyfile(Path(parent) / name, temporary)
-                if before_replace is not None:
-                    before_replace(temporary, (rel / name).as_posix())
+                hook(temporary, (rel / name).as_posix())
                 os.replace(temporary, target / name)
         return None
 
