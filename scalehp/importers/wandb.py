@@ -625,7 +625,7 @@ class _Converter(Mapping):
         return {"float": [0.0, 1.0]}
 
     def _q_beta(self, name: str, spec: dict[str, Any], path: str, where: str) -> Any:
-        param = self._beta(name, spec, path, where)
+        self._beta(name, spec, path, where)  # its checks and its note on the shape
         q = self.q(spec, path)
         if q > 1:
             raise self.error(f"{path}.q", f"q ({q}) is larger than the range 0..1")

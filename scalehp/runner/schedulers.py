@@ -7,7 +7,7 @@ was); a cut-off that came from a stand-in is recorded as the worst infinity (:fu
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from scalehp.compiler import Plan
 from scalehp.runner.adapter import Adapter
@@ -36,12 +36,12 @@ def _scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any) -> Any:
 
         return population_scheduler(plan, time_attr, recorder, tables)
     if name == "hyperband":
-        return _hyperband(plan, time_attr, recorder.decide)
+        return _hyperband(plan, time_attr, recorder)
 
     raise ValueError(f"unknown scheduler {name!r}")
 
 
-def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], None]) -> Any:
+def _hyperband(plan: Plan, time_attr: str, recorder: Any) -> Any:
     """Ray's synchronous Hyperband runs the brackets (pausing and resuming trials); each
     halving is decided by scalehp's core (:class:`~scalehp.schedulers.hyperband.HyperbandCore`)
     and recorded before Ray acts on it; every pause is a row."""
@@ -52,6 +52,7 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
     experiment = plan.experiment
     metric, mode = experiment.metric.name, experiment.metric.mode
     decider = core(plan)
+    record, recorded = recorder.decide, recorder.decided
     values: dict[str, Any] = {}  # trial id -> the metric as it reported it last (Ray holds the finite stand-in)
 
     def reported_value(trial: Any, result: dict | None) -> Any:
@@ -65,7 +66,8 @@ def _hyperband(plan: Plan, time_attr: str, record: Callable[[dict[str, Any]], No
             if decision == TrialScheduler.PAUSE:
                 bracket, _ = self._trial_info[trial]
                 step = result.get(time_attr)
-                record(decider.paused(trial.trial_id, step, values.get(trial.trial_id), bracket._cumul_r, bracket._halves))
+                if recorded(trial.trial_id, step, "hyperband") != "pause":  # (a step run again after a resume)
+                    record(decider.paused(trial.trial_id, step, values.get(trial.trial_id), bracket._cumul_r, bracket._halves))
             return decision
 
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
