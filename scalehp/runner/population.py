@@ -42,13 +42,18 @@ def _json(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
+def _rows(events: Any, scheduler: str, actions: list[str]) -> list[dict[str, Any]]:
+    """The scheduler's ``events`` rows with these actions, in the order they were recorded."""
+    if not len(events) or "scheduler" not in events:
+        return []
+    rows = events[(events["scheduler"] == scheduler) & events["action"].isin(actions)]
+    return rows.sort_values(["time"], kind="stable").to_dict("records")
+
+
 def _last_decisions(events: Any, scheduler: str) -> dict[str, dict[str, Any]]:
     """Trial id -> the step and value of its last PBT/PB2 decision."""
     out: dict[str, dict[str, Any]] = {}
-    if not len(events) or "scheduler" not in events:
-        return out
-    rows = events[(events["scheduler"] == scheduler) & events["action"].isin(["continue", "exploit", "skip"])]
-    for row in rows.sort_values(["time"], kind="stable").to_dict("records"):
+    for row in _rows(events, scheduler, ["continue", "exploit", "skip"]):
         step = row.get("step")
         if step is None or step != step:
             continue
@@ -62,10 +67,7 @@ def _last_decisions(events: Any, scheduler: str) -> dict[str, dict[str, Any]]:
 def _last_exploits(events: Any, scheduler: str) -> dict[str, dict[str, Any]]:
     """Trial id -> its last decision when that was an exploit: the donor, its step, the explored params."""
     out: dict[str, dict[str, Any]] = {}
-    if not len(events) or "scheduler" not in events:
-        return out
-    rows = events[(events["scheduler"] == scheduler) & events["action"].isin(["continue", "skip", "explore"])]
-    for row in rows.sort_values(["time"], kind="stable").to_dict("records"):
+    for row in _rows(events, scheduler, ["continue", "skip", "explore"]):
         if row["action"] != "explore":
             out.pop(row["trial_id"], None)
             continue
