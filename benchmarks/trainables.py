@@ -17,6 +17,19 @@ def one_step_ray(config: dict) -> None:
     tune.report({"loss": (config["x"] - 0.3) ** 2})
 
 
+def cpu_steps_ray(config: dict) -> None:
+    """:func:`cpu_steps` as a plain Ray Tune function trainable (``max_steps`` in the config)."""
+    from ray import tune
+
+    inside = 0.0
+    for step in range(1, config["max_steps"] + 1):
+        start = time.perf_counter()
+        busy(config["step_s"])
+        loss = (config["x"] - 0.3) ** 2 + 1.0 / step
+        inside += time.perf_counter() - start
+        tune.report({"loss": loss, "inside_s": inside})
+
+
 def busy(seconds: float) -> int:
     """Keep one core busy for ``seconds`` of wall time (pure Python arithmetic)."""
     end, x = time.perf_counter() + seconds, 0

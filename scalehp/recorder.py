@@ -338,15 +338,16 @@ class RunRecorder:
         self.durable()
 
     def durable(self) -> None:
-        """Everything recorded so far on disk (fsynced) now (the sink's ``before_flush`` first)."""
-        self.sink.flush()
+        """Everything recorded so far on disk (fsynced) now: the sink's journal, or parts."""
+        self.sink.commit()
 
     def tick(self) -> None:
         """Batched rows go out every ``flush_seconds``; call it now and then."""
         self.sink.tick()
 
     def close(self) -> None:
-        self.durable()
+        """Every row in a part file."""
+        self.sink.flush()
 
     def progress(self, running: int) -> Progress:
         statuses = list(self.statuses.values())

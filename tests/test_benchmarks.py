@@ -84,21 +84,25 @@ def test_overhead_benchmark_runs_small():
 
 @pytest.mark.ray
 def test_scale_benchmark_runs_small():
-    text = _bench("benchmarks/scale.py", "--trials", "6")
-    assert "trials           6 (6 completed, 0 errors)" in text
+    text = _bench("benchmarks/scale.py", "--trials", "20")
+    assert "trials           20 (20 completed, 0 errors)" in text
     assert float(re.search(r"= ([\d.]+) per trial", text).group(1)) > 0
     # the target: at most 2 files per trial, the run's own files (plan, signature, Ray's state)
-    # and checkpoints aside; a trial's end is on disk at once: its row and its last reports
+    # and checkpoints aside. A trial's end is on disk at once, in the journal: parts are written
+    # every few seconds (3 tables), not per trial, and the journal is gone once the run ends
     parts = sum(int(n) for n in re.findall(r"^\s+(\d+)\s+parquet: ", text, re.MULTILINE))
-    assert 0 < parts / 6 <= 2, text
+    assert 0 < parts / 20 <= 0.5, text
+    assert "journal" not in text, text
     assert re.search(r"driver peak RSS\s+\d+ MB", text)
 
 
 @pytest.mark.ray
 def test_efficiency_benchmark_runs_small():
     text = _bench("benchmarks/efficiency.py", "--samples", "3", "--max-steps", "2", "--step-s", "0.05")
-    fractions = [float(f) for f in re.findall(r"efficiency\s+([\d.]+)%", text)]
-    assert len(fractions) == 2 and all(0 < f <= 100 for f in fractions), text
+    for name in ("scalehp", "ray-tuned"):
+        found = re.search(rf"^{name}\s+([\d.]+)%\s+([\d.]+)%$", text, re.M)
+        assert found and all(0 < float(f) <= 100 for f in found.groups()), text
+        assert re.search(rf"round 1: {name}\s+\d+ steps", text), text
 
 
 @pytest.mark.ray

@@ -12,7 +12,7 @@ import pytest
 from scalehp.compiler import compile_plan
 from scalehp.recorder import RunRecorder
 from scalehp.results.sink import ParquetSink
-from scalehp.results.store import read_results
+from scalehp.results.store import read_results, read_table
 from scalehp.spec import load_experiment
 
 
@@ -61,17 +61,23 @@ def _parts(run_dir, table):
     return sorted((run_dir / table).glob("part-*.parquet"))
 
 
+def _on_disk(run_dir, table):
+    """The rows of ``table`` a reader finds now: in parts, or in the journal only."""
+    return read_table([run_dir], table).num_rows
+
+
 def test_a_trials_end_and_an_acting_decision_are_on_disk_at_once_reports_wait(tmp_path):
     clock = FakeClock()
     recorder, run_dir = _recorder(tmp_path, clock)
     recorder.start("t0", {"x": 0.5})
     recorder.report("t0", 1, {"loss": 0.9})
-    assert not _parts(run_dir, "reports")  # batched: a lost report is run again from a checkpoint
+    assert not _on_disk(run_dir, "reports")  # batched: a lost report is run again from a checkpoint
     recorder.decide({"trial_id": "t0", "step": 1, "scheduler": "asha", "action": "continue", "rung": 1, "value": 0.9})
-    assert not _parts(run_dir, "events")
+    assert not _on_disk(run_dir, "events")
     recorder.report("t0", 2, {"loss": 0.8})
     recorder.decide({"trial_id": "t0", "step": 2, "scheduler": "asha", "action": "stop", "rung": 2, "value": 0.8})
-    assert _parts(run_dir, "reports") and _parts(run_dir, "events")  # before the runtime stops it
+    assert _on_disk(run_dir, "reports") == 2 and _on_disk(run_dir, "events") == 2  # before the runtime stops it
+    assert not _parts(run_dir, "reports")  # in the journal: parts wait for the flush
     assert recorder.end_trial("t0") == "stopped"
     trials = read_results(run_dir).trials
     assert trials.set_index("trial_id").loc["t0", "status"] == "stopped"
@@ -101,7 +107,7 @@ def test_goal_ends_the_run_with_the_first_report_that_reached_it(tmp_path):
     assert recorder.ended is None and recorder.best == (0.5, "a")
     recorder.report("b", 1, {"acc": 0.95})
     assert recorder.ended == {"reason": "metric.goal", "trial_id": "b", "step": 1, "value": 0.95, "cutoff": 0.9}
-    assert _parts(run_dir, "events")  # durable before anything stops
+    assert _on_disk(run_dir, "events")  # durable before anything stops
 
 
 def test_the_time_limit_counts_running_time_only_across_a_resume(tmp_path):
@@ -137,7 +143,7 @@ def test_resume_finishes_what_the_tables_say_ended_and_keeps_decisions(tmp_path)
     recorder.decide({"trial_id": "running", "step": 1, "scheduler": "asha", "action": "continue", "rung": 1, "value": 0.4})
     recorder.decide({"trial_id": "stopped", "step": 1, "scheduler": "asha", "action": "stop", "rung": 1, "value": 0.9})
     # killed here: no trials row for anyone
-    assert not _parts(run_dir, "trials")
+    assert not _on_disk(run_dir, "trials")
     again = RunRecorder(recorder.plan, ParquetSink(run_dir, [pa.field("param_x", pa.float64())]), "run", clock=clock)
     tables = read_results(run_dir)
     recovered = again.seed(tables.trials, tables.reports, tables.events, tables.metric_columns)
@@ -154,11 +160,11 @@ def test_resume_finishes_what_the_tables_say_ended_and_keeps_decisions(tmp_path)
     assert list(after.events["action"]).count("resume") == 1
 
 
-def test_before_flush_runs_before_rows_reach_the_disk(tmp_path):
+def test_before_write_runs_before_rows_reach_the_disk(tmp_path):
     clock = FakeClock()
     recorder, run_dir = _recorder(tmp_path, clock)
     seen = []
-    recorder.sink.before_flush = lambda: seen.append(len(_parts(run_dir, "reports")))
+    recorder.sink.before_write = lambda: seen.append(_on_disk(run_dir, "reports"))
     recorder.report("a", 1, {"loss": 1.0})
     recorder.end_trial("a")
     assert seen == [0]

@@ -4,7 +4,9 @@ The sink knows nothing of Ray: the runner feeds it plain rows. Rows are kept in 
 and written as one immutable part file per table when ``flush_rows`` rows are waiting or
 ``flush_seconds`` have passed, and on :meth:`ParquetSink.close`. Each part is written to a
 hidden temporary name, fsynced and renamed, so a reader (or a run killed at any moment)
-only ever sees whole files; leftovers of a killed writer are swept on start.
+only ever sees whole files; leftovers of a killed writer are swept on start. Rows that must
+be on disk at once (:meth:`ParquetSink.commit`) go to the run's journal until their part is
+written (:mod:`scalehp.results.journal`).
 
 A run folder may also be a URI (``s3://bucket/results/exp/run``, ``gs://…``), written through
 pyarrow's filesystems. Object stores have no atomic rename (S3 "rename" is copy + delete), but
@@ -21,6 +23,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +32,7 @@ from typing import Any, Callable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scalehp.results import journal
 from scalehp.results.schema import FIXED, NAME_KEY, TABLES
 
 log = logging.getLogger(__name__)
@@ -163,7 +167,7 @@ def put_part(filesystem: Any, folder: str, table: pa.Table) -> str:
 
 
 def write_part(folder: Path, table: pa.Table) -> Path:
-    """Write ``table`` as a new part file in ``folder``, atomically."""
+    """Write ``table`` as a new part file in ``folder``, atomically and durably."""
     folder.mkdir(parents=True, exist_ok=True)
     name = _part_name()
     temporary = folder / f".{name}.tmp"
@@ -204,9 +208,17 @@ class ParquetSink:
         flush_seconds: write everything waiting once this long has passed since the last write.
         clock: seconds, monotonic; injected by tests.
         filesystem: a pyarrow filesystem that ``run_dir`` is a path in (object-store
-            semantics: no rename); default: from the URI, or the local disk.
+            semantics: no rename, no journal); default: from the URI, or the local disk.
         metric_names: ``metric_*`` column -> metric name, recorded in each part's field
             metadata; the writer may keep adding to it while rows are written.
+        durable: :meth:`commit` makes rows survive a crash; False (a simulation, run again
+            rather than resumed): it does nothing, rows go out with the next flush.
+
+    A sink that opens a local run folder first writes as parts the rows a killed writer left
+    in the journal only (``scalehp resume``).
+
+    Raises:
+        ResultsError (``damaged``): that journal, or a part it needs, is not scalehp's.
     """
 
     def __init__(
@@ -219,6 +231,7 @@ class ParquetSink:
         clock: Callable[[], float] = time.monotonic,
         filesystem: Any = None,
         metric_names: Mapping[str, str] | None = None,
+        durable: bool = True,
     ):
         if filesystem is None and is_uri(run_dir):
             filesystem, run_dir = filesystem_of(str(run_dir))
@@ -230,22 +243,29 @@ class ParquetSink:
         self.flush_seconds = flush_seconds
         self._clock = clock
         self._pending: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+        self._journaled = {t: 0 for t in TABLES}  # how many of the pending rows the journal holds
         self._last_flush = clock()
         self.parts_written = 0
-        self.before_flush: Callable[[], None] | None = None  # a runtime's own state first (see RunRecorder)
-        swept = sweep(self.run_dir) if filesystem is None else 0
-        if swept:
-            log.info("removed %d half-written part files in %s", swept, self.run_dir)
+        self.before_write: Callable[[], None] | None = None  # a runtime's own state first (see Snapshots)
+        self._lock = threading.RLock()  # a run's last rows may be written from a deadline timer's thread
+        self.durable = durable
+        self.journal = journal.Journal(self.run_dir, self.param_fields) if filesystem is None and durable else None
+        if filesystem is None:
+            swept = sweep(self.run_dir)
+            if swept:
+                log.info("removed %d half-written part files in %s", swept, self.run_dir)
+            self._recover()
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         """Queue one row; writes a part when a bound is reached."""
         if table not in self._pending:
             raise ValueError(f"unknown table {table!r}; expected one of {TABLES}")
-        self._pending[table].append(row)
-        if len(self._pending[table]) >= self.flush_rows:
-            self.flush()
-        else:
-            self.tick()
+        with self._lock:
+            self._pending[table].append(row)
+            if len(self._pending[table]) >= self.flush_rows:
+                self.flush()
+            else:
+                self.tick()
 
     def due(self) -> bool:
         """Whether ``flush_seconds`` have passed since the last write."""
@@ -256,26 +276,75 @@ class ParquetSink:
         if self.due():
             self.flush()
 
+    def commit(self) -> None:
+        """Every row added so far survives a crash when this returns (fsynced).
+
+        Locally the rows not yet on disk are appended to the journal (one small fsynced write);
+        an object store has no appends, so its parts are written now.
+        """
+        if not self.durable:
+            return
+        if self.journal is None:
+            self.flush()
+            return
+        with self._lock:
+            fresh = [(t, row) for t in FLUSH_ORDER for row in self._pending[t][self._journaled[t] :]]
+            if not fresh:
+                return
+            if self.before_write is not None:
+                self.before_write()
+            self.journal.append(fresh, self.metric_names)
+            self._journaled = {t: len(self._pending[t]) for t in TABLES}
+
     def flush(self) -> None:
-        """Write every waiting row now: reports, then events, then trials, so that a run killed
-        between two parts never has a decision or a trial's end without the report it followed."""
-        if self.before_flush is not None and any(self._pending.values()):
-            self.before_flush()
-        for table in FLUSH_ORDER:
-            self._write(table)
-        self._last_flush = self._clock()
+        """Write every waiting row as parts now: reports, then events, then trials, so that a run
+        killed between two parts never has a decision or a trial's end without the report it
+        followed. Each part covers the journal rows of its table; the journal is then removed."""
+        with self._lock:
+            unwritten = any(len(self._pending[t]) > self._journaled[t] for t in TABLES)
+            if self.before_write is not None and unwritten:
+                self.before_write()
+            self._write_all(self.journal.covers() if self.journal is not None else {})
+            if self.journal is not None:
+                self.journal.drop()
+            self._last_flush = self._clock()
 
     def close(self) -> None:
         self.flush()
 
-    def _write(self, table: str) -> None:
+    def _write_all(self, covers: dict[str, int]) -> None:
+        for table in FLUSH_ORDER:
+            self._write(table, covers)
+        self._journaled = {t: 0 for t in TABLES}
+
+    def _write(self, table: str, covers: dict[str, int]) -> None:
         rows = self._pending[table]
         if not rows:
             return
         self._pending[table] = []
         data = build_table(table, rows, self.param_fields, self.metric_names)
+        if covers:
+            data = data.replace_schema_metadata({journal.COVERS: json.dumps(covers)})
         if self.filesystem is None:
             write_part(self.run_dir / table, data)
         else:
             put_part(self.filesystem, f"{self.run_dir}/{table}", data)
         self.parts_written += 1
+
+    def _recover(self) -> None:
+        """Rows that a killed writer left in the journal only go into parts, then the journal goes."""
+        files = journal.journal_files(self.run_dir)
+        if not files:
+            return
+        leftovers = [journal.read_journal(path) for path in files]
+        for table in TABLES:
+            reach = journal.part_reach(self.run_dir / table)
+            for leftover in leftovers:
+                self._pending[table].extend(journal.uncovered(leftover, table, reach))
+        for leftover in leftovers:
+            for column, name in leftover.names.items():
+                self.metric_names.setdefault(column, name)
+        self._write_all({leftover.path.name: leftover.last for leftover in leftovers})
+        for leftover in leftovers:
+            leftover.path.unlink(missing_ok=True)
+        log.info("wrote the rows of %d journal file(s) in %s as parts", len(files), self.run_dir)

@@ -8,7 +8,8 @@ row written for a ``(run_id, trial_id, step)`` in ``reports`` and for a
 repeated keys is read as it is). ``runs`` has one row per run from its ``plan.json``.
 The views cover the part files present when :func:`connect` is called: the very files
 :func:`scalehp.read_results` reads (:func:`~scalehp.results.store.part_files`, one rule for
-both), so a part file it refuses is refused here too, with the same one line.
+both), so a part file it refuses is refused here too, with the same one line; and, like it,
+the rows of a killed run that only its journal holds (:mod:`scalehp.results.journal`).
 
 The SQL is read-only over the results: once the views are made, DuckDB's access to anything
 outside (files, ``COPY … TO``, ``read_csv('/etc/passwd')``, ``ATTACH``, ``INSTALL``/``LOAD``
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalehp.errors import ResultsError
 from scalehp.results.schema import FIXED, TABLES
-from scalehp.results.store import PLAN, find_runs, part_files, read_plan, run_id_of
+from scalehp.results.store import PLAN, find_runs, journal_tables, part_schemas, read_plan, run_id_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -88,10 +89,12 @@ def connect(path: str | Path, runs: list[Path] | None = None, allow_files: bool 
     if not runs:
         raise ResultsError(f"{path}: no scalehp runs here (no {PLAN} found up to two folders down)")
     rows = _run_rows(runs)
-    files_of = {table: part_files(runs, table) for table in TABLES}
+    schemas_of = {table: part_schemas(runs, table) for table in TABLES}
+    files_of = {table: list(schemas) for table, schemas in schemas_of.items()}
+    journal_of = {table: journal_tables(runs, table, schemas) for table, schemas in schemas_of.items()}
     con = duckdb.connect(":memory:")
     try:
-        _views(con, rows, files_of, allow_files)
+        _views(con, rows, files_of, journal_of, allow_files)
     except duckdb.Error as exc:
         con.close()
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
@@ -99,31 +102,51 @@ def connect(path: str | Path, runs: list[Path] | None = None, allow_files: bool 
     return con
 
 
-def _views(con: duckdb.DuckDBPyConnection, rows: list[dict], files_of: dict[str, list], allow_files: bool) -> None:
+def _views(
+    con: duckdb.DuckDBPyConnection,
+    rows: list[dict],
+    files_of: dict[str, list],
+    journal_of: dict[str, list],
+    allow_files: bool,
+) -> None:
     import pyarrow as pa
 
     if not allow_files:
         readable = [str(f) for files in files_of.values() for f in files]
         con.execute("SET allowed_paths = " + "[" + ", ".join(_quote(f) for f in readable) + "]")
     for table in TABLES:
-        files = files_of[table]
-        if not files:
+        files, pending = files_of[table], journal_of[table]
+        if not files and not pending:
             empty = pa.schema(FIXED[table]).empty_table()
             con.register(f"__empty_{table}", empty)
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM __empty_{table}")
             continue
-        listing = "[" + ", ".join(_quote(str(f)) for f in files) + "]"
-        source = f"read_parquet({listing}, union_by_name = true, filename = true, file_row_number = true)"
         keys = _KEYS[table]
-        if keys and _has_duplicates(con, listing, keys):
+        sources = []
+        if files:
+            listing = "[" + ", ".join(_quote(str(f)) for f in files) + "]"
+            sources.append(
+                f"SELECT *, 0 AS __journal FROM read_parquet({listing}, union_by_name = true, "
+                "filename = true, file_row_number = true)"
+            )
+            repeated = bool(keys) and _has_duplicates(con, listing, keys)
+        if pending:  # rows only a killed run's journal holds: newer than its parts
+            rows_only = pa.concat_tables(pending, promote_options="permissive")
+            rows_only = rows_only.append_column("filename", pa.nulls(rows_only.num_rows, pa.string()))
+            rows_only = rows_only.append_column("file_row_number", pa.array(range(rows_only.num_rows), pa.int64()))
+            con.register(f"__journal_{table}", rows_only)
+            sources.append(f"SELECT *, 1 AS __journal FROM __journal_{table}")
+            repeated = bool(keys)
+        source = "(" + " UNION ALL BY NAME ".join(sources) + ")"
+        if repeated:
             # part names start with the time they were written: the last written row wins
             query = (
-                f"SELECT * EXCLUDE (filename, file_row_number) FROM {source} "
+                f"SELECT * EXCLUDE (filename, file_row_number, __journal) FROM {source} "
                 f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} "
-                f"ORDER BY filename DESC, file_row_number DESC) = 1"
+                f"ORDER BY __journal DESC, filename DESC, file_row_number DESC) = 1"
             )
         else:
-            query = f"SELECT * EXCLUDE (filename, file_row_number) FROM {source}"
+            query = f"SELECT * EXCLUDE (filename, file_row_number, __journal) FROM {source}"
         con.execute(f"CREATE VIEW {table} AS {query}")
     con.register("__runs", pa.Table.from_pylist(rows))
     con.execute("CREATE VIEW runs AS SELECT * FROM __runs")

@@ -37,8 +37,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from scalehp.errors import ResultsError, SpecError
+from scalehp.results import journal
 from scalehp.results.schema import FIXED, NAME_KEY, TABLES, ColumnMap, metric_names_of, names_of, param_names_of
-from scalehp.results.sink import filesystem_of, is_uri, local_path
+from scalehp.results.sink import build_table, filesystem_of, is_uri, local_path
 from scalehp.spec import read_text_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -186,27 +187,35 @@ def read_table(
     if table not in TABLES:
         raise ResultsError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
     found = part_schemas(run_dirs, table, filesystem)
-    if not found:
+    pending = journal_tables(run_dirs, table, found) if filesystem is None else []
+    if not found and not pending:
         return _empty(table)
     files, schemas = list(found), list(found.values())
+    schemas += [p.schema for p in pending]
     canonical = ColumnMap("metric", metric_columns)
     per_file = [metric_names_of(schema) for schema in schemas]
     for names in per_file:
         for column, name in names.items():
             canonical.keep(name, column)
     renames = [{c: canonical[n] for c, n in names.items() if canonical[n] != c} for names in per_file]
-    if any(renames):  # runs that gave one column to different names: read part by part, renamed
-        parts = []
-        for path, rename in zip(files, renames):
-            part = _read_data([path], None, filesystem, table)
-            names = [rename.get(c, c) for c in part.column_names]
-            parts.append(pa.Table.from_arrays(part.columns, names=names))
+
+    def renamed(part: pa.Table, rename: Mapping[str, str]) -> pa.Table:
+        return pa.Table.from_arrays(part.columns, names=[rename.get(c, c) for c in part.column_names])
+
+    def concat(parts: list[pa.Table]) -> pa.Table:
         try:
-            data = pa.concat_tables(parts, promote_options="permissive")
+            return pa.concat_tables(parts, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ResultsError(f"{table}: part files disagree on column types: {_reason(exc)}") from None
-    else:
+
+    if any(renames[: len(files)]):  # runs that gave one column to different names: part by part, renamed
+        data = concat([renamed(_read_data([f], None, filesystem, table), r) for f, r in zip(files, renames)])
+    elif files:
         data = _read_data(files, _unify(found, table), filesystem, table)
+    else:
+        data = _empty(table)
+    if pending:  # rows a killed run left in its journal only: after its parts, so they win
+        data = concat([data, *(renamed(p, r) for p, r in zip(pending, renames[len(files) :]))])
     keys = _KEYS[table]
     if keys and data.num_rows:
         data = _last_per_key(data, keys)
@@ -215,6 +224,24 @@ def read_table(
         for column, name in names_of(schema, "param", recorded_only=True).items():
             params.setdefault(column, name)
     return _named(data, {**canonical.names, **params})
+
+
+def journal_tables(run_dirs: list, table: str, found: Mapping[Any, pa.Schema]) -> list[pa.Table]:
+    """The rows of ``table`` that only a journal holds, in each run's journal files, oldest first
+    (:mod:`scalehp.results.journal`): a run killed before its sink wrote them as parts."""
+    tables = []
+    for run in run_dirs:
+        files = journal.journal_files(Path(run))
+        if not files:
+            continue
+        folder = Path(run) / table
+        reach = journal.covered({p: schema for p, schema in found.items() if Path(p).parent == folder})
+        for path in files:
+            leftover = journal.read_journal(path)
+            rows = journal.uncovered(leftover, table, reach)
+            if rows:
+                tables.append(build_table(table, rows, leftover.params, leftover.names))
+    return tables
 
 
 def _unify(schemas: dict[Any, pa.Schema], table: str) -> pa.Schema:

@@ -40,6 +40,7 @@ from scalehp.command import experiment_trainable, print_line
 from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import ResultsError, RunError, RunInterrupted, SpecError
 from scalehp.recorder import Progress, RunRecorder
+from scalehp.results.journal import journal_files
 from scalehp.results.schema import TABLES, describe_end, metric_column, metric_names, param_fields, run_end
 from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
 from scalehp.results.store import PLAN, part_files, read_plan, read_results
@@ -238,7 +239,7 @@ def resume(
     saved = read_plan(run_dir)  # untrusted until verified below; JSON, so reading it runs nothing
     manifest, unsigned = Manifest.verify(run_dir)  # before anything of Ray's is read
     started = (run_dir / RAY_FOLDER / "tuner.pkl").is_file()
-    if not started and any(part_files([run_dir], table) for table in TABLES):
+    if not started and (any(part_files([run_dir], table) for table in TABLES) or journal_files(run_dir)):
         raise RunError(f"{run_dir}: Ray's state is missing ({RAY_FOLDER}/tuner.pkl) but the run has rows")
     exp = experiment_from_data(saved["experiment"], source=str(plan_file))
     plan = compile_plan(exp)
@@ -282,7 +283,7 @@ def _fit(
     sink = ParquetSink(run_dir, param_fields(exp.space, plan.columns))
     recorder = RunRecorder(plan, sink, run_id)
     snapshots = Snapshots()
-    sink.before_flush = snapshots  # Ray's state knows every trial whose rows reach the disk
+    sink.before_write = snapshots  # Ray's state knows every trial whose rows reach the disk
     callback = make_callback(recorder, snapshots, on_progress)
     callbacks = [callback] if manifest is None else [callback, signing_callback(manifest)]
     trainable = tune.with_resources(
@@ -297,7 +298,9 @@ def _fit(
     started = time.monotonic()
     try:
         signing = manifest.vouch_copy if manifest is not None else None
-        with quiet_tune(verbose), interrupts(callback.interrupt, callback.flush), state_copies(signing):
+        with quiet_tune(verbose), interrupts(callback.interrupt, callback.flush), state_copies(signing) as signed:
+            if manifest is not None:
+                manifest.copies_signed = signed
             before = None
             if restore:
                 before = read_results(run_dir)

@@ -95,7 +95,7 @@ class Snapshots:
     tables are flushed on their own schedule. A trial whose rows reach the disk before Ray's
     state knows of it would, after a driver death, be suggested and run again under a new id.
     So before rows are flushed, Ray saves its state when a trial started since its last save
-    (the sink's ``before_flush``).
+    (the sink's ``before_write``).
     """
 
     def __init__(self) -> None:
@@ -204,7 +204,7 @@ def make_callback(recorder: RunRecorder, snapshots: Snapshots, on_progress: Call
         def close(self) -> None:
             if self.reaper is not None:
                 self.reaper.cancel()
-            recorder.sink.before_flush = None  # Ray's run is over: its state is saved
+            recorder.sink.before_write = None  # Ray's run is over: its state is saved
             recorder.close()
 
         def interrupt(self, signum: int) -> None:
@@ -233,7 +233,7 @@ def make_callback(recorder: RunRecorder, snapshots: Snapshots, on_progress: Call
 
         def flush(self) -> str:
             """Write every buffered row now (the process is about to exit); returns the run folder."""
-            recorder.sink.before_flush = None  # Ray may be stopping: no snapshot now
+            recorder.sink.before_write = None  # Ray may be stopping: no snapshot now
             recorder.durable()
             return str(recorder.sink.run_dir)
 
@@ -289,7 +289,7 @@ def make_callback(recorder: RunRecorder, snapshots: Snapshots, on_progress: Call
         def on_experiment_end(self, trials: list, **info: Any) -> None:
             if recorder.ended is not None:  # Ray stops running trials without telling callbacks
                 recorder.stop_unfinished({t.trial_id: t.config for t in trials})
-            recorder.sink.before_flush = None
+            recorder.sink.before_write = None
             recorder.durable()
             self.progress(trials, force=True)
 

@@ -214,6 +214,8 @@ class Manifest:
         self._key = key
         self.data = data
         self.lock = threading.RLock()  # Ray copies its state from a thread of its own (see vouch_copy)
+        self.copies_signed = False  # each copy into ray/ is signed as it is made (session.state_copies)
+        self._placed: dict[str, str] = {}  # rel -> hash of the copy vouch_copy signed and Ray renamed in
 
     def __reduce__(self) -> Any:  # the key never goes into a pickle
         raise TypeError("a Manifest holds the user's key and is never pickled")
@@ -250,7 +252,9 @@ class Manifest:
             sha = sha or _sha256(self.ray_dir / rel)
             kept = self.data["files"].get(rel, [])
             current = self.ray_dir / rel
-            there = _sha256(current) if current.is_file() and not current.is_symlink() else None
+            there = self._placed.get(rel)
+            if there is None:
+                there = _sha256(current) if current.is_file() and not current.is_symlink() else None
             newest = kept[-(KEEP - 1) :]
             self.data["files"][rel] = [h for h in kept if h != sha and (h in newest or h == there)] + [sha]
 
@@ -268,8 +272,10 @@ class Manifest:
     def vouch_copy(self, copy: Path, rel: str) -> None:
         """Sign a file of Ray's state about to be renamed into ``ray/<rel>`` (see ``session.state_copies``)."""
         with self.lock:
-            self.vouch_file(rel, _sha256(copy))
+            sha = _sha256(copy)
+            self.vouch_file(rel, sha)
             self.save()
+            self._placed[rel] = sha  # what ray/<rel> holds once renamed: not hashed again
 
     def vouch_checkpoint(self, folder: Path) -> None:
         """Sign a trial's checkpoint folder in ``ray/`` (saved with the next snapshot, which may refer to it)."""
@@ -408,6 +414,8 @@ def signing_callback(manifest: Manifest) -> Any:
         def get_state(self) -> None:
             # Ray calls this while it saves a snapshot: its state files are in the staging
             # folder, not yet copied into ray/. An error here stops that copy.
+            if manifest.copies_signed:
+                return None  # each file is signed as it is copied into ray/ (not twice)
             if not self.trials:
                 raise RuntimeError("scalehp cannot sign this snapshot yet (no trial known)")
             manifest.vouch_snapshot(Path(self.trials[0].storage.experiment_driver_staging_path))

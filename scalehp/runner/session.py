@@ -343,7 +343,8 @@ def state_copies(before_replace: Callable[[Path, str], None] | None = None) -> I
     ``experiment_state`` or searcher file, which ``resume`` (rightly) refuses. For a local
     storage folder each file is copied to a hidden name, ``before_replace(copy, rel)`` sees it
     (the run signs exactly those bytes), and it is renamed over the old one. Other storage
-    (object stores) stays as Ray does it.
+    (object stores) stays as Ray does it. Yields whether copies go through here (False when
+    Ray's private API moved: the run then signs each snapshot in Ray's staging folder).
     """
     import shutil
 
@@ -351,7 +352,7 @@ def state_copies(before_replace: Callable[[Path, str], None] | None = None) -> I
         import pyarrow.fs
         from ray.train._internal import storage
     except ImportError:  # private API moved: stay as Ray is
-        yield
+        yield False
         return
     original = storage._upload_to_fs_path
     hook = _Unpickled(before_replace)  # Ray pickles its syncers (and this function) with the trials' state
@@ -372,6 +373,6 @@ def state_copies(before_replace: Callable[[Path, str], None] | None = None) -> I
 
     storage._upload_to_fs_path = _upload_to_fs_path
     try:
-        yield
+        yield before_replace is not None
     finally:
         storage._upload_to_fs_path = original
