@@ -113,3 +113,14 @@ def test_digits_benchmark_runs_small():
     assert "round 1: fifo" in text and " 9 steps run" in text  # FIFO runs every step of every trial
     assert re.search(r"(ASHA|FIFO) reaches the target [\d.]+x sooner than (FIFO|ASHA)", text), text
     assert re.search(r"ASHA runs [\d.]+x fewer steps and finishes the run [\d.]+x sooner", text), text
+
+
+def test_simulated_benchmark_runs_small():
+    text = _bench(
+        "benchmarks/simulated.py", "--workers", "8", "--seeds", "3", "--samples", "40",
+        "--combo", "random+fifo", "--combo", "random+asha",
+    )
+    assert "## 8 workers" in text
+    for name in ("random+fifo", "random+asha"):
+        assert re.search(rf"^{re.escape(name)}\s+[\d.]+ \[[\d.]+,[\d.]+\]", text, re.M), text
+    assert re.search(r"random\+asha (reaches random\+fifo's final best [\d.]+x sooner|never reaches)", text), text

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scalehp.schedulers import (
     CONTINUE,
@@ -561,3 +563,15 @@ def test_core_for_takes_max_steps_and_seed_positionally():
     core = core_for("asha", settings, "min", 10, 7)
     assert core.settings.max_steps == 10 and core.report("t", 10, 1.0).action == STOP
     assert core.bracket_of("t") == core_for("asha", settings, "min", None, 7).bracket_of("t")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=st.lists(st.floats(min_value=-1e300, max_value=1e300, allow_nan=False), min_size=1, max_size=40),
+    rf=st.sampled_from([2, 3, 4, 1.5, 2.7, 10]),
+)
+def test_asha_cutoffs_from_sorted_rewards_equal_numpys_to_the_last_bit(values, rf):
+    from scalehp.schedulers.asha import percentile
+
+    p = (1 - 1 / rf) * 100
+    assert percentile(sorted(values), p) == float(np.nanpercentile(values, p))

@@ -323,10 +323,15 @@ def _interrupted(stop: Any, quiet: bool) -> NoReturn:
     click.get_current_context().exit(128 + stop.signal)
 
 
-def _print_summary(summary: Any, interrupted: bool = False) -> None:
+def _print_summary(summary: Any, interrupted: bool = False, simulated: bool = False) -> None:
     unfinished = f", {summary.unfinished} unfinished" if summary.unfinished else ""
+    took = f"{summary.elapsed_s:.1f} s"
+    if simulated:
+        seconds = summary.elapsed_s
+        took = f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 else took
+        took += " of simulated time"
     click.echo(
-        f"run {summary.run_id}: {summary.trials} trial{'' if summary.trials == 1 else 's'} in {summary.elapsed_s:.1f} s "
+        f"run {summary.run_id}: {summary.trials} trial{'' if summary.trials == 1 else 's'} in {took} "
         f"({summary.completed} completed, {summary.stopped} stopped early, {summary.errors} errors{unfinished})"
     )
     if summary.ended:
@@ -388,3 +393,57 @@ def try_(file: str, seed: int | None, steps: int | None) -> None:
     click.echo(
         f"{len(trial.reports)} reports; last {exp.metric.name} = {fmt_value(trial.reports[-1][exp.metric.name]) if trial.reports else '-'}"
     )
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("--bench", required=True, help="Curves to simulate with: a scalehp results folder, or a bundled bank (digits-mlp).")
+@click.option("--workers", type=int, required=True, help="Trials at once.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Runs with seeds seed, seed+1, ...")
+@click.option("--hours", type=float, default=None, help="Simulated hours each run may take.")
+@click.option("--results", default=None, type=click.Path(), help="Results root (overrides the file).")
+@click.option("--no-decision-time", is_flag=True, help="Leave the searcher's and scheduler's own time out (identical rows per seed).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display; print only the summary.")
+def simulate(
+    file: str, bench: str, workers: int, seeds: int, hours: float | None, results: str | None, no_decision_time: bool, quiet: bool
+) -> None:
+    """Simulate the experiment in FILE over recorded learning curves, on a simulated clock."""
+    from scalehp.compiler import compile_plan
+    from scalehp.simulator import check
+    from scalehp.simulator import simulate as simulate_plan
+    from scalehp.simulator.curves import NEAREST, from_results, locate
+    from scalehp.spec import check_results_root
+
+    if not 1 <= seeds <= 10_000:
+        raise SpecError(f"must be from 1 to 10,000, got {seeds}", source="--seeds")
+    compiled = load_plan(file)
+    check(compiled, workers, hours)
+    if results is not None:
+        try:
+            check_results_root(results)
+        except ValueError as exc:
+            raise SpecError(str(exc), source="--results") from None
+    curves = from_results(locate(bench), compiled)  # before anything is written
+    exp = compiled.experiment
+    for warning in compiled.warnings:
+        print_warning(warning)
+    if not quiet:
+        click.echo(f"simulating {compiled.name} on {workers} workers over {curves.describe()}", err=True)
+        click.echo(f"a config not in the table takes its {NEAREST}", err=True)
+    base = exp.seed if exp.seed is not None else 0
+    for offset in range(seeds):
+        plan = compiled if seeds == 1 else compile_plan(exp.model_copy(update={"seed": base + offset}))
+        summary = simulate_plan(
+            plan,
+            curves,
+            workers=workers,
+            hours=hours,
+            results=results,
+            decision_time=not no_decision_time,
+            on_progress=_progress_printer(quiet),
+        )
+        if not quiet and sys.stderr.isatty():
+            click.echo("", err=True)
+        if seeds > 1:
+            click.echo(f"seed {base + offset}:")
+        _print_summary(summary, simulated=True)

@@ -1,0 +1,247 @@
+"""``scalehp simulate``: the decisions of a real run, on a simulated clock, written as a real run's tables."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from scalehp.cli import main
+from scalehp.compiler import compile_plan
+from scalehp.errors import SpecError
+from scalehp.recorder import RunRecorder
+from scalehp.results.schema import param_fields
+from scalehp.results.sink import ParquetSink
+from scalehp.results.sql import query
+from scalehp.results.store import read_results
+from scalehp.simulator import START, simulate
+from scalehp.simulator.curves import from_results
+from scalehp.spec import load_experiment
+from tests.test_same_events import CASES, COLUMNS, GOLDEN, _index, _plain
+
+GRID = [round(0.05 * i, 2) for i in range(21)]  # x = 0.0, 0.05, ..., 1.0
+
+
+def _experiment(tmp_path, scheduler="asha", **changes):
+    data = {
+        "name": "sim",
+        "trainable": "tests.trainables:quadratic",
+        "metric": {"name": "loss", "mode": "min"},
+        "budget": {"samples": 30, "max_steps": 9},
+        "concurrency": 4,
+        "seed": 3,
+        "space": {"x": {"float": [0.0, 1.0]}},
+        "scheduler": {"asha": {"grace_steps": 1, "reduction_factor": 3}} if scheduler == "asha" else scheduler,
+        "search": {"algorithm": "random"},
+        "results": str(tmp_path / "sims"),
+        **changes,
+    }
+    return load_experiment(data)
+
+
+def _source(tmp_path, steps=9, skip=None, param="x"):
+    """A results folder as a FIFO run of ``quadratic`` over GRID writes it (tables only)."""
+    exp = _experiment(tmp_path, scheduler="fifo", space={param: {"float": [0.0, 1.0]}}, budget={"samples": 21, "max_steps": steps})
+    plan = compile_plan(exp)
+    run_dir = tmp_path / "source" / "sim" / "r0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "plan.json").write_text(json.dumps({"run_id": "r0", **plan.to_dict()}))
+    clock = _Clock()
+    recorder = RunRecorder(plan, ParquetSink(run_dir, param_fields(exp.space, plan.columns)), "r0", clock=clock)
+    for i, x in enumerate(GRID):
+        trial = f"t{i:02d}"
+        recorder.start(trial, {param: x})
+        elapsed = 0.0
+        for step in range(1, steps + 1):
+            if (i, step) == skip:
+                continue
+            elapsed += 60.0 * (1 + x)  # a step takes 1-2 minutes
+            recorder.report(trial, step, {"loss": (x - 0.3) ** 2 + 1.0 / step}, elapsed_s=elapsed)
+        recorder.end_trial(trial)
+    recorder.close()
+    return run_dir
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def time(self):
+        self.now += 1.0
+        return 1.7e9 + self.now
+
+    def monotonic(self):
+        return self.now
+
+
+def _rows(summary, table):
+    frame = read_results(summary.path).table(table).drop_columns(["run_id"]).to_pylist()
+    return frame
+
+
+def test_a_simulation_writes_a_real_runs_tables_on_the_simulated_clock(tmp_path):
+    source = _source(tmp_path)
+    summary = simulate(_experiment(tmp_path), source, workers=4, decision_time=False)
+    tables = read_results(summary.path)
+    assert summary.trials == 30 and summary.completed + summary.stopped == 30
+    assert summary.stopped > 10  # ASHA stops the trials far from 0.3
+    assert summary.best_value == pytest.approx(1 / 9 + min((x - 0.3) ** 2 for x in GRID), abs=0.01)
+    reports = tables.reports
+    assert reports["time"].min().timestamp() > START  # simulated time, from 2000-01-01
+    assert 60 <= summary.elapsed_s <= 30 * 9 * 120  # hours of simulated work, not seconds
+    actions = set(tables.events["action"])
+    assert {"continue", "stop"} <= actions
+    plan = json.loads((summary.path / "plan.json").read_text())
+    assert plan["simulated"]["workers"] == 4 and plan["simulated"]["source"] == str(source)
+    assert query(summary.path, "SELECT count(*) AS n FROM trials").to_pylist() == [{"n": 30}]
+
+
+def test_the_same_seed_gives_identical_rows_and_another_seed_other_configs(tmp_path):
+    source = _source(tmp_path)
+    first = simulate(_experiment(tmp_path), source, workers=8, decision_time=False)
+    again = simulate(_experiment(tmp_path), source, workers=8, decision_time=False)
+    for table in ("trials", "reports", "events"):
+        assert _rows(first, table) == _rows(again, table), table
+    other = simulate(_experiment(tmp_path, seed=4), source, workers=8, decision_time=False)
+    assert _rows(first, "trials") != _rows(other, "trials")
+
+
+def test_more_workers_finish_sooner_in_simulated_time(tmp_path):
+    source = _source(tmp_path)
+    one = simulate(_experiment(tmp_path, scheduler="fifo"), source, workers=1, decision_time=False)
+    many = simulate(_experiment(tmp_path, scheduler="fifo"), source, workers=10, decision_time=False)
+    busy = read_results(one.path).reports.groupby("trial_id")["elapsed_s"].max().sum()
+    assert one.elapsed_s == pytest.approx(busy)  # one worker: trial after trial, never idle
+    assert many.elapsed_s < one.elapsed_s / 5  # ten at once, give or take the tail
+    assert one.best_value == many.best_value  # FIFO: the same trials run to the end
+
+
+def test_hours_end_the_run_in_simulated_time(tmp_path):
+    source = _source(tmp_path)
+    summary = simulate(_experiment(tmp_path, scheduler="fifo"), source, workers=2, hours=1.0, decision_time=False)
+    assert summary.ended and "time_limit" in summary.ended
+    assert summary.elapsed_s <= 3600 + 120
+    events = read_results(summary.path).events
+    assert list(events["action"]) == ["end"]
+
+
+def test_a_config_the_table_does_not_hold_takes_its_nearest_trial(tmp_path):
+    source = _source(tmp_path)
+    curves = from_results(source, compile_plan(_experiment(tmp_path)))
+    assert curves.curves[curves.nearest({"x": 0.31})].params == {"x": 0.3}
+    assert curves.curves[curves.nearest({"x": 0.0})].params == {"x": 0.0}
+    assert curves.curves[curves.nearest({"x": 0.99})].params == {"x": 1.0}
+
+
+@pytest.mark.parametrize(
+    "make, says",
+    [
+        (lambda tmp: _source(tmp, param="y"), "no column for param x"),
+        (lambda tmp: _source(tmp, skip=(3, 4)), "trial t03 of run r0 has no report for step 4"),
+        (lambda tmp: _source(tmp, steps=5), "no trial of the source has 9 steps"),
+    ],
+)
+def test_a_source_that_does_not_fit_is_one_line(tmp_path, make, says):
+    source = make(tmp_path)
+    with pytest.raises(SpecError, match=says):
+        simulate(_experiment(tmp_path), source, workers=4)
+    assert not (tmp_path / "sims").exists()  # nothing written
+
+
+@pytest.mark.parametrize("workers", [0, -1, 10**7])
+def test_workers_out_of_range_are_refused_at_the_flag(tmp_path, workers):
+    with pytest.raises(SpecError, match="--workers"):
+        simulate(_experiment(tmp_path), _source(tmp_path), workers=workers)
+
+
+def test_the_cli_simulates_and_refuses_bad_input_with_exit_2(tmp_path):
+    source = _source(tmp_path)
+    file = tmp_path / "exp.yaml"
+    file.write_text(
+        "name: sim\ntrainable: tests.trainables:quadratic\nmetric: {name: loss, mode: min}\n"
+        "budget: {samples: 12, max_steps: 9}\nseed: 3\nspace: {x: {float: [0.0, 1.0]}}\n"
+        "scheduler: {asha: {grace_steps: 1}}\n"
+        f"results: {tmp_path / 'sims'}\n"
+    )
+    runner = CliRunner()
+    ok = runner.invoke(main, ["simulate", str(file), "--bench", str(source), "--workers", "4", "--seeds", "2", "-q"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.count("of simulated time") == 2 and "seed 4:" in ok.output
+    for args, says in [
+        (["--workers", "0"], "--workers"),
+        (["--workers", "10000000"], "--workers"),
+        (["--workers", "4", "--hours", "-1"], "--hours"),
+        (["--workers", "4", "--seeds", "0"], "--seeds"),
+    ]:
+        bad = runner.invoke(main, ["simulate", str(file), "--bench", str(source), *args, "-q"])
+        assert bad.exit_code == 2 and says in bad.output and "Traceback" not in bad.output, bad.output
+    missing = runner.invoke(main, ["simulate", str(file), "--bench", str(tmp_path / "nothing"), "--workers", "4"])
+    assert missing.exit_code == 2 and "no such results folder or bundled bank" in missing.output
+    hyperband = tmp_path / "hb.yaml"
+    hyperband.write_text(file.read_text().replace("{asha: {grace_steps: 1}}", "hyperband"))
+    refused = runner.invoke(main, ["simulate", str(hyperband), "--bench", str(source), "--workers", "4"])
+    assert refused.exit_code == 2 and "scheduler" in refused.output and "not simulated yet" in refused.output
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_real_run_replayed_with_one_worker_makes_its_very_decisions(ray_local, tmp_path):
+    """A real FIFO run of the golden experiment is the source; ASHA and median stopping simulated
+    over it with 1 worker and the same seed decide exactly as the real runs recorded (golden)."""
+    from scalehp.runner import run
+
+    base = {
+        "name": "fifo",
+        "trainable": "tests.trainables:quadratic",
+        "metric": {"name": "loss", "mode": "min"},
+        "budget": {"samples": 8, "max_steps": 9},
+        "concurrency": 1,
+        "seed": 3,
+        "space": {"x": {"float": [0.0, 1.0]}},
+        "search": {"algorithm": "random"},
+        "results": str(tmp_path / "real"),
+    }
+    real = run(load_experiment({**base, "scheduler": "fifo"}))
+    for case in ("asha", "median_stopping"):
+        scheduler = CASES[case]
+        exp = load_experiment({**base, "name": case.replace("_", "-"), "scheduler": scheduler, "results": str(tmp_path / "sim")})
+        summary = simulate(exp, real.path, workers=1, decision_time=False)
+        tables = read_results(summary.path)
+        events = tables.events[[c for c in COLUMNS if c in tables.events]]
+        events = events[events["action"].isin(["continue", "stop", "pause"])]
+        rows = [{k: _plain(v) for k, v in row.items()} for row in events.to_dict("records")]
+        for row in rows:
+            row["trial_id"] = _index(row["trial_id"])
+        trials = tables.trials.sort_values("trial_id")
+        assert [[_index(t), s, int(n)] for t, s, n in zip(trials["trial_id"], trials["status"], trials["steps"])] == GOLDEN[case]["trials"]
+        assert len(rows) == len(GOLDEN[case]["events"])
+        for got, want in zip(rows, GOLDEN[case]["events"]):
+            for key, value in want.items():
+                if isinstance(value, float) and not math.isnan(value):
+                    assert got[key] == pytest.approx(value, rel=1e-12), (case, key, got, want)
+                else:
+                    assert got[key] == value, (case, key, got, want)
+
+
+def test_param_fields_are_the_runs(tmp_path):
+    summary = simulate(_experiment(tmp_path), _source(tmp_path), workers=3, decision_time=False)
+    schema = read_results(summary.path).table("trials").schema
+    assert schema.field("param_x").type == pa.float64()
+    assert Path(summary.path).parent.name == "sim"
+
+
+def test_the_bundled_bank_is_real_training_and_simulates(tmp_path):
+    from scalehp.simulator.curves import banks, locate
+
+    assert "digits-mlp" in banks()
+    exp = load_experiment(Path(__file__).parent.parent / "experiments" / "simulate_digits_mlp.yaml")
+    curves = from_results(locate("digits-mlp"), compile_plan(exp))
+    assert len(curves.curves) >= 400 and all(c.steps >= 20 for c in curves.curves)
+    assert all(d > 0 for c in curves.curves for d in c.durations)  # each epoch's real time
+    data = exp.to_dict() | {"budget": {"samples": 60, "max_steps": 20}, "results": str(tmp_path)}
+    summary = simulate(load_experiment(data), curves, workers=16, decision_time=False)
+    assert summary.trials == 60 and summary.stopped > 20 and 0 < summary.best_value < 0.3
