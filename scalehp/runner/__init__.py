@@ -298,6 +298,7 @@ def _fit(
     started = time.monotonic()
     try:
         signing = manifest.vouch_copy if manifest is not None else None
+        sign = manifest.vouch_checkpoint if manifest is not None else None  # (checkpoints scalehp copies itself)
         with quiet_tune(verbose), interrupts(callback.interrupt, callback.flush), state_copies(signing) as signed:
             if manifest is not None:
                 manifest.copies_signed = signed
@@ -323,7 +324,7 @@ def _fit(
                 restored = tuner._local_tuner
                 restored.get_run_config().callbacks = callbacks
                 restored.get_run_config().stop = stopper
-                restored._tune_config.scheduler = scheduler(plan, time_attr, recorder, snapshots, tables=before)
+                restored._tune_config.scheduler = scheduler(plan, time_attr, recorder, snapshots, tables=before, sign=sign)
             else:
                 tuner = tune.Tuner(
                     trainable,
@@ -332,7 +333,7 @@ def _fit(
                         metric=exp.metric.name,
                         mode=exp.metric.mode,
                         search_alg=searcher(plan),
-                        scheduler=scheduler(plan, time_attr, recorder, snapshots),
+                        scheduler=scheduler(plan, time_attr, recorder, snapshots, sign=sign),
                         num_samples=exp.budget.samples,
                         reuse_actors=True,
                         trial_name_creator=trial_name,

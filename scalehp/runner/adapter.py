@@ -17,6 +17,7 @@ class Adapter:
     which controller runs it."""
 
     snapshots: Any = None
+    sign_checkpoint: Any = None  # signs a checkpoint folder the scheduler writes itself
 
     def __reduce__(self) -> Any:
         return (_placeholder, ())

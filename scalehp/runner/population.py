@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import random
+import shutil
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
@@ -101,6 +102,56 @@ def _checkpoint_at(trial: Any, time_attr: str, step: int) -> Any:
         if (result.metrics or {}).get(time_attr) == step and path and os.path.isdir(path):
             return copy.copy(result)
     return None
+
+
+def exploit_folder(trial: Any, step: Any) -> str | None:
+    """Where a trial keeps the donor's checkpoint of its exploit at ``step`` (its own folder, a
+    name Ray's numbering never reaches), or None when its storage is not a local folder."""
+    base = getattr(getattr(trial, "storage", None), "trial_fs_path", None)
+    if not base or not os.path.isdir(base):
+        return None
+    return os.path.join(base, f"checkpoint_9{int(step):08d}")
+
+
+def keep_donor_checkpoint(trial: Any, step: Any, sign: Callable[[Any], None] | None) -> None:
+    """The exploiting trial restores from its own copy of the donor's checkpoint (hard links where
+    the filesystem has them): the donor's ``checkpoints.keep`` may delete its copy before a resumed
+    run restores from it. The copy is signed before Ray's state can name it."""
+    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
+    latest = getattr(manager, "_latest_checkpoint_result", None)
+    source = getattr(getattr(latest, "checkpoint", None), "path", None)
+    target = exploit_folder(trial, step)
+    if not source or not os.path.isdir(source) or target is None:
+        return  # remote storage: as Ray does it
+    from pathlib import Path
+
+    from ray.train import Checkpoint
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    if os.path.isdir(target):
+        shutil.rmtree(target)
+    shutil.copytree(source, target, copy_function=link)
+    if sign is not None:
+        sign(Path(target))
+    kept = copy.copy(latest)
+    kept.checkpoint = Checkpoint.from_directory(target)
+    manager._latest_checkpoint_result = kept
+
+
+def _kept_copy(trial: Any, exploit: dict, time_attr: str) -> Any:
+    """The trial's copy of its exploit's donor checkpoint (:func:`keep_donor_checkpoint`), as Ray's result."""
+    target = exploit_folder(trial, exploit["step"])
+    if target is None or not os.path.isdir(target):
+        return None
+    from ray.train import Checkpoint
+    from ray.train._internal.session import _TrainingResult  # (Ray's PBT uses it the same way)
+
+    return _TrainingResult(checkpoint=Checkpoint.from_directory(target), metrics={time_attr: exploit["donor_step"]})
 
 
 def _draw(seed: Any, trial_id: str, step: Any) -> random.Random:
@@ -213,6 +264,7 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
                 super()._exploit(tune_controller, trial, trial_to_clone)
             finally:
                 self._pending = None
+            keep_donor_checkpoint(trial, state.last_train_time, self.sign_checkpoint)
             self._exploited = trial
             if self.snapshots is not None:
                 self.snapshots.force()  # Ray's saved state holds the exploit as soon as it is done
@@ -241,6 +293,8 @@ def population_scheduler(plan: Plan, time_attr: str, recorder: Any, tables: Any 
                 if all(_same(trial.config.get(k), v) for k, v in exploit["params"].items()):
                     continue  # Ray's state has it
                 found = _checkpoint_at(donor, time_attr, exploit["donor_step"]) if donor is not None else None
+                if found is None:  # the donor's own copy is gone: the trial's copy, if it was made
+                    found = _kept_copy(trial, exploit, time_attr)
                 trial.set_config({**trial.config, **exploit["params"]})
                 if found is not None:
                     trial.run_metadata.checkpoint_manager._latest_checkpoint_result = found

@@ -14,15 +14,19 @@ from scalehp.runner.adapter import Adapter
 from scalehp.schedulers.base import WORST, finite, reported  # noqa: F401  (WORST: for the tests)
 
 
-def scheduler(plan: Plan, time_attr: str, recorder: Any, snapshots: Any = None, tables: Any = None) -> Any:
+def scheduler(
+    plan: Plan, time_attr: str, recorder: Any, snapshots: Any = None, tables: Any = None, sign: Any = None
+) -> Any:
     """Ray's scheduler for the plan, subclassed to record decisions and to rank NaN last.
 
     ``recorder``: the run's :class:`~scalehp.recorder.RunRecorder` (each decision goes through
     its ``decide``); ``tables``: the run's tables on resume, which the scheduler's state is
-    rebuilt from.
+    rebuilt from; ``sign``: signs a checkpoint folder the scheduler writes (PBT's copy of a
+    donor's checkpoint).
     """
     made = _scheduler(plan, time_attr, recorder, tables)
     made.snapshots = snapshots
+    made.sign_checkpoint = sign
     return made
 
 
