@@ -140,9 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in order:
             with tempfile.TemporaryDirectory(prefix=f"scalehp-efficiency-{name}-") as tmp:
                 inside, fit, whole, steps = runners[name](args, tmp)
-            core_s = args.cores
-            fits[name].append(inside / (fit * core_s))
-            wholes[name].append(inside / (whole * core_s))
+            fits[name].append(inside / (fit * args.cores))
+            wholes[name].append(inside / (whole * args.cores))
             print(
                 f"round {round_ + 1}: {name:10s} {steps:4d} steps, {inside:6.1f} core-s inside; "
                 f"Tuner.fit {fit:6.1f} s ({fits[name][-1]:6.1%}), whole {whole:6.1f} s ({wholes[name][-1]:6.1%})"

@@ -58,7 +58,16 @@ def test_same_seed_gives_the_events_scalehp_recorded_before_the_decision_cores(r
             }
         )
     )
-    tables = read_results(summary.path)
+    ends, rows = decisions(read_results(summary.path))
+    expected = GOLDEN[case]
+    assert ends == expected["trials"]
+    for got, want in zip(rows, expected["events"]):
+        assert got.keys() == want.keys()
+    assert_same_events(rows, expected["events"])
+
+
+def decisions(tables) -> tuple[list, list[dict]]:
+    """A run's trial ends ``[index, status, steps]`` and its decision rows, as the golden file holds them."""
     events = tables.events[[c for c in COLUMNS if c in tables.events]]
     events = events[events["action"].isin(["continue", "stop", "pause"])]
     rows = [{k: _plain(v) for k, v in row.items()} for row in events.to_dict("records")]
@@ -66,13 +75,15 @@ def test_same_seed_gives_the_events_scalehp_recorded_before_the_decision_cores(r
         row["trial_id"] = _index(row["trial_id"])
     trials = tables.trials.sort_values("trial_id")
     ends = [[_index(t), s, int(n)] for t, s, n in zip(trials["trial_id"], trials["status"], trials["steps"])]
-    expected = GOLDEN[case]
-    assert ends == expected["trials"]
-    assert len(rows) == len(expected["events"])
-    for got, want in zip(rows, expected["events"]):
-        assert got.keys() == want.keys()
+    return ends, rows
+
+
+def assert_same_events(rows: list[dict], expected: list[dict], context: str = "") -> None:
+    """The same decisions, in order; values to 1e-12."""
+    assert len(rows) == len(expected), context
+    for got, want in zip(rows, expected):
         for key, value in want.items():
             if isinstance(value, float):
-                assert got[key] == pytest.approx(value, rel=1e-12), (key, got, want)
+                assert got[key] == pytest.approx(value, rel=1e-12), (context, key, got, want)
             else:
-                assert got[key] == value, (key, got, want)
+                assert got[key] == value, (context, key, got, want)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,7 +20,7 @@ from scalehp.results.store import read_results
 from scalehp.simulator import START, simulate
 from scalehp.simulator.curves import from_results
 from scalehp.spec import load_experiment
-from tests.test_same_events import CASES, COLUMNS, GOLDEN, _index, _plain
+from tests.test_same_events import CASES, GOLDEN, assert_same_events, decisions
 
 GRID = [round(0.05 * i, 2) for i in range(21)]  # x = 0.0, 0.05, ..., 1.0
 
@@ -210,22 +209,9 @@ def test_a_real_run_replayed_with_one_worker_makes_its_very_decisions(ray_local,
         scheduler = CASES[case]
         exp = load_experiment({**base, "name": case.replace("_", "-"), "scheduler": scheduler, "results": str(tmp_path / "sim")})
         summary = simulate(exp, real.path, workers=1, decision_time=False)
-        tables = read_results(summary.path)
-        events = tables.events[[c for c in COLUMNS if c in tables.events]]
-        events = events[events["action"].isin(["continue", "stop", "pause"])]
-        rows = [{k: _plain(v) for k, v in row.items()} for row in events.to_dict("records")]
-        for row in rows:
-            row["trial_id"] = _index(row["trial_id"])
-        trials = tables.trials.sort_values("trial_id")
-        assert [[_index(t), s, int(n)] for t, s, n in zip(trials["trial_id"], trials["status"], trials["steps"])] == GOLDEN[case]["trials"]
-        assert len(rows) == len(GOLDEN[case]["events"])
-        for got, want in zip(rows, GOLDEN[case]["events"]):
-            for key, value in want.items():
-                if isinstance(value, float) and not math.isnan(value):
-                    assert got[key] == pytest.approx(value, rel=1e-12), (case, key, got, want)
-                else:
-                    assert got[key] == value, (case, key, got, want)
-
+        ends, rows = decisions(read_results(summary.path))
+        assert ends == GOLDEN[case]["trials"]
+        assert_same_events(rows, GOLDEN[case]["events"], case)
 
 def test_param_fields_are_the_runs(tmp_path):
     summary = simulate(_experiment(tmp_path), _source(tmp_path), workers=3, decision_time=False)

@@ -28,6 +28,7 @@ import math
 import os
 import random
 import shutil
+from pathlib import Path
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
@@ -123,8 +124,6 @@ def keep_donor_checkpoint(trial: Any, step: Any, sign: Callable[[Any], None] | N
     target = exploit_folder(trial, step)
     if not source or not os.path.isdir(source) or target is None:
         return  # remote storage: as Ray does it
-    from pathlib import Path
-
     from ray.train import Checkpoint
 
     def link(src: str, dst: str) -> None:

@@ -96,8 +96,7 @@ class Curves:
 
 
 def _hashable(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return value  # 1.0 and 1 are one value, as in a dict
+    """A value as a dict key (1.0 and 1 are one key, as in any dict); lists and the like by their text."""
     return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
 
