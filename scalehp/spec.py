@@ -690,21 +690,23 @@ class Experiment(_Model):
 # Loading
 
 
-def _known_keys() -> set[str]:
-    keys: set[str] = set()
-    stack: list[type[BaseModel]] = [Experiment, *KIND_MODELS]
+def _known_keys() -> dict[str, str]:
+    """Every key the file may use -> where it first appears (``scheduler.pbt``, ``space.<name>``, ...)."""
+    keys: dict[str, str] = {}
+    stack: list[tuple[type[BaseModel], str]] = [(Experiment, ""), *((m, "space.<name>") for m in KIND_MODELS)]
     seen: set[type] = set()
     while stack:
-        model = stack.pop()
+        model, home = stack.pop(0)
         if model in seen:
             continue
         seen.add(model)
         for name, field in model.model_fields.items():
-            keys.add(field.alias or name)
+            key = field.alias or name
+            keys.setdefault(key, home)
             annotation = field.annotation
             for candidate in getattr(annotation, "__args__", ()) + (annotation,):
                 if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                    stack.append(candidate)
+                    stack.append((candidate, f"{home}.{key}".lstrip(".")))
     return keys
 
 
@@ -751,7 +753,10 @@ def _message(error: dict[str, Any]) -> str:
         key = str(error["loc"][-1])
         if tuple(error["loc"][:-1]) == ("scheduler",):
             return f"unknown scheduler {key!r}; choose one of {', '.join(Scheduler.model_fields)}"
-        close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
+        known = _known_keys()
+        if key in known:  # a real key, in the wrong place
+            return f"unknown key {key!r} here; it belongs under {known[key] or 'the top level'}"
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
     pair = {"normal": "[mean, sd]", "lognormal": "[mu, sigma]"}
     loc = error["loc"]

@@ -292,6 +292,113 @@ def test_hyperband_halving_as_rays_bracket(mode, seed):
         assert halving.cutoff is None or abs(halving.cutoff) != WORST
 
 
+class _HyperbandTrial:
+    """What Ray's Hyperband reads of a trial: its id, its status, whether it is saving."""
+
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id, self.status, self.is_saving = trial_id, "PENDING", False
+
+
+class _HyperbandController:
+    """Ray's ``TuneController.stop_trial`` as Hyperband sees it: a paused trial is removed, a running one completed."""
+
+    def __init__(self, scheduler) -> None:
+        self.scheduler, self.stopped = scheduler, []
+
+    def stop_trial(self, trial) -> None:
+        if trial.status in ("PAUSED", "PENDING"):
+            self.scheduler.on_trial_remove(self, trial)
+        elif trial.status == "RUNNING":
+            self.scheduler.on_trial_complete(self, trial, None)
+        trial.status = "TERMINATED"
+        self.stopped.append(trial.trial_id)
+
+
+def _unpaused(scheduler, trials) -> set[str]:
+    """Paused trials Ray's Hyperband has marked to run again."""
+    marked = {t.trial_id for band in scheduler._hyperbands for b in band if b for t in b.trials_to_unpause}
+    return {t for t in marked if trials[t].status == "PAUSED"}
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize(("max_steps", "eta", "workers", "n"), [(9, 3, 4, 30), (20, 3, 8, 60), (16, 2, 12, 60), (27, 3, 30, 50)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hyperband_core_owns_brackets_and_decides_as_rays_hyperband_scheduler(mode, max_steps, eta, workers, n, seed):
+    """One execution drives Ray's scheduler and the core side by side: every trial's action, every
+    paused trial resumed or stopped by a halving, and the brackets trials join, are the same."""
+    from ray.tune.schedulers import HyperBandScheduler
+
+    rng = random.Random(seed)
+    level = {f"t{i}": rng.uniform(0, 10) for i in range(n)}
+    ray = HyperBandScheduler(time_attr="step", metric="m", mode=mode, max_t=max_steps, reduction_factor=eta)
+    controller = _HyperbandController(ray)
+    core = core_for("hyperband", HyperbandSettings(max_steps=max_steps, reduction_factor=eta), mode)
+    trials: dict[str, _HyperbandTrial] = {}
+    steps: dict[str, int] = {}
+    halvings = 0
+
+    def same_others(decision, before: list[str], paused_before: set[str]) -> None:
+        nonlocal halvings
+        stopped = set(controller.stopped[len(before):]) & paused_before
+        resumed = _unpaused(ray, trials)
+        core_stopped = {t for t, a in (decision.others if decision else ()) if a == STOP}
+        core_resumed = {t for t, a in (decision.others if decision else ()) if a == CONTINUE}
+        assert (core_stopped, core_resumed) == (stopped, resumed)
+        halvings += bool(core_stopped or core_resumed)
+        for t in resumed:
+            trials[t].status = "RUNNING"
+
+    while True:
+        live = [t for t in trials.values() if t.status in ("RUNNING", "PAUSED")]
+        if len(live) < workers and len(trials) < n:
+            trial = _HyperbandTrial(f"t{len(trials)}")
+            trials[trial.trial_id], steps[trial.trial_id] = trial, 0
+            ray.on_trial_add(controller, trial)
+            core.add(trial.trial_id)
+            assert ray._trial_info[trial][0]._halves == core._of[trial.trial_id].halves
+            trial.status = "RUNNING"
+            continue
+        running = [t for t in trials.values() if t.status == "RUNNING"]
+        if not running:
+            break
+        trial = rng.choice(running)
+        steps[trial.trial_id] += 1
+        step = steps[trial.trial_id]
+        value = level[trial.trial_id] / step**0.5 + rng.gauss(0, 0.3)
+        value = math.nan if rng.random() < 0.03 else value
+        result = finite({"step": step, "m": value}, "m", mode)
+        before, paused_before = list(controller.stopped), {t.trial_id for t in live if t.status == "PAUSED"}
+        if step >= max_steps:  # scalehp's stopper ends it before the scheduler sees the result
+            trial.status = "TERMINATED"
+            ray.on_trial_complete(controller, trial, result)
+            same_others(core.remove(trial.trial_id, last=(step, value)), before, paused_before)
+            continue
+        action = ray.on_trial_result(controller, trial, result).lower()
+        decision = core.report(trial.trial_id, step, value)
+        assert decision.action == action, (trial.trial_id, step)
+        same_others(decision, before, paused_before)
+        if action == "pause":
+            trial.status = "PAUSED"
+        elif action == STOP:
+            before, paused_before = list(controller.stopped), {t.trial_id for t in trials.values() if t.status == "PAUSED"}
+            controller.stop_trial(trial)
+            same_others(core.remove(trial.trial_id), before, paused_before)
+    assert all(t.status == "TERMINATED" for t in trials.values()) and len(trials) == n
+    assert halvings > 0
+
+
+def test_hyperband_at_concurrency_within_the_first_bracket_runs_every_trial_to_the_end():
+    """Ray's rule, kept: a new trial joins the current bracket while it has room, and the first
+    bracket (no halving) regains room each time one of its trials ends."""
+    core = core_for("hyperband", HyperbandSettings(max_steps=9, reduction_factor=3), "min")
+    for i in range(20):  # one worker: each trial runs alone, start to end
+        core.add(f"t{i}")
+        for step in range(1, 9):
+            assert core.report(f"t{i}", step, float(i)).action == CONTINUE
+        core.remove(f"t{i}", last=(9, float(i)))
+    assert [b.halves for b in core._bands[0] if b] == [0]
+
+
 def test_fifo_core_always_continues():
     from scalehp.schedulers import FifoSettings
 

@@ -157,6 +157,31 @@ def test_workers_out_of_range_are_refused_at_the_flag(tmp_path, workers):
         simulate(_experiment(tmp_path), _source(tmp_path), workers=workers)
 
 
+def test_hyperband_pauses_halves_and_resumes_in_simulated_time(tmp_path):
+    """Brackets fill, trials pause at rungs (freeing the worker, keeping their place), each halving
+    keeps ceil(n / eta) of the bracket and the kept ones go on from the next step."""
+    source = _source(tmp_path)
+    hyperband = {"hyperband": {"reduction_factor": 3}}
+    summary = simulate(_experiment(tmp_path, scheduler=hyperband, concurrency=12), source, workers=12, decision_time=False)
+    tables = read_results(summary.path)
+    events, reports = tables.events, tables.reports
+    assert {"pause", "continue", "stop"} <= set(events["action"])
+    steps = reports.groupby("trial_id")["step"].apply(list)
+    assert all(s == list(range(1, len(s) + 1)) for s in steps)  # each step once, in order, after a pause too
+    halvings = events[events["action"].isin(["continue", "stop"])].groupby(["rung", "bracket", "time"])
+    for (rung, bracket, _), rows in halvings:
+        kept = rows[rows["action"] == "continue"]
+        assert 1 <= len(kept) <= -(-len(rows) // 3) + 1
+        stopped = rows[rows["action"] == "stop"]
+        assert (stopped["value"].min() >= kept["value"].max()) if len(kept) and len(stopped) else True
+        assert all(steps[t][-1] == rung for t in stopped["trial_id"])  # a stopped trial reports no more
+        assert all(steps[t][-1] > rung for t in kept["trial_id"])  # a kept one goes on
+    paused = events[events["action"] == "pause"]
+    assert all(steps[t][-1] >= s for t, s in zip(paused["trial_id"], paused["step"]))
+    again = simulate(_experiment(tmp_path, scheduler=hyperband, concurrency=12), source, workers=12, decision_time=False)
+    assert _rows(summary, "events") == _rows(again, "events")
+
+
 def test_the_cli_simulates_and_refuses_bad_input_with_exit_2(tmp_path):
     source = _source(tmp_path)
     file = tmp_path / "exp.yaml"
@@ -180,10 +205,11 @@ def test_the_cli_simulates_and_refuses_bad_input_with_exit_2(tmp_path):
         assert bad.exit_code == 2 and says in bad.output and "Traceback" not in bad.output, bad.output
     missing = runner.invoke(main, ["simulate", str(file), "--bench", str(tmp_path / "nothing"), "--workers", "4"])
     assert missing.exit_code == 2 and "no such results folder or bundled bank" in missing.output
-    hyperband = tmp_path / "hb.yaml"
-    hyperband.write_text(file.read_text().replace("{asha: {grace_steps: 1}}", "hyperband"))
-    refused = runner.invoke(main, ["simulate", str(hyperband), "--bench", str(source), "--workers", "4"])
-    assert refused.exit_code == 2 and "scheduler" in refused.output and "not simulated yet" in refused.output
+    pbt = tmp_path / "pbt.yaml"
+    pbt.write_text(
+file.read_text().replace("{asha: {grace_steps: 1}}", "{pbt: {interval_steps: 3, mutate: [x]}}"))
+    refused = runner.invoke(main, ["simulate", str(pbt), "--bench", str(source), "--workers", "4"])
+    assert refused.exit_code == 2 and "scheduler" in refused.output and "not simulated" in refused.output, refused.output
 
 
 @pytest.mark.slow

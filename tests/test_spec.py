@@ -67,6 +67,7 @@ def test_same_experiment_from_python_dict(tmp_path):
         (("{int: [1, 8], step: 1}", "{int: [1, 8], choice: [1]}"), "space.n", "one kind per param"),
         (("log: true}", "lgo: true}"), "space.x.lgo", "did you mean 'log'"),
         (("scheduler:", "schedulr:"), "schedulr", "did you mean 'scheduler'"),
+        (("log: true}", "log: true, mutate: [x]}"), "space.x.mutate", "'mutate' here; it belongs under scheduler.pbt"),
         (("name: demo", "name: ../escape"), "name", "not a valid name"),
         (("name: demo", "name: /abs"), "name", "not a valid name"),
         (("quadratic", "quadratic()"), "trainable", "module:function"),

@@ -81,13 +81,16 @@ class Decision:
     """A core's answer to a report: the action, and the event rows that explain it.
 
     ``donor`` and ``config`` are set by the population cores on ``exploit``: the trial to copy
-    and the explored config to resume with.
+    and the explored config to resume with. ``others`` are decisions taken at the same time about
+    other, paused trials, as (trial id, ``continue`` or ``stop``): Hyperband halving a bracket
+    resumes the paused trials it keeps and stops the rest.
     """
 
     action: str
     events: tuple[dict, ...] = ()
     donor: str | None = None
     config: dict[str, Any] | None = None
+    others: tuple[tuple[str, str], ...] = ()
 
 
 class Core:
@@ -97,10 +100,16 @@ class Core:
         """A trial reported ``value`` at ``step``: what it does next."""
         return Decision(CONTINUE)
 
-    def remove(self, trial_id: str, *, completed: bool = True, last: tuple[int, float | None] | None = None) -> None:
+    def remove(
+        self, trial_id: str, *, completed: bool = True, last: tuple[int, float | None] | None = None
+    ) -> Decision | None:
         """The trial ended; ``completed`` (finished or stopped while running, Ray's ``on_trial_complete``)
         feeds its last result once more as Ray does (``last``: (step, value) of that result, when the
-        runtime has it), ``False`` (an error, or removed while paused) does not."""
+        runtime has it), ``False`` (an error, or removed while paused) does not.
+
+        Returns what the end decided about other trials (Hyperband: a bracket waiting on this trial
+        halves), or None."""
+        return None
 
     def restore(self, events: list[dict]) -> None:
         """Rebuild the state from recorded event rows, in recorded order."""

@@ -1,9 +1,18 @@
 """Synchronous Hyperband (Li et al., 2018), as Ray's ``HyperBandScheduler`` runs it.
 
-Ray stays the executor (it pauses trials until their bracket catches up and resumes them from
-checkpoints); the core here holds the halving decision, so that it is the same pure rule
-whatever drives it: the bracket's live trials ranked by their last value (NaN and inf worst),
-the best ``keep`` continue, the rest stop.
+The core owns the brackets, as Ray's scheduler does: a new trial joins the current bracket
+until it is full (Ray's order: bracket ``s = 0, 1, ...`` of a band, ``s = 0`` running its
+trials to ``max_steps`` without halving), runs until the bracket's next rung and is paused
+there; when every live trial of the bracket has reached the rung, the bracket halves: its
+live trials ranked by their last value (NaN and inf worst), the best ``ceil(n / eta)``
+continue (paused ones are resumed), the rest stop. A bracket whose last rung lies below
+``max_steps`` (Ray rounds rungs down) stops its trials there. ``tests/test_scheduler_cores``
+drives this core and Ray's ``HyperBandScheduler`` with the same reports and compares every
+decision, the other trials' included.
+
+``scalehp simulate`` runs on this core. The Tune runtime still lets Ray's class hold the
+brackets (it pauses and resumes the trials) and takes only the halving from here
+(:meth:`HyperbandCore.halve`).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from scalehp.schedulers.base import (
     STOP,
     Bracket,
     Core,
+    Decision,
     Options,
     Preview,
     Settings,
@@ -90,6 +100,13 @@ def preview(experiment: Any, trials: int) -> Preview:
                 previous = rung
                 n = max(1, math.ceil(n / eta))
     warnings = []
+    first = brackets[0].trials  # bracket 0 runs its trials to max_steps without halving
+    if experiment.concurrency is not None and experiment.concurrency <= first:
+        warnings.append(
+            f"concurrency {experiment.concurrency} is not above bracket 0's {first} trials: a new trial joins the "
+            "current bracket while it has room, and bracket 0 regains room as each of its trials ends, so every "
+            f"trial runs to max_steps as under fifo; set concurrency above {first} to halve"
+        )
     if experiment.search.algorithm in MODEL_BASED:
         warnings.append("hyperband pauses trials between rungs; a model-based searcher sees their results late")
     return Preview(
@@ -121,13 +138,137 @@ class Halving:
     events: tuple[dict, ...]
 
 
+class _Bracket:
+    """Ray's hyperband ``_Bracket``: ``n`` trials at most, halved at ``rung`` steps, ``halves`` left."""
+
+    def __init__(self, s: int, n0: int, r0: int) -> None:
+        self.n, self.r, self.rung, self.halves = n0, r0, r0, s
+        self.live: dict[str, tuple[int | None, float | None]] = {}  # trial id -> last (step, value), in order added
+        self.processed = False  # Ray's ``is_being_processed``: set at the first halving, never cleared
+
+    def filled(self) -> bool:
+        return len(self.live) == self.n
+
+    def reached(self) -> bool:
+        """Every live trial has reached the rung (Ray's ``cur_iter_done``)."""
+        return all((step or 0) >= self.rung for step, _ in self.live.values())
+
+    def finished(self) -> bool:
+        return self.halves == 0 and self.reached()
+
+    def below_rung(self, trial_id: str) -> bool:
+        """Ray's ``continue_trial``: the trial has not reached the rung yet."""
+        return (self.live[trial_id][0] or 0) < self.rung
+
+
 class HyperbandCore(Core):
-    """Hyperband's halving decision; ``report`` always continues (Ray pauses and resumes)."""
+    """Hyperband's decisions: brackets filled in Ray's order, trials paused at rungs, brackets halved.
+
+    ``report`` answers ``continue``, ``pause`` or ``stop`` for the reporting trial, with the
+    decisions about the bracket's paused trials in ``Decision.others``; ``remove`` may halve a
+    bracket that was waiting only on the removed trial.
+    """
 
     def __init__(self, settings: HyperbandSettings, mode: str, seed: int | None = None) -> None:
         self.settings = settings
         self.mode = mode
         self._sign = sign(mode)
+        eta, max_t = settings.reduction_factor, settings.max_steps
+        self._s_max_1 = int(np.round(np.log(max_t) / np.log(eta))) + 1  # Ray's, numpy's rounding
+        self._bands: list[list[_Bracket | None]] = [[]]
+        self._current: _Bracket | None = None
+        self._of: dict[str, _Bracket] = {}
+
+    def add(self, trial_id: str) -> None:
+        """A new trial joins the current bracket, or the next one once it is full (Ray's ``on_trial_add``)."""
+        if trial_id in self._of:
+            return
+        eta, max_t = self.settings.reduction_factor, self.settings.max_steps
+        if self._current is None or self._current.filled():
+            while True:
+                if len(self._bands[-1]) == self._s_max_1:
+                    self._bands.append([])
+                band = self._bands[-1]
+                s = len(band)
+                r0 = int(max_t * eta ** (-s))
+                self._current = _Bracket(s, int(np.ceil(self._s_max_1 / (s + 1) * eta**s)), r0) if r0 else None
+                band.append(self._current)
+                if self._current is not None:
+                    break
+        self._current.live[trial_id] = (None, None)
+        self._of[trial_id] = self._current
+
+    def report(self, trial_id: str, step: int, value: float | None) -> Decision:
+        self.add(trial_id)
+        bracket = self._of[trial_id]
+        bracket.live[trial_id] = (step, value)
+        if bracket.below_rung(trial_id):
+            return Decision(CONTINUE)
+        return self._process(bracket, trial_id)
+
+    def remove(
+        self, trial_id: str, *, completed: bool = True, last: tuple[int, float | None] | None = None
+    ) -> Decision | None:
+        """The trial left its bracket (Ray's ``on_trial_remove``); a bracket now waiting on nobody halves."""
+        bracket = self._of.pop(trial_id, None)
+        if bracket is None:
+            return None
+        bracket.live.pop(trial_id, None)
+        if not bracket.finished() and not bracket.processed:
+            return self._process(bracket, None)
+        return None
+
+    def _drop(self, bracket: _Bracket, trial_id: str) -> None:
+        bracket.live.pop(trial_id, None)
+        self._of.pop(trial_id, None)
+
+    def _process(self, bracket: _Bracket, current: str | None) -> Decision:
+        """Ray's ``_process_bracket``: pause until the bracket has reached its rung, then halve it."""
+        action, events, others = PAUSE, [], []
+        if not bracket.reached():
+            if current is None:
+                return Decision(CONTINUE)
+            step, value = bracket.live[current]
+            return Decision(PAUSE, (self.paused(current, step, value, bracket.rung, bracket.halves),))
+        if bracket.finished():  # the last rung lies below max_steps: its trials stop there
+            for trial_id, (step, value) in list(bracket.live.items()):
+                row = self.ended(trial_id, step, value, bracket.rung, bracket.halves)
+                if row is not None:
+                    events.append(row)
+                if trial_id != current:
+                    others.append((trial_id, STOP))
+                    self._drop(bracket, trial_id)
+            return Decision(STOP, tuple(events), others=tuple(others))
+        bracket.processed = True
+        rung, number, live = bracket.rung, bracket.halves, dict(bracket.live)
+        bracket.halves -= 1
+        bracket.n = self.kept(bracket.n)
+        bracket.r = int(min(bracket.r * self.settings.reduction_factor, self.settings.max_steps))
+        bracket.rung = bracket.r
+        halving = self.halve(live, min(bracket.n, len(live)), rung, number)
+        events += halving.events
+        for trial_id in halving.stop:
+            if trial_id == current:
+                action = STOP
+            else:
+                others.append((trial_id, STOP))
+            self._drop(bracket, trial_id)
+        for trial_id in halving.keep:
+            if bracket.below_rung(trial_id):
+                if trial_id == current:
+                    action = CONTINUE
+                else:
+                    others.append((trial_id, CONTINUE))
+            elif bracket.finished():
+                if trial_id == current:
+                    action = STOP
+                else:
+                    others.append((trial_id, STOP))
+                self._drop(bracket, trial_id)
+        if action == PAUSE and current is not None:
+            step, value = live[current]
+            events.append(self.paused(current, step, value, bracket.rung, bracket.halves))
+        return Decision(action, tuple(events), others=tuple(others))
 
     def kept(self, n: int) -> int:
         """How many of a bracket's ``n`` trials survive a halving (Ray's ``ceil(n / eta)``)."""

@@ -13,17 +13,20 @@ What is the same as a real run, by construction:
 * the searcher: Ray's own variant generator for random and grid search over a flat space
   (the very configs, in the same order, that a seeded ``scalehp run`` starts), scalehp's
   seeded sampler for conditional spaces, Ray's hyperopt and optuna searchers otherwise;
-* the scheduler: the decision core of :mod:`scalehp.schedulers` (FIFO, ASHA, median
-  stopping), called as the Ray adapter calls it: a report at ``max_steps`` ends the trial
-  without a decision (Ray's stopper ends it first), a ``stop`` ends it;
+* the scheduler: the decision core of :mod:`scalehp.schedulers` (FIFO, ASHA, Hyperband,
+  median stopping), called as the Ray adapter calls it: a report at ``max_steps`` ends the
+  trial without a decision (Ray's stopper ends it first), a ``stop`` ends it, a ``pause``
+  (Hyperband) frees the worker but keeps the trial's place among the ``workers`` live trials
+  (as Ray's concurrency limit counts paused trials) until its bracket halves and resumes or
+  stops it; resuming takes no simulated time;
 * the tables: :class:`~scalehp.recorder.RunRecorder` writes ``trials``, ``reports`` and
   ``events`` and the plan, so ``results``, ``sql``, ``plot``, ``report`` and warm start read
   a simulated run like any other. Time columns hold simulated time from
   :data:`START`; ``plan.json`` has a ``simulated`` entry (source, workers, the
   nearest-neighbour rule) and its ``created_at`` is the only wall-clock time.
 
-Hyperband and the population schedulers (PBT, PB2) decide through Ray's own classes, which
-need Ray's trial runner: they are not simulated yet.
+The population schedulers (PBT, PB2) are not simulated: an exploiting trial continues from
+another trial's checkpoint with new params, a curve no table holds.
 """
 
 from __future__ import annotations
@@ -41,14 +44,14 @@ from scalehp.errors import SpecError
 from scalehp.recorder import Progress, RunRecorder
 from scalehp.results.schema import param_fields
 from scalehp.results.sink import ParquetSink
-from scalehp.schedulers import core
+from scalehp.schedulers import Decision, core
 from scalehp.simulator.curves import NEAREST, Curves, from_results
 from scalehp.spec import Experiment
 
 START = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc).timestamp()
 """Simulated time 0, as the time columns show it: 2000-01-01T00:00:00Z."""
 
-SIMULATED_SCHEDULERS = ("fifo", "asha", "median_stopping")
+SIMULATED_SCHEDULERS = ("fifo", "asha", "hyperband", "median_stopping")
 MAX_WORKERS = 100_000
 
 
@@ -67,10 +70,15 @@ class SimulatedClock:
 
 @dataclass
 class _Running:
+    """A live trial: running a step, or paused (Hyperband) until its bracket halves."""
+
     trial_id: str
     config: dict[str, Any]
     curve: int
     elapsed_s: float = 0.0
+    step: int = 0
+    value: float | None = None
+    paused: bool = False
 
 
 def check(plan: Plan, workers: int, hours: float | None) -> None:
@@ -81,7 +89,8 @@ def check(plan: Plan, workers: int, hours: float | None) -> None:
         raise SpecError(f"must be more than 0 and at most a year of hours, got {hours!r}", source="--hours")
     if plan.scheduler not in SIMULATED_SCHEDULERS:
         raise plan.experiment.error(
-            "scheduler", f"{plan.scheduler} is not simulated yet; simulate uses {', '.join(SIMULATED_SCHEDULERS)}"
+            "scheduler", f"{plan.scheduler} is not simulated: an exploit continues another trial's checkpoint with new "
+            f"params, a curve no table holds; simulate uses {', '.join(SIMULATED_SCHEDULERS)}"
         )
 
 
@@ -187,12 +196,29 @@ def simulate(
         schedule(trial, 1, spent)
         return True
 
-    def end(trial: _Running, step: int, value: float | None) -> None:
-        decider.remove(trial.trial_id, completed=True, last=(step, value))
+    def end(trial: _Running) -> None:
+        del running[trial.trial_id]
+        act(decider.remove(trial.trial_id, completed=True, last=(trial.step, trial.value)))
         recorder.end_trial(trial.trial_id, config=trial.config)
         if searcher is not None:
-            searcher.on_trial_complete(trial.trial_id, result={metric: value} if value is not None else None)
-        del running[trial.trial_id]
+            result = {metric: trial.value} if trial.value is not None else None
+            searcher.on_trial_complete(trial.trial_id, result=result)
+
+    def act(decision: Decision | None, spent: float = 0.0) -> None:
+        """Record a decision's rows, then carry out what it decided about other (paused) trials."""
+        if decision is None:
+            return
+        for event in decision.events:
+            recorder.decide(event)
+        for trial_id, action in decision.others:
+            other = running.get(trial_id)
+            if other is None or not other.paused:
+                continue
+            other.paused = False
+            if action == "stop":
+                end(other)
+            else:  # resumed (Ray restores it from its checkpoint; the restore takes no simulated time)
+                schedule(other, other.step + 1, spent)
 
     while True:
         while len(running) < workers and not recorder.over() and start():
@@ -208,18 +234,19 @@ def simulate(
         metrics = curve.metrics[step - 1]
         trial.elapsed_s += curve.durations[step - 1]
         recorder.report(trial_id, step, metrics, elapsed_s=trial.elapsed_s)
-        value = metrics.get(metric)
+        trial.step, trial.value = step, metrics.get(metric)
         if recorder.ended is not None:
             break
         if step >= max_steps:
-            end(trial, step, value)
+            end(trial)
         else:
-            decision, spent = measured(lambda: decider.report(trial_id, step, value))
-            for event in decision.events:
-                recorder.decide(event)
+            decision, spent = measured(lambda: decider.report(trial_id, step, trial.value))
+            if decision.action == "pause":
+                trial.paused = True  # (a paused trial keeps its place among the live ones, as under Ray)
+            act(decision, spent)
             if decision.action == "stop":
-                end(trial, step, value)
-            else:
+                end(trial)
+            elif decision.action != "pause":
                 schedule(trial, step + 1, spent)
         if on_progress is not None and time.monotonic() - last_progress >= 0.5:
             last_progress = time.monotonic()
