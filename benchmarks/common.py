@@ -15,11 +15,12 @@ if str(ROOT) not in sys.path:  # `python benchmarks/x.py` puts benchmarks/ first
     sys.path.insert(0, str(ROOT))
 
 
-def versions() -> str:
+def versions(extra: tuple[str, ...] = ()) -> str:
+    """The versions of python and the packages a benchmark compares (``extra``: its own others), those installed."""
     from importlib import metadata
 
     found = [f"python {platform.python_version()}"]
-    for package in ("scalehp", "ray", "optuna", "pyarrow", "torch"):
+    for package in ("scalehp", "ray", "optuna", "pyarrow", "torch", *extra):
         try:
             found.append(f"{package} {metadata.version(package)}")
         except metadata.PackageNotFoundError:
@@ -32,9 +33,9 @@ def load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def header(title: str) -> None:
+def header(title: str, extra: tuple[str, ...] = ()) -> None:
     print(f"# {title}")
-    print(f"# {versions()}")
+    print(f"# {versions(extra)}")
     print(f"# {platform.platform()}, {os.cpu_count()} CPUs, {load()}")
     sys.stdout.flush()
 

@@ -27,6 +27,7 @@ import datetime as dt
 import logging
 import math
 import time as _time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
@@ -288,6 +289,7 @@ class RunRecorder:
             finished = record.step is not None and record.step >= self.max_steps
             status = "error" if error is not None else "stopped" if record.stopped or not finished else "completed"
         self._write_row(trial_id, status, error)
+        del self.trials[trial_id]  # its row holds it now: memory does not grow with ended trials
         if status == "error":
             self.failed += 1
             if self.max_failed is not None and self.failed >= self.max_failed:
@@ -350,13 +352,13 @@ class RunRecorder:
         self.sink.flush()
 
     def progress(self, running: int) -> Progress:
-        statuses = list(self.statuses.values())
+        statuses = Counter(self.statuses.values())
         return Progress(
             trials=self.plan.trials,
             running=running,
-            completed=statuses.count("completed"),
-            stopped=statuses.count("stopped"),
-            errors=statuses.count("error"),
+            completed=statuses["completed"],
+            stopped=statuses["stopped"],
+            errors=statuses["error"],
             elapsed_s=self.clock.monotonic() - self.started,
             metric=self.metric,
             best=self.best[0] if self.best else None,

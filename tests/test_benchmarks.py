@@ -115,12 +115,73 @@ def test_digits_benchmark_runs_small():
     assert re.search(r"ASHA runs [\d.]+x fewer steps and finishes the run [\d.]+x sooner", text), text
 
 
-def test_simulated_benchmark_runs_small():
+def test_simulated_benchmark_runs_small(tmp_path):
     text = _bench(
         "benchmarks/simulated.py", "--workers", "8", "--seeds", "3", "--samples", "40",
-        "--combo", "random+fifo", "--combo", "random+asha",
+        "--combo", "random+fifo", "--combo", "random+asha", "--combo", "topk-1epoch", "--out", str(tmp_path),
     )
     assert "## 8 workers" in text
-    for name in ("random+fifo", "random+asha"):
+    for name in ("random+fifo", "random+asha", "topk-1epoch"):
         assert re.search(rf"^{re.escape(name)}\s+[\d.]+ \[[\d.]+,[\d.]+\]", text, re.M), text
     assert re.search(r"random\+asha (reaches random\+fifo's final best [\d.]+x sooner|never reaches)", text), text
+    assert "topk-1epoch: k = 2 of 40" in text  # ASHA's planned trials at max_steps: ceil(40 / 3**3)
+    # the picture and the page that embeds it and the table
+    assert (tmp_path / "regret.png").read_bytes().startswith(b"\x89PNG")
+    page = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64," in page and "## 8 workers" in page and "topk-1epoch" in page
+    assert f"# wrote {tmp_path / 'report.html'}" in text
+
+
+def test_topk_1epoch_baseline_on_the_simulated_clock(tmp_path):
+    """The seed's random configs each train one epoch; the k best by it train on to max_steps."""
+    import numpy as np
+
+    from benchmarks.simulated import ROOT as BENCH_ROOT
+    from benchmarks.simulated import _experiment, seed_configs, topk_1epoch
+    from scalehp import load_experiment
+    from scalehp.compiler import compile_plan
+    from scalehp.results.store import read_results
+    from scalehp.simulator import simulate
+    from scalehp.simulator.curves import from_results
+
+    base = load_experiment(BENCH_ROOT / "experiments" / "simulate_digits_mlp.yaml").to_dict()
+    base["budget"] = {**base["budget"], "samples": 30}
+    curves = from_results("digits-mlp", compile_plan(load_experiment(base)))
+    indices = seed_configs(base, 0, curves)
+    assert len(indices) == 30 and indices == seed_configs(base, 0, curves) != seed_configs(base, 1, curves)
+    # the very configs, in order, that random+fifo starts for the seed
+    fifo = simulate(_experiment(base, "random+fifo", 0, {"algorithm": "random"}, "fifo", str(tmp_path)), curves, workers=8)
+    trials = read_results(fifo.path).trials.sort_values("trial_id")
+    params = trials[[f"param_{name}" for name in curves.names]].to_dict("records")
+    assert [curves.nearest({k[len("param_"):]: v for k, v in p.items()}) for p in params] == indices
+    k, workers, steps = 4, 8, 20
+    seconds, best = topk_1epoch(curves, indices, workers=workers, k=k, max_steps=steps, metric="val_loss", mode="min")
+    assert len(seconds) == 30 + k * (steps - 1)  # one report per step run
+    assert np.all(np.diff(seconds) >= 0) and np.all(np.diff(best) <= 0)
+    finals = [c.metrics[steps - 1]["val_loss"] for c in curves.curves]
+    best_known = min(finals)
+    regret = (best - best_known) / (np.median(finals) - best_known)
+    assert np.all(np.diff(regret) <= 0) and regret[-1] >= 0
+    # it ends at the best value its runs saw: every epoch 1, and the k best of those trained on
+    first = [curves.curves[i].metrics[0]["val_loss"] for i in indices]
+    top = sorted(range(30), key=lambda j: (first[j], j))[:k]
+    seen = first + [m["val_loss"] for j in top for m in curves.curves[indices[j]].metrics[:steps]]
+    assert best[-1] == min(seen)
+    assert best[-1] >= min(m["val_loss"] for i in indices for m in curves.curves[i].metrics[:steps])
+    # the clock: 8 workers take the 30 first epochs in order, each when it is free; once every
+    # first epoch has ended, the k trials (k <= workers) run on from epoch 2, all at once
+    free, first_ends = [0.0] * workers, []
+    for i in indices:
+        worker = free.index(min(free))
+        free[worker] += curves.curves[i].durations[0]
+        first_ends.append(free[worker])
+    barrier = max(first_ends)
+    assert list(seconds[:30]) == sorted(first_ends) and seconds[30] > barrier
+
+    def trained_on(j: int) -> float:
+        end = barrier
+        for duration in curves.curves[indices[j]].durations[1:steps]:
+            end += duration
+        return end
+
+    assert seconds[-1] == max(trained_on(j) for j in top)

@@ -168,3 +168,21 @@ def test_before_write_runs_before_rows_reach_the_disk(tmp_path):
     recorder.report("a", 1, {"loss": 1.0})
     recorder.end_trial("a")
     assert seen == [0]
+
+
+def test_progress_counts_ended_trials_and_an_ended_trial_is_forgotten(tmp_path):
+    """Memory does not grow with ended trials: their record goes once the row is written."""
+    clock = FakeClock()
+    recorder, _ = _recorder(tmp_path, clock)
+    for i, (steps, error) in enumerate([(3, None), (1, None), (2, "boom")]):
+        recorder.start(f"t{i}", {"x": 0.1 * i})
+        for step in range(1, steps + 1):
+            clock.advance(1.0)
+            recorder.report(f"t{i}", step, {"loss": 1.0 / step})
+        recorder.end_trial(f"t{i}", error=error)
+    recorder.start("t3", {"x": 0.9})
+    progress = recorder.progress(running=1)
+    assert (progress.completed, progress.stopped, progress.errors, progress.running) == (1, 1, 1, 1)
+    assert set(recorder.trials) == {"t3"} and recorder.end_trial("t0") is None  # ended once
+    recorder.report("t0", 3, {"loss": 0.1})  # a late report of an ended trial changes nothing
+    assert set(recorder.trials) == {"t3"}

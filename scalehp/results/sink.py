@@ -79,7 +79,15 @@ def _as_time(value: Any) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(float(value), tz=UTC)
 
 
+_PLAIN = {"float": {float, type(None)}, "int": {int, type(None)}, "str": {str, type(None)}}
+
+
 def _column(values: list[Any], kind: pa.DataType) -> pa.Array:
+    plain = set(map(type, values))  # plain Python values go to Arrow as they are, in one call
+    if pa.types.is_floating(kind) and plain <= _PLAIN["float"] or pa.types.is_integer(kind) and plain <= _PLAIN["int"]:
+        return pa.array(values, kind)
+    if pa.types.is_string(kind) and plain <= _PLAIN["str"]:
+        return pa.array(values, pa.string())
     if pa.types.is_floating(kind):
         return pa.array([_as_float(v) for v in values], kind)
     if pa.types.is_integer(kind):
@@ -166,18 +174,20 @@ def put_part(filesystem: Any, folder: str, table: pa.Table) -> str:
     return path
 
 
-def write_part(folder: Path, table: pa.Table) -> Path:
-    """Write ``table`` as a new part file in ``folder``, atomically and durably."""
+def write_part(folder: Path, table: pa.Table, sync: bool = True) -> Path:
+    """Write ``table`` as a new part file in ``folder``, atomically, and durably unless ``sync`` is False."""
     folder.mkdir(parents=True, exist_ok=True)
     name = _part_name()
     temporary = folder / f".{name}.tmp"
     with open(temporary, "wb") as handle:
         pq.write_table(table, handle, compression="zstd")
-        handle.flush()
-        os.fsync(handle.fileno())
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
     final = folder / name
     os.replace(temporary, final)
-    _fsync_dir(folder)
+    if sync:
+        _fsync_dir(folder)
     return final
 
 
@@ -212,7 +222,8 @@ class ParquetSink:
         metric_names: ``metric_*`` column -> metric name, recorded in each part's field
             metadata; the writer may keep adding to it while rows are written.
         durable: :meth:`commit` makes rows survive a crash; False (a simulation, run again
-            rather than resumed): it does nothing, rows go out with the next flush.
+            rather than resumed): it does nothing, rows go out with the next flush, and parts
+            are renamed into place without fsync.
 
     A sink that opens a local run folder first writes as parts the rows a killed writer left
     in the journal only (``scalehp resume``).
@@ -326,7 +337,7 @@ class ParquetSink:
         if covers:
             data = data.replace_schema_metadata({journal.COVERS: json.dumps(covers)})
         if self.filesystem is None:
-            write_part(self.run_dir / table, data)
+            write_part(self.run_dir / table, data, sync=self.durable)
         else:
             put_part(self.filesystem, f"{self.run_dir}/{table}", data)
         self.parts_written += 1

