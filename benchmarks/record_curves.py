@@ -1,13 +1,15 @@
-"""Record the bundled curve bank that ``scalehp simulate --bench digits-mlp`` replays.
+"""Record the bundled curve banks that ``scalehp simulate --bench digits-mlp`` (or ``digits-cnn``) replays.
 
-The bank is a scalehp run, recorded by scalehp itself: ``experiments/simulate_digits_mlp.yaml``'s
+A bank is a scalehp run, recorded by scalehp itself: ``experiments/simulate_digits_mlp.yaml``'s
 space (the torch MLP of ``experiments/trainables/digits.py`` on scikit-learn's digits, which
-ships with scikit-learn: nothing is downloaded), FIFO, random search, every trial trained to
-the last epoch, one CPU each. Every epoch's validation loss and accuracy and its real time
-(``elapsed_s``) are in the run's ``reports`` table. The run's ``plan.json`` and its ``trials``
-and ``reports`` tables (one part each; not Ray's state) go to ``scalehp/simulator/banks/digits-mlp``.
+ships with scikit-learn: nothing is downloaded), or ``simulate_digits_cnn.yaml``'s (a small CNN,
+same trainable), FIFO, random search, every trial trained to the last epoch, one CPU each.
+Every epoch's validation loss and accuracy and its real time (``elapsed_s``) are in the run's
+``reports`` table. The run's ``plan.json`` and its ``trials`` and ``reports`` tables (one part
+each; not Ray's state) go to ``scalehp/simulator/banks/<bank>``.
 
-    python benchmarks/record_curves.py                      # 400 configs x 20 epochs (~10 min on 2 cores)
+    python benchmarks/record_curves.py                      # digits-mlp: 400 configs x 20 epochs (~4 min on 2 cores)
+    python benchmarks/record_curves.py --bank digits-cnn --samples 2000   # 2,000 configs x 15 epochs of the CNN (~40 min)
     python benchmarks/record_curves.py --samples 40 --out /tmp/bank   # a small one elsewhere
 """
 
@@ -25,8 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import header  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENT = ROOT / "experiments" / "simulate_digits_mlp.yaml"
-BANK = ROOT / "scalehp" / "simulator" / "banks" / "digits-mlp"
+BANKS = ("digits-mlp", "digits-cnn")
+
+
+def experiment_of(bank_name: str) -> Path:
+    """The experiment file a bank is recorded from (and simulated with)."""
+    return ROOT / "experiments" / f"simulate_{bank_name.replace('-', '_')}.yaml"
 
 
 def bank(run_dir: Path, out: Path) -> None:
@@ -44,31 +50,33 @@ def bank(run_dir: Path, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bank", choices=BANKS, default=BANKS[0])
     parser.add_argument("--samples", type=int, default=400)
-    parser.add_argument("--out", type=Path, default=BANK)
+    parser.add_argument("--out", type=Path, default=None, help="default: scalehp/simulator/banks/<bank>")
     args = parser.parse_args(argv)
+    out = args.out or ROOT / "scalehp" / "simulator" / "banks" / args.bank
 
     from scalehp import load_experiment
     from scalehp.runner import run
 
-    data = load_experiment(EXPERIMENT).to_dict()
+    data = load_experiment(experiment_of(args.bank)).to_dict()
     data.update(
-        name="digits-mlp-bank",
+        name=f"{args.bank}-bank",
         budget={"samples": args.samples, "max_steps": data["budget"]["max_steps"]},
         scheduler="fifo",
         search={"algorithm": "random"},
         seed=2026,
     )
-    header(f"record curves: {args.samples} configs x {data['budget']['max_steps']} epochs of the digits MLP")
+    header(f"record curves: {args.samples} configs x {data['budget']['max_steps']} epochs, bank {args.bank}")
     with tempfile.TemporaryDirectory(prefix="scalehp-bank-") as tmp:
         start = time.perf_counter()
         summary = run(load_experiment({**data, "results": tmp}))
         took = time.perf_counter() - start
         if summary.completed != args.samples:
             raise SystemExit(f"only {summary.completed} of {args.samples} trials completed")
-        bank(Path(summary.path), args.out)
-    size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    print(f"{summary.trials} trials in {took:.0f} s; bank {args.out} ({size / 1e6:.2f} MB); best val_loss {summary.best_value:.4f}")
+        bank(Path(summary.path), out)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"{summary.trials} trials in {took:.0f} s; bank {out} ({size / 1e6:.2f} MB); best val_loss {summary.best_value:.4f}")
     return 0
 
 

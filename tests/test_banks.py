@@ -34,7 +34,7 @@ needs_wheel = pytest.mark.skipif(not WHEEL.is_file(), reason=f"no simple-hpo-ben
 
 def _experiment_file(bank: str) -> Path:
     """The experiment file a bundled bank is simulated with."""
-    name = "digits_mlp" if bank == "digits-mlp" else bank.split("-")[0]
+    name = bank.replace("-", "_") if bank.startswith("digits-") else bank.split("-")[0]
     return ROOT / "experiments" / f"simulate_{name}.yaml"
 
 

@@ -397,7 +397,7 @@ def try_(file: str, seed: int | None, steps: int | None) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path())
-@click.option("--bench", required=True, help="Curves to simulate with: a scalehp results folder, or a bundled bank (digits-mlp, nasbench201-cifar10, fcnet-naval_propulsion, hpobench-australian).")
+@click.option("--bench", required=True, help="Curves to simulate with: a scalehp results folder, or a bundled bank (digits-mlp, digits-cnn, nasbench201-cifar10, fcnet-naval_propulsion, hpobench-australian).")
 @click.option("--workers", type=int, required=True, help="Trials at once.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Runs with seeds seed, seed+1, ...")
 @click.option("--hours", type=float, default=None, help="Simulated hours each run may take.")
