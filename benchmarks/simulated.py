@@ -156,14 +156,14 @@ def asha_options(base: dict[str, Any]) -> dict[str, Any]:
 def seed_configs(base: dict[str, Any], seed: int, curves) -> list[int]:
     """The curve of each config the random searcher draws for ``seed``, in its order.
 
-    ``scalehp.simulator.suggestions`` on the seed's random-search plan: the configs, in the
+    ``scalehp.runner.search.suggestions`` on the seed's random-search plan: the configs, in the
     order, that random+fifo and random+asha start for that seed.
     """
     from scalehp.compiler import compile_plan
-    from scalehp.simulator import suggestions
+    from scalehp.runner.search import suggestions
 
     configs, _ = suggestions(compile_plan(_experiment(base, TOPK, seed, {"algorithm": "random"}, "fifo", "unused")))
-    return [curves.nearest(config) for config in configs]
+    return [curves.nearest(config) for _, config in configs]
 
 
 def topk_1epoch(

@@ -48,3 +48,11 @@ def cpu_steps(config: dict, trial) -> None:
         loss = (config["x"] - 0.3) ** 2 + 1.0 / step
         inside += time.perf_counter() - start
         trial.report(step, {"loss": loss, "inside_s": inside})
+
+
+def cpu_1ms(config: dict, trial) -> None:
+    """A scalehp trainable that keeps one core busy for 1 ms (a busy wait), then reports once."""
+    end = time.perf_counter() + 0.001
+    while time.perf_counter() < end:
+        pass
+    trial.report(1, {"loss": (config["x"] - 0.3) ** 2})

@@ -6,7 +6,9 @@ The pipeline, one step each::
     compile_plan(exp)      -> Plan           compiler.py, schedulers/, warmstart.py
                                                                     (checks, budget and schedule preview)
     run(plan)              -> RunSummary     runner/, recorder.py   (Ray Tune -> Parquet tables; the
-                                                                    recorder writes them, schedulers/ decide)
+                                                                    recorder writes them, schedulers/ decide;
+                                                                    ``runtime: swarm``: swarm/, batches of
+                                                                    short trials on Ray workers)
     read_results(path)     -> Results        results/               (trials, reports, events)
     answers                                  analysis/              (leaderboard, curves, importance, plots, report)
 

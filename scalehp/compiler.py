@@ -44,12 +44,14 @@ class Plan:
     expected_steps: int = 0  # steps under the scheduler's expected early stopping
     columns: dict[str, str] = field(default_factory=dict)  # param name -> Parquet column
     warnings: tuple[str, ...] = ()
-    sampler: str | None = None  # optuna's sampler: tpe | cmaes | nsga2
+    sampler: str | None = None  # optuna's sampler: tpe | cmaes | nsga2 | qmc
     warm_start: tuple[dict[str, Any], ...] = ()  # earlier trials seeding the search: config, values, run_id, trial_id
     brackets: tuple[Bracket, ...] = ()  # hyperband
     perturbation_steps: tuple[int, ...] = ()  # pbt/pb2: steps at which a trial can be exploited
     keep_checkpoints: int | None = 2  # per trial; None keeps all
     metric_columns: dict[str, str] = field(default_factory=dict)  # declared metric name -> Parquet column
+    runtime: str = "tune"  # tune | swarm
+    batch_size: int | None = None  # swarm: configs handed to a worker at a time
 
     @property
     def name(self) -> str:
@@ -229,6 +231,42 @@ def _metric_columns(experiment: Experiment) -> dict[str, str]:
     return {name: columns[name] for name in names}
 
 
+SWARM_SCHEDULERS = ("fifo", "asha")
+SWARM_MODEL_LIMIT = 10_000  # trials above which a model-based searcher, not the workers, sets a swarm's pace
+TUNE_ADVICE = 20_000  # trials above which plan points a Tune run to the swarm runtime
+
+
+def _check_runtime(experiment: Experiment, trials: int, warnings: list[str]) -> None:
+    """What the swarm runtime cannot run, at the key; advice where the other runtime fits better."""
+    scheduler, algorithm = experiment.scheduler.name, experiment.search.algorithm
+    if experiment.runtime_name == "tune":
+        if trials > TUNE_ADVICE and scheduler in SWARM_SCHEDULERS:
+            warnings.append(
+                f"{trials:,} trials through Ray Tune's controller: about 20 ms of driver time and 70 KB of driver "
+                f"memory each (~{trials * 0.02 / 60:.0f} min, ~{trials * 70 / 1e6:.1f} GB); runtime: swarm runs "
+                "many short trials in batches on Ray workers"
+            )
+        return
+    if scheduler not in SWARM_SCHEDULERS:
+        why = {
+            "pbt": "an exploit continues another trial's checkpoint",
+            "pb2": "an exploit continues another trial's checkpoint",
+            "hyperband": "a paused trial holds a checkpoint until its bracket halves",
+            "median_stopping": "it decides at every step of every trial, a round trip per report",
+        }[scheduler]
+        raise experiment.error(
+            "scheduler",
+            f"the swarm runtime runs {' and '.join(SWARM_SCHEDULERS)}, not {scheduler} ({why}); "
+            "use runtime: tune for it",
+        )
+    if algorithm in MODEL_BASED and trials > SWARM_MODEL_LIMIT:
+        warnings.append(
+            f"{algorithm} models every finished trial for each suggestion: above {SWARM_MODEL_LIMIT:,} trials the "
+            "searcher, not the workers, sets the pace; for more use search.algorithm random, grid or optuna "
+            "with sampler qmc"
+        )
+
+
 def _grid_points(experiment: Experiment) -> int:
     points = 1
     for param in experiment.space.values():
@@ -260,6 +298,7 @@ def compile_plan(experiment: Experiment) -> Plan:
 
     warnings: list[str] = []
     _check_ends(experiment, trials, warnings)
+    _check_runtime(experiment, trials, warnings)
     searched = [p for p in experiment.space.values() if p.searched]
     if not searched and experiment.budget.samples > 1:
         warnings.append("every param is a constant: all trials run the same config")
@@ -286,7 +325,7 @@ def compile_plan(experiment: Experiment) -> Plan:
         "random": "random sampling",
         "grid": "grid (every combination)",
         "hyperopt": "hyperopt TPE",
-        "optuna": {"tpe": "optuna TPE", "cmaes": "optuna CMA-ES", "nsga2": "optuna NSGA-II"}.get(sampler or ""),
+        "optuna": {"tpe": "optuna TPE", "cmaes": "optuna CMA-ES", "nsga2": "optuna NSGA-II", "qmc": "optuna quasi-random (scrambled Sobol)"}.get(sampler or ""),
     }[algorithm]
     warm: tuple[dict[str, Any], ...] = ()
     if experiment.search.warm_start is not None:
@@ -315,6 +354,8 @@ def compile_plan(experiment: Experiment) -> Plan:
         brackets=planned.brackets,
         perturbation_steps=planned.perturbation_steps,
         keep_checkpoints=planned.keep_checkpoints,
+        runtime=experiment.runtime_name,
+        batch_size=experiment.runtime.swarm.batch_size if experiment.runtime_name == "swarm" else None,
     )
 
 

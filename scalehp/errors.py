@@ -67,7 +67,7 @@ class RunInterrupted(RunError):
     """A signal (SIGINT, SIGTERM) stopped a run; every row it had recorded is on disk.
 
     Attributes:
-        summary: the run's :class:`~scalehp.runner.RunSummary` from its tables; trials that
+        summary: the run's :class:`~scalehp.results.summary.RunSummary` from its tables; trials that
             were still running count as ``unfinished``.
         signal: the signal's number (2 for SIGINT, 15 for SIGTERM).
     """

@@ -28,8 +28,9 @@ import logging
 import math
 import time as _time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 from scalehp.compiler import Plan
 from scalehp.results.schema import ColumnMap, describe_end, run_end
@@ -149,6 +150,10 @@ class RunRecorder:
         self.abort: str | None = None  # why the run must stop as an error
         self.used_s = 0.0  # running time of the run before this session (resume)
         self.started = clock.monotonic()
+        self.counts: Counter[str] = Counter()  # final status -> trials with that row
+        self.keep_statuses = True  # False: ended trials are counted, not remembered (the swarm runtime)
+        self.sync_ends = True  # False: a trial's end goes out with the next part, not fsynced at once
+        self._deferred: int | None = None  # inside deferred(): durable() calls wanted, made once at its end
 
     # ------------------------------------------------------------------ reading the rules
 
@@ -265,10 +270,15 @@ class RunRecorder:
         if action in ACTING:
             self.durable()
 
-    def retry(self, trial_id: str, reason: str) -> None:
-        """A failed attempt that the runtime runs again: one ``retry`` event saying why."""
+    def retry(self, trial_id: str, reason: str, *, from_start: bool = False) -> None:
+        """A failed attempt that the runtime runs again: one ``retry`` event saying why.
+
+        ``from_start``: it runs again from step 1 (no checkpoint), so what it reported so far
+        no longer counts (its best value; its rows are replaced step by step when read)."""
         record = self.record(trial_id)
         record.retries += 1
+        if from_start:
+            record.best = record.best_step = None
         row = {"trial_id": trial_id, "step": record.step, "action": "retry", "reason": reason}
         self.sink.add("events", {**self.keys, "time": self.clock.time(), **row})
 
@@ -294,12 +304,15 @@ class RunRecorder:
             self.failed += 1
             if self.max_failed is not None and self.failed >= self.max_failed:
                 self.end_run("failure.max_failed_trials", trial_id, record.step, self.failed, self.max_failed)
-        self.durable()
+        if self.sync_ends:
+            self.durable()
         return status
 
     def _write_row(self, trial_id: str, status: str, error: str | None = None) -> None:
         record = self.record(trial_id)
-        self.statuses[trial_id] = status
+        if self.keep_statuses:
+            self.statuses[trial_id] = status
+        self.counts[status] += 1
         self.sink.add(
             "trials",
             {
@@ -341,7 +354,25 @@ class RunRecorder:
 
     def durable(self) -> None:
         """Everything recorded so far on disk (fsynced) now: the sink's journal, or parts."""
+        if self._deferred is not None:
+            self._deferred += 1
+            return
         self.sink.commit()
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Calls to :meth:`durable` inside wait for its end, then one commit covers them all:
+        a runtime that decides about many trials at once acts on none of them before it returns."""
+        if self._deferred is not None:
+            yield
+            return
+        self._deferred = 0
+        try:
+            yield
+        finally:
+            wanted, self._deferred = self._deferred, None
+            if wanted:
+                self.sink.commit()
 
     def tick(self) -> None:
         """Batched rows go out every ``flush_seconds``; call it now and then."""
@@ -352,7 +383,7 @@ class RunRecorder:
         self.sink.flush()
 
     def progress(self, running: int) -> Progress:
-        statuses = Counter(self.statuses.values())
+        statuses = self.counts
         return Progress(
             trials=self.plan.trials,
             running=running,
@@ -379,6 +410,7 @@ class RunRecorder:
             self.metric_map.keep(name, column)
         for row in trials.itertuples(index=False):
             self.statuses[row.trial_id] = row.status
+        self.counts = Counter(self.statuses.values())
         self.failed = list(self.statuses.values()).count("error")
         stopped: set[str] = set()
         if len(events):

@@ -453,8 +453,8 @@ class Search(_Model):
     """How new configs are suggested."""
 
     algorithm: Literal["random", "grid", "hyperopt", "optuna"] = "random"
-    sampler: Literal["tpe", "cmaes", "nsga2"] | None = Field(
-        None, description="optuna's sampler (default: tpe, nsga2 for several metrics)"
+    sampler: Literal["tpe", "cmaes", "nsga2", "qmc"] | None = Field(
+        None, description="optuna's sampler (default: tpe, nsga2 for several metrics; qmc: scrambled Sobol points)"
     )
     initial_points: Integer | None = Field(
         None, ge=1, description="random configs before a model-based searcher starts modelling"
@@ -497,6 +497,51 @@ class Scheduler(_Model):
     @property
     def options(self) -> BaseModel:
         return getattr(self, self.name)
+
+
+class SwarmOptions(_Model):
+    """The many-short-trials runtime: configs handed to long-lived Ray workers in batches."""
+
+    batch_size: Integer = Field(
+        64,
+        ge=1,
+        le=100_000,
+        description="configs a worker is handed at a time (larger: less driver work per config; smaller: "
+        "a lost worker re-runs less)",
+    )
+
+
+class TuneOptions(_Model):
+    """The default runtime: every trial a Ray Tune trial (checkpoints, pauses, PBT)."""
+
+
+class Runtime(_Model):
+    """Which runtime runs the trials; exactly one key: ``tune`` (default) or ``swarm``."""
+
+    tune: TuneOptions | None = None
+    swarm: SwarmOptions | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, raw: Any) -> Any:
+        if raw is None:
+            return {"tune": {}}
+        if isinstance(raw, str):
+            return {raw: {}}
+        if isinstance(raw, dict):
+            return {k: ({} if v is None else v) for k, v in raw.items()}
+        return raw
+
+    @model_validator(mode="after")
+    def _one(self) -> Runtime:
+        chosen = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError(f"choose exactly one runtime of {', '.join(type(self).model_fields)}")
+        return self
+
+    @property
+    def name(self) -> str:
+        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
 
 
 class Failure(_Model):
@@ -612,6 +657,10 @@ class Experiment(_Model):
     space: dict[str, Param]
     search: Search = Field(default_factory=Search)
     scheduler: Scheduler = Field(default_factory=lambda: Scheduler(fifo=FifoOptions()))
+    runtime: Runtime | None = Field(
+        None,
+        description="tune (default: each trial a Ray Tune trial) or swarm (many short trials in batches on Ray workers)",
+    )
     failure: Failure = Field(default_factory=Failure)
     checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     results: Annotated[str, AfterValidator(check_results_root)] = Field(
@@ -651,6 +700,11 @@ class Experiment(_Model):
             if len(set(names)) != len(names):
                 raise ValueError(f"metric lists a name twice: {', '.join(names)}")
         return self
+
+    @property
+    def runtime_name(self) -> str:
+        """``tune`` (the default) or ``swarm``."""
+        return "tune" if self.runtime is None else self.runtime.name
 
     @property
     def objectives(self) -> tuple[Metric, ...]:

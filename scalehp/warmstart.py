@@ -78,33 +78,48 @@ def carried_over(experiment: Experiment) -> tuple[tuple[dict[str, Any], ...], in
     options = experiment.search.warm_start
     if options is None:
         return (), 0
-    nodes = flatten_space(experiment.space)
-    objectives = experiment.objectives
-    points: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     seen: set[str] = set()
     skipped = 0
     for index, ref in enumerate(options.runs):
         rows, columns = _runs(experiment, ref, index)
-        for row in rows:
-            if row.get("status") == "error":
-                continue
-            values = [_plain(row.get(columns.get(m.name, ""))) for m in objectives]
-            config = _config(nodes, row)
-            if config is None or any(_missing(v) for v in values):
-                skipped += 1
-                continue
-            key = repr(sorted(config.items(), key=lambda kv: kv[0]))
-            if key in seen:
-                continue
-            seen.add(key)
-            points.append(
-                {
-                    "config": config,
-                    "values": [float(v) for v in values],
-                    "run_id": row["run_id"],
-                    "trial_id": row["trial_id"],
-                }
-            )
-    sign = 1.0 if objectives[0].mode == "min" else -1.0
-    points.sort(key=lambda p: sign * p["values"][0])
-    return tuple(points[: options.top]), skipped
+        kept, left = _points(experiment, rows, columns, seen)
+        found += kept
+        skipped += left
+    sign = 1.0 if experiment.objectives[0].mode == "min" else -1.0
+    found.sort(key=lambda p: sign * p["values"][0])
+    return tuple(found[: options.top]), skipped
+
+
+def points(experiment: Experiment, trials: Any) -> tuple[dict[str, Any], ...]:
+    """Trials of a ``trials`` table as points a searcher is told (their order kept; errors and
+    trials without the metrics left out): a resumed run tells its searcher what it had finished."""
+    if not len(trials):
+        return ()
+    columns = {m.name: metric_column(trials, m.name) for m in experiment.objectives}
+    kept, _ = _points(experiment, trials.to_dict("records"), {n: c for n, c in columns.items() if c}, set())
+    return tuple(kept)
+
+
+def _points(
+    experiment: Experiment, rows: list[dict[str, Any]], columns: dict[str, str], seen: set[str]
+) -> tuple[list[dict[str, Any]], int]:
+    nodes = flatten_space(experiment.space)
+    kept: list[dict[str, Any]] = []
+    skipped = 0
+    for row in rows:
+        if row.get("status") == "error":
+            continue
+        values = [_plain(row.get(columns.get(m.name, ""))) for m in experiment.objectives]
+        config = _config(nodes, row)
+        if config is None or any(_missing(v) for v in values):
+            skipped += 1
+            continue
+        key = repr(sorted(config.items(), key=lambda kv: kv[0]))
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(
+            {"config": config, "values": [float(v) for v in values], "run_id": row["run_id"], "trial_id": row["trial_id"]}
+        )
+    return kept, skipped

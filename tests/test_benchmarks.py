@@ -106,6 +106,15 @@ def test_efficiency_benchmark_runs_small():
 
 
 @pytest.mark.ray
+def test_swarm_benchmark_runs_small():
+    text = _bench("benchmarks/swarm.py", "--configs", "300", "--tune-configs", "5", "--batch-size", "50")
+    for name, configs in (("swarm", "300"), ("tune-runtime", "5"), ("ray-tuned", "5"), ("optuna", "300")):
+        assert re.search(rf"^{name}\s+{configs}\s+[\d.]+\s+[\d,]+\s+[\d.]+$", text, re.M), text
+    for name in ("tune-runtime", "ray-tuned", "optuna"):
+        assert re.search(rf"^swarm / {name}:\s+[\d.]+x configs/s$", text, re.M), text
+
+
+@pytest.mark.ray
 @pytest.mark.slow
 def test_digits_benchmark_runs_small():
     text = _bench("benchmarks/digits_asha_vs_fifo.py", "--samples", "3", "--max-steps", "3", "--target", "0")

@@ -5,12 +5,9 @@ PID at the end whatever happens. Experiments are submitted through the Ray Jobs 
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import random
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from click.testing import CliRunner
 from scalehp import jobs
 from scalehp.cli import main
 from scalehp.results.store import read_results
+from tests.clusters import local_cluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -28,49 +26,9 @@ PACED = "tests/experiments/cluster_paced.yaml"
 TOO_BIG = "tests/experiments/cluster_too_big.yaml"
 
 
-def _local_cluster_module():
-    spec = importlib.util.spec_from_file_location("scalehp_local_cluster", ROOT / "cluster" / "local.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    local = _local_cluster_module()
-    folder = Path(tempfile.mkdtemp(prefix="shp-", dir="/tmp"))  # short: Ray's socket paths have a limit
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
-    try:
-        for attempt in (1, 2):  # a loaded 2-core machine can make a node miss Ray's start-up deadline
-            try:
-                state = local.start(
-                    folder,
-                    2,
-                    head_cpus=0,
-                    worker_cpus=2,
-                    worker_gpus=1,
-                    worker_resources={"slot": 1},
-                    first_port=random.randrange(31000, 38000, 100),
-                )
-                break
-            except SystemExit:
-                local.stop(folder)  # only the process groups this attempt started
-                if attempt == 2:
-                    raise
-                folder = Path(tempfile.mkdtemp(prefix="shp-", dir="/tmp"))
-        os.environ.pop("RAY_AUTH_TOKEN", None)
-        os.environ["RAY_AUTH_TOKEN_PATH"] = state["token_path"]
-        yield {**state, "folder": folder, "local": local, "token": Path(state["token_path"]).read_text().strip()}
-    finally:
-        local.stop(folder)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    for node in state["nodes"]:  # every process group we started is gone
-        with pytest.raises(ProcessLookupError):
-            os.killpg(node["pid"], 0)
+    yield from local_cluster(workers=2, worker_cpus=2, worker_gpus=1, worker_resources={"slot": 1})
 
 
 def _wait(address: str, job_id: str, timeout: float = 240) -> str:

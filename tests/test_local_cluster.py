@@ -6,7 +6,6 @@ process they started is checked.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import tempfile
@@ -14,16 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.clusters import local_cluster_module
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _local_cluster_module():
-    spec = importlib.util.spec_from_file_location("scalehp_local_cluster", ROOT / "cluster" / "local.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _listening(pgid: int) -> list[tuple[str, int, str]]:
@@ -49,7 +43,7 @@ def _loopback(address: str) -> bool:
 
 
 def test_every_port_of_every_node_listens_on_loopback_only_and_metrics_are_off():
-    local = _local_cluster_module()
+    local = local_cluster_module()
     folder = Path(tempfile.mkdtemp(prefix="shp-", dir="/tmp"))
     try:
         state = local.start(folder, 1, head_cpus=0, worker_cpus=1, first_port=random.randrange(31000, 38000, 100))

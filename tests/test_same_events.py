@@ -35,7 +35,11 @@ def _plain(value):
 
 
 def _index(trial_id: str) -> str:
-    return trial_id.split("_")[-1]
+    """The trial's index as Tune's ids end (``abc12_00003``); a swarm id (``t0000003``) alike."""
+    from scalehp.swarm import trial_index
+
+    index = trial_index(trial_id)
+    return trial_id.split("_")[-1] if index is None else f"{index:05d}"
 
 
 @pytest.mark.slow

@@ -198,7 +198,8 @@ def test_json_schema_covers_the_new_keys():
     defs = schema["$defs"]
     assert {"ConditionalParam", "CountParam", "WarmStart"} <= set(defs)
     assert set(defs["Search"]["properties"]) >= {"algorithm", "sampler", "initial_points", "warm_start"}
-    assert defs["Search"]["properties"]["sampler"]["anyOf"][0]["enum"] == ["tpe", "cmaes", "nsga2"]
+    assert defs["Search"]["properties"]["sampler"]["anyOf"][0]["enum"] == ["tpe", "cmaes", "nsga2", "qmc"]
+    assert set(defs["Runtime"]["properties"]) == {"tune", "swarm"} and "batch_size" in defs["SwarmOptions"]["properties"]
     assert "array" in json.dumps(schema["properties"]["metric"])
     assert set(defs["CountParam"]["properties"]) == {"count", "each"}
 

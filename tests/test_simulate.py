@@ -172,11 +172,10 @@ def test_random_configs_are_rays_own_draws_without_its_copies(tmp_path, space, s
     from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
     from ray.tune.search.variant_generator import generate_variants
 
-    from scalehp.runner.search import param_space
-    from scalehp.simulator import suggestions
+    from scalehp.runner.search import param_space, suggestions
 
     plan = compile_plan(_experiment(tmp_path, space=space, seed=seed, budget={"samples": 500, "max_steps": 9}))
-    drawn = list(suggestions(plan)[0])
+    drawn = [config for _, config in suggestions(plan)[0]]
     rng, spec = _BackwardsCompatibleNumpyRng(seed), {"config": param_space(plan.experiment)}
     rays = [dict(r["config"]) for _ in range(500) for _, r in generate_variants(spec, random_state=rng)]
     assert drawn == rays

@@ -145,6 +145,7 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
         f"budget      {exp.budget.max_steps} steps per trial at most"
         + (f", run stops after {exp.budget.time_limit:g} s" if exp.budget.time_limit else ""),
         f"searcher    {searcher}",
+        _runtime_line(plan),
         *_ends_lines(plan),
     ]
     lines += schedulers.describe(plan)
@@ -179,6 +180,16 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
     for warning in plan.warnings:
         lines.append(f"warning     {warning}")
     return lines
+
+
+def _runtime_line(plan: Any) -> str:
+    if plan.runtime == "swarm":
+        workers = f"{plan.concurrency} workers" if plan.concurrency else "a worker per trial that resources allow at once"
+        return (
+            f"runtime     swarm: configs in batches of {plan.batch_size} on long-lived Ray workers ({workers}); "
+            "a trial runs start to end, no checkpoints"
+        )
+    return "runtime     tune: each trial a Ray Tune trial (checkpoints, pauses, exploits)"
 
 
 def _trainable_lines(plan: Any) -> list[str]:
@@ -234,11 +245,12 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
     state = {"last": -1.0}
 
     def show(p: Any) -> None:
-        minutes, seconds = divmod(int(p.elapsed_s), 60)
         best = f"  best {p.metric} {fmt_value(p.best)} ({p.best_trial})" if p.best is not None else ""
+        rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+        pace = f", {rate:,.0f}/s, ETA {_clock(max(0, p.trials - p.done) / rate)}" if rate and p.done < p.trials else ""
         text = (
-            f"[{minutes:02d}:{seconds:02d}] {p.done}/{p.trials} done "
-            f"({p.completed} completed, {p.stopped} stopped, {p.errors} errors), {p.running} running{best}"
+            f"[{_clock(p.elapsed_s)}] {p.done:,}/{p.trials:,} done{pace} "
+            f"({p.completed:,} completed, {p.stopped:,} stopped, {p.errors:,} errors), {p.running:,} running{best}"
         )
         if tty:
             click.echo("\r" + text.ljust(100), nl=False, err=True)
@@ -249,6 +261,13 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
     return show
 
 
+def _clock(seconds: float) -> str:
+    """mm:ss, or h:mm:ss from an hour."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
 @main.command()
 @click.argument("file", type=click.Path())
 @click.option("--address", default=None, help="Ray cluster address; default: a fresh local Ray.")
@@ -257,8 +276,8 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
 @click.option("--verbose", "-v", is_flag=True, help="Show Ray's logs and the trials' output.")
 @click.option("--run-id", default=None, help="The run's id (as 'scalehp submit' chooses it); default: a new one.")
 def run(file: str, address: str | None, results: str | None, quiet: bool, verbose: bool, run_id: str | None) -> None:
-    """Run the experiment in FILE on Ray Tune; results go to Parquet."""
-    from scalehp.runner import RUN_ID
+    """Run the experiment in FILE on Ray (Tune, or the swarm runtime); results go to Parquet."""
+    from scalehp.runner import RUN_ID, check_kind
     from scalehp.runner import run as run_plan
     from scalehp.spec import check_results_root
 
@@ -271,12 +290,14 @@ def run(file: str, address: str | None, results: str | None, quiet: bool, verbos
             check_results_root(results)
         except ValueError as exc:
             raise SpecError(str(exc), source="--results") from None
-    experiment_trainable(exp)  # before any output
+    check_kind(compiled, experiment_trainable(exp)[1])  # before any output
     for warning in compiled.warnings:
         print_warning(warning)
     if not quiet:
         click.echo(
-            f"running {compiled.name}: {compiled.trials} trials, {compiled.searcher}, {compiled.scheduler}", err=True
+            f"running {compiled.name}: {compiled.trials:,} trials, {compiled.searcher}, {compiled.scheduler}"
+            + (f", swarm runtime (batches of {compiled.batch_size})" if compiled.runtime == "swarm" else ""),
+            err=True,
         )
     try:
         summary = run_plan(
@@ -330,6 +351,8 @@ def _print_summary(summary: Any, interrupted: bool = False, simulated: bool = Fa
         seconds = summary.elapsed_s
         took = f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 else took
         took += " of simulated time"
+    elif summary.trials >= 1000 and summary.elapsed_s > 0:
+        took += f", {summary.trials / summary.elapsed_s:,.0f} trials/s"
     click.echo(
         f"run {summary.run_id}: {summary.trials} trial{'' if summary.trials == 1 else 's'} in {took} "
         f"({summary.completed} completed, {summary.stopped} stopped early, {summary.errors} errors{unfinished})"

@@ -32,18 +32,18 @@ import secrets
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from scalehp.command import experiment_trainable, print_line
 from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import ResultsError, RunError, RunInterrupted, SpecError
 from scalehp.recorder import Progress, RunRecorder
 from scalehp.results.journal import journal_files
-from scalehp.results.schema import TABLES, describe_end, metric_column, metric_names, param_fields, run_end
+from scalehp.results.schema import TABLES, param_fields
 from scalehp.results.sink import ParquetSink, filesystem_of, is_uri
 from scalehp.results.store import PLAN, part_files, read_plan, read_results
+from scalehp.results.summary import RunSummary, summarize
 from scalehp.runner.callback import Snapshots, error_text, make_callback, run_stopper
 from scalehp.runner.integrity import RAY_FOLDER, Manifest, load_key, signing_callback
 from scalehp.runner.schedulers import scheduler
@@ -62,27 +62,6 @@ from scalehp.spec import Experiment, experiment_from_data
 log = logging.getLogger(__name__)
 
 __all__ = ["Progress", "RunSummary", "param_space", "resume", "run", "summarize"]
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What a finished run produced: where its tables are and which trial won."""
-
-    run_id: str
-    path: Path | str  # a local folder, or a URI (s3://…, gs://…)
-    trials: int
-    completed: int
-    stopped: int
-    errors: int
-    elapsed_s: float
-    metric: str
-    mode: str
-    best_trial: str | None = None
-    best_value: float | None = None
-    best_params: dict[str, Any] = field(default_factory=dict)
-    best_metrics: dict[str, float] = field(default_factory=dict)  # metric name -> value at its last step
-    ended: str | None = None  # why the run ended early (a goal reached, …); None: it ran to the end
-    unfinished: int = 0  # trials that had started but have no trials row (an interrupted run)
 
 
 # ---------------------------------------------------------------------------
@@ -182,6 +161,7 @@ def run(
     plan = experiment if isinstance(experiment, Plan) else compile_plan(experiment)
     exp = plan.experiment
     train, kind = experiment_trainable(exp, echo=print_line)
+    check_kind(plan, kind)
     key = None if is_uri(results or exp.results) else load_key(create=True)  # (resume reads local folders only)
     with ray_session(address, verbose):
         request = check_resources(exp)
@@ -193,6 +173,10 @@ def run(
         # signed before it is written: a plan.json on disk is always one resume can check
         manifest = Manifest.start(run_dir, key, run_id, text) if key is not None else None
         write_plan(run_dir, text, run_id)
+        if plan.runtime == "swarm":
+            from scalehp import swarm
+
+            return swarm.fit(plan, run_dir, run_id, train, request, on_progress)
         return _fit(
             plan, run_dir, run_id, train, kind, request, on_progress, restore=False, manifest=manifest, verbose=verbose
         )
@@ -238,17 +222,22 @@ def resume(
         raise ResultsError(f"{run_dir}: not a scalehp run folder (no {PLAN})", damaged=True)
     saved = read_plan(run_dir)  # untrusted until verified below; JSON, so reading it runs nothing
     manifest, unsigned = Manifest.verify(run_dir)  # before anything of Ray's is read
-    started = (run_dir / RAY_FOLDER / "tuner.pkl").is_file()
-    if not started and (any(part_files([run_dir], table) for table in TABLES) or journal_files(run_dir)):
-        raise RunError(f"{run_dir}: Ray's state is missing ({RAY_FOLDER}/tuner.pkl) but the run has rows")
     exp = experiment_from_data(saved["experiment"], source=str(plan_file))
     plan = compile_plan(exp)
     if plan.digest != saved.get("digest"):  # signed, so not edited: compiled otherwise by this scalehp
         raise RunError(f"{plan_file}: this scalehp compiles the plan differently; resume with the version that ran it")
+    started = (run_dir / RAY_FOLDER / "tuner.pkl").is_file()
+    if plan.runtime == "tune" and not started and (any(part_files([run_dir], t) for t in TABLES) or journal_files(run_dir)):
+        raise RunError(f"{run_dir}: Ray's state is missing ({RAY_FOLDER}/tuner.pkl) but the run has rows")
     train, kind = experiment_trainable(exp, echo=print_line)
+    check_kind(plan, kind)
     manifest.remove_unsigned(unsigned)  # checkpoints newer than Ray's last snapshot: nothing refers to them
     with ray_session(address, verbose):
         request = check_resources(exp)
+        if plan.runtime == "swarm":  # the tables are its whole state: nothing of Ray's to restore
+            from scalehp import swarm
+
+            return swarm.fit(plan, run_dir, saved["run_id"], train, request, on_progress, restore=True)
         return _fit(
             plan,
             run_dir,
@@ -260,6 +249,16 @@ def resume(
             restore=started,  # killed before Ray started: the run starts, in its own folder
             manifest=manifest,
             verbose=verbose,
+        )
+
+
+def check_kind(plan: Plan, kind: str) -> None:
+    """A plain Ray Tune function needs Tune's session: refused under ``runtime: swarm``, at the key."""
+    if plan.runtime == "swarm" and kind == "ray":
+        raise plan.experiment.error(
+            "trainable",
+            "a plain Ray Tune function reports through Tune's session, which runtime: swarm does not run; "
+            "write it as train(config, trial) calling trial.report, or use runtime: tune",
         )
 
 
@@ -481,82 +480,3 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
 
-
-def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0, started: Iterable[str] = ()) -> RunSummary:
-    """A :class:`RunSummary` from a run folder's tables (why it ended early: its ``end`` event).
-
-    ``started``: ids of trials known to have started; one with neither a row nor a report
-    counts as unfinished.
-    """
-    from scalehp.analysis.tables import finite, leaderboard
-
-    results = read_results(run_dir)
-    plan = next(iter(results.plans.values()))
-    metric, mode = plan["experiment"]["metric"]["name"], plan["experiment"]["metric"]["mode"]
-    end = run_end(results.events)
-    ended = describe_end(end, metric, mode) if end else None
-    trials = results.trials
-    unfinished = _unfinished(results.reports, trials, metric, mode, started)  # interrupted: they count, may be best
-    if len(unfinished):
-        import pandas as pd
-
-        names = {**unfinished.attrs.get("metric_names", {}), **trials.attrs.get("metric_names", {})}
-        trials = pd.concat([trials, unfinished], ignore_index=True)
-        trials.attrs["metric_names"] = names
-    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
-    summary: dict[str, Any] = {}
-    scored = trials[finite(trials["best_value"]).notna()]  # NaN and infinite values are never the best
-    if len(scored):
-        best = leaderboard(scored, mode).iloc[0]
-        params = {name: _plain(best[column]) for name, column in plan.get("columns", {}).items() if column in best}
-        metrics = {name: float(best[c]) for c, name in metric_names(trials).items() if best[c] == best[c]}
-        summary = {
-            "best_trial": best["trial_id"],
-            "best_value": float(best["best_value"]),
-            "best_params": params,
-            "best_metrics": metrics,
-        }
-    return RunSummary(
-        run_id=plan["run_id"],
-        path=run_dir if is_uri(run_dir) else Path(run_dir),
-        trials=len(trials),
-        completed=int(counts.get("completed", 0)),
-        stopped=int(counts.get("stopped", 0)),
-        errors=int(counts.get("error", 0)),
-        elapsed_s=elapsed_s,
-        metric=metric,
-        mode=mode,
-        ended=ended,
-        unfinished=len(unfinished),
-        **summary,
-    )
-
-
-def _unfinished(reports: Any, trials: Any, metric: str, mode: str, started: Iterable[str] = ()) -> Any:
-    """Trials with no ``trials`` row (they were running when the run was interrupted), as rows
-    like the callback writes: best value, params and metrics at the last step they reported."""
-    import numpy as np
-    import pandas as pd
-
-    finished = set(trials["trial_id"])
-    rows = reports[~reports["trial_id"].isin(finished)].sort_values(["trial_id", "step"])
-    silent = sorted(set(started) - finished - set(rows["trial_id"]))  # started, never reported
-    if not len(rows) and not silent:
-        return reports.iloc[0:0]
-    column = metric_column(reports, metric)
-    out = rows.groupby("trial_id", sort=True).tail(1).copy()
-    if silent:
-        never = pd.DataFrame({"trial_id": silent})
-        out = pd.concat([out, never], ignore_index=True) if len(out) else never
-    out.attrs["metric_names"] = dict(reports.attrs.get("metric_names", {}))
-    out["status"] = "unfinished"
-    out["best_value"] = float("nan")
-    if column is not None and column in rows:
-        finite = rows[["trial_id", column]][np.isfinite(rows[column].astype(float))]
-        best = finite.groupby("trial_id")[column].agg("min" if mode == "min" else "max")
-        out["best_value"] = out["trial_id"].map(best)
-    return out
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

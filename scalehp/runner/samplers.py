@@ -54,3 +54,7 @@ class CmaEsSampler(_Picklable, optuna.samplers.CmaEsSampler):
 
 class NSGAIISampler(_Picklable, optuna.samplers.NSGAIISampler):
     """``optuna.samplers.NSGAIISampler`` that Ray can pickle (it holds a lock since Optuna 5.1)."""
+
+
+class QMCSampler(_Picklable, optuna.samplers.QMCSampler):
+    """``optuna.samplers.QMCSampler`` (scrambled Sobol points) that Ray can pickle."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import pickle
 import random
-from typing import Any
+from typing import Any, Callable, Container, Iterator
 
 from scalehp.compiler import Plan
 from scalehp.defaults import initial_points, nsga2_population
@@ -324,6 +324,12 @@ def optuna_sampler(plan: Plan) -> Any:
         return samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
     if plan.sampler == "nsga2":
         return samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(startup))
+    if plan.sampler == "qmc":
+        import warnings
+
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.0; its points are what we want
+            warnings.simplefilter("ignore")
+            return samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
     return samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
@@ -457,3 +463,55 @@ def first_suggestions(plan: Plan, count: int = 5) -> list[dict[str, Any]]:
     """
     search = _base_searcher(plan)
     return [search.suggest(f"plan_{i}") for i in range(count)]
+
+
+def suggestions(
+    plan: Plan, trial_id: Callable[[int], str] = "sim_{:05d}".format, skip: Container[int] = ()
+) -> tuple[Iterator[tuple[int, dict[str, Any]]], Any]:
+    """The configs the run's searcher suggests, as (index, config) in order, and the searcher
+    (to tell it results; None for Ray's variant generator, which learns nothing).
+
+    Random and grid search over a flat space draw from Ray's own variant generator seeded as a
+    Tune run seeds it: the very configs, in the same order, that a seeded ``scalehp run``
+    starts. ``trial_id(index)`` names the trial a model-based searcher suggests for. Indices in
+    ``skip`` (trials a resumed run has finished) are drawn and passed over, so the others keep
+    their configs; a model-based searcher is not asked for them.
+    """
+    experiment = plan.experiment
+    if not owns_space(experiment):  # Ray's BasicVariantGenerator, as the real run uses it
+        from ray.tune.search.sample import Categorical, Float, Integer, _BackwardsCompatibleNumpyRng
+        from ray.tune.search.variant_generator import generate_variants, parse_spec_vars
+
+        rng = _BackwardsCompatibleNumpyRng(experiment.seed)
+        spec = {"config": param_space(experiment)}
+        _, domains, grids = parse_spec_vars(spec)
+
+        def variants() -> Iterator[dict[str, Any]]:
+            for _ in range(experiment.budget.samples):
+                for _, resolved in generate_variants(spec, constant_grid_search=False, random_state=rng):
+                    yield dict(resolved["config"])
+
+        def drawn() -> Iterator[dict[str, Any]]:
+            """``variants()`` without a grid: each domain drawn in Ray's order from the same generator,
+            without Ray's deep copy of the spec per variant (most of a large simulation's time)."""
+            base = spec["config"]
+            for _ in range(experiment.budget.samples):
+                config = dict(base)
+                for path, domain in domains:
+                    config[path[1]] = domain.sample(None, random_state=rng)
+                yield config
+
+        plain = not grids and all(len(p) == 2 and isinstance(d, (Categorical, Float, Integer)) for p, d in domains)
+        configs = drawn() if plain else variants()
+        return ((i, c) for i, c in enumerate(configs) if i not in skip), None
+    search = _base_searcher(plan)
+    replayed = experiment.search.algorithm == "random"  # a seeded draw per trial: skipped ones are drawn too
+
+    def suggested() -> Iterator[tuple[int, dict[str, Any]]]:
+        for i in range(plan.trials):
+            if i not in skip:
+                yield i, search.suggest(trial_id(i))
+            elif replayed:
+                search.suggest(trial_id(i))
+
+    return suggested(), search

@@ -39,11 +39,12 @@ def ray_session(address: str | None, verbose: bool) -> Iterator[None]:
     except AuthenticationError:
         raise RunError(
             f"the Ray cluster at {address} refused the auth token (or none was found): "
-            "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to that cluster's token"
+            "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to that cluster's token"
         ) from None
     except (ConnectionError, ValueError, RuntimeError) as exc:
         hint = (
-            "; a cluster with token auth also needs its token (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)"
+            "; a cluster with token auth also needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or "
+            "RAY_AUTH_TOKEN_PATH)"
             if address
             else ""
         )

@@ -179,6 +179,11 @@ class AshaCore(Core):
         rng = np.random.RandomState(int.from_bytes(digest[:4], "little"))
         return int(rng.choice(len(self._brackets), p=self._weights))
 
+    def decides_at(self, trial_id: str) -> tuple[int, ...]:
+        """The rung steps of the trial's bracket below ``max_steps`` (at ``max_steps`` a trial ends)."""
+        milestones = self._brackets[self.add(trial_id)].rungs
+        return tuple(sorted(s for s in {int(math.ceil(m)) for m, _ in milestones} if s < self.settings.max_steps))
+
     def report(self, trial_id: str, step: int, value: float | None) -> Decision:
         index = self.add(trial_id)
         if value is None or step is None:  # Ray decides nothing on a result without the metric

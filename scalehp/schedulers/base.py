@@ -114,6 +114,11 @@ class Core:
     def restore(self, events: list[dict]) -> None:
         """Rebuild the state from recorded event rows, in recorded order."""
 
+    def decides_at(self, trial_id: str) -> tuple[int, ...] | None:
+        """The steps at which this core may decide anything but ``continue`` about the trial (the
+        swarm runtime asks only there; ``max_steps`` ends a trial without asking), or None: any step."""
+        return None
+
 
 class Options(BaseModel):
     """The experiment file's options of one scheduler (strict, frozen, as every model of the file)."""

@@ -38,6 +38,9 @@ def describe(plan: Any) -> list[str]:
 class FifoCore(Core):
     """Always continue (Ray stops a trial at ``max_steps`` through the trainable itself)."""
 
+    def decides_at(self, trial_id: str) -> tuple[int, ...]:
+        return ()
+
 
 def core(settings: FifoSettings, mode: str, seed: int | None = None) -> FifoCore:
     return FifoCore()

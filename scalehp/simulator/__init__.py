@@ -37,13 +37,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from scalehp.compiler import Plan, compile_plan
 from scalehp.errors import SpecError
 from scalehp.recorder import Progress, RunRecorder
 from scalehp.results.schema import param_fields
 from scalehp.results.sink import ParquetSink
+from scalehp.runner.search import suggestions
 from scalehp.schedulers import Decision, core
 from scalehp.simulator.curves import NEAREST, Curves, from_results
 from scalehp.spec import Experiment
@@ -94,45 +95,6 @@ def check(plan: Plan, workers: int, hours: float | None) -> None:
         )
 
 
-def suggestions(plan: Plan) -> tuple[Iterator[dict[str, Any]], Any]:
-    """The configs the run's searcher suggests, in order, and the searcher (to tell it results)."""
-    from scalehp.runner.search import _base_searcher, owns_space, param_space
-
-    experiment = plan.experiment
-    if not owns_space(experiment):  # Ray's BasicVariantGenerator, as the real run uses it
-        from ray.tune.search.sample import Categorical, Float, Integer, _BackwardsCompatibleNumpyRng
-        from ray.tune.search.variant_generator import generate_variants, parse_spec_vars
-
-        rng = _BackwardsCompatibleNumpyRng(experiment.seed)
-        spec = {"config": param_space(experiment)}
-        _, domains, grids = parse_spec_vars(spec)
-
-        def variants() -> Iterator[dict[str, Any]]:
-            for _ in range(experiment.budget.samples):
-                for _, resolved in generate_variants(spec, constant_grid_search=False, random_state=rng):
-                    yield dict(resolved["config"])
-
-        def drawn() -> Iterator[dict[str, Any]]:
-            """``variants()`` without a grid: each domain drawn in Ray's order from the same generator,
-            without Ray's deep copy of the spec per variant (most of a large simulation's time)."""
-            base = spec["config"]
-            for _ in range(experiment.budget.samples):
-                config = dict(base)
-                for path, domain in domains:
-                    config[path[1]] = domain.sample(None, random_state=rng)
-                yield config
-
-        plain = not grids and all(len(p) == 2 and isinstance(d, (Categorical, Float, Integer)) for p, d in domains)
-        return (drawn() if plain else variants()), None
-    searcher = _base_searcher(plan)
-
-    def suggested() -> Iterator[dict[str, Any]]:
-        for i in range(plan.trials):
-            yield searcher.suggest(f"sim_{i:05d}")
-
-    return suggested(), searcher
-
-
 def simulate(
     experiment: Experiment | Plan,
     bench: str | Path | Curves,
@@ -159,7 +121,8 @@ def simulate(
         SpecError: a flag or the plan cannot be simulated, or the source does not fit the space.
         ResultsError: the source is not a scalehp results folder, or is damaged.
     """
-    from scalehp.runner import RunSummary, _run_dir, new_run_id, plan_json, summarize, write_plan
+    from scalehp.results.summary import RunSummary, summarize
+    from scalehp.runner import _run_dir, new_run_id, plan_json, write_plan
 
     plan = experiment if isinstance(experiment, Plan) else compile_plan(experiment)
     check(plan, workers, hours)
@@ -199,9 +162,10 @@ def simulate(
 
     def start() -> bool:
         nonlocal started
-        config, spent = measured(lambda: next(configs, None))
-        if config is None:
+        suggested, spent = measured(lambda: next(configs, None))
+        if suggested is None:
             return False
+        config = suggested[1]
         trial = _Running(f"sim_{started:05d}", config, curves.nearest(config))
         started += 1
         running[trial.trial_id] = trial

@@ -1,0 +1,197 @@
+"""The worker side of the swarm runtime: a long-lived Ray actor that runs configs one after another.
+
+The actor holds a queue of configs the driver handed it. A thread of its own runs them, one
+trial at a time, calling the user's ``train(config, trial)`` unchanged; what the trials say
+(reports, ends, errors) is kept in an outbox. The driver's only call, :meth:`Worker.poll`,
+hands over answers and more configs and takes the outbox back: it returns once the outbox has
+waited ``wait_s``, or at once when a trial waits for a scheduler's decision or the worker has
+nothing left to do. So the trial thread never waits for the driver except at a decision (an
+ASHA rung), and the driver gets rows in chunks, not one call per report.
+
+Messages in the outbox are tuples, first item the kind:
+
+* ``("report", trial_id, step, time, elapsed_s, metrics)``
+* ``("ask", trial_id, step, value)``: the trial waits for ``continue`` or ``stop``
+* ``("end", trial_id, error)``: the trial returned (``error`` None), was stopped, or failed
+* ``("retry", trial_id, error)``: it failed and runs again from the start (``failure.max_retries``)
+* ``("abort", trial_id, message)``: a report without the experiment's metric: the run stops
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import deque
+from typing import Any, Callable
+
+from scalehp.trial import MetricMissingError, Trial
+
+MAX_OUTBOX = 20_000  # messages: the driver is called back sooner rather than a worker's memory growing
+
+
+class TrialStopped(BaseException):
+    """Ends a trial from inside ``trial.report`` (a ``BaseException``: a trainable's ``except
+    Exception`` does not swallow it)."""
+
+
+class SwarmTrial(Trial):
+    """A trial run by a swarm worker: reports go to the outbox; at a rung step it waits for the decision.
+
+    Checkpoints are checked to be data and then dropped: a swarm trial runs start to end in one
+    go, and one re-run after a lost worker starts over.
+    """
+
+    def __init__(self, worker: Worker, trial_id: str, *, asks: list[int], **kwargs: Any) -> None:
+        super().__init__(trial_id, **kwargs)
+        self._worker = worker
+        self._asks = asks  # rung steps at which the scheduler decides, ascending
+        self._started = time.time()
+
+    def _report(self, step: int, metrics: dict[str, Any], checkpoint: Any) -> None:
+        now = time.time()
+        worker = self._worker
+        worker.emit(("report", self.trial_id, step, now, now - self._started, metrics))
+        asks = self._asks
+        if asks and step >= asks[0]:
+            while asks and step >= asks[0]:
+                asks.pop(0)
+            if step < self.max_steps and worker.ask(self.trial_id, step, metrics.get(self.metric)) == "stop":
+                raise TrialStopped
+        if step >= self.max_steps:
+            raise TrialStopped  # the budget's last step: the trial ends here, as Tune's stopper ends it
+
+
+class Worker:
+    """A swarm worker (run as a Ray actor; plain Python here, so tests can drive it in-process).
+
+    Args:
+        train: the user's ``train(config, trial)``.
+        metric: the experiment's metric (every report must hold it).
+        max_steps: ``budget.max_steps``.
+        max_retries: ``failure.max_retries``: a failing trial runs again from the start.
+    """
+
+    def __init__(self, train: Callable, metric: str, max_steps: int, max_retries: int = 0) -> None:
+        self.train, self.metric, self.max_steps, self.max_retries = train, metric, max_steps, max_retries
+        self._lock = threading.Condition()
+        self._queue: deque[tuple[str, dict[str, Any], int, list[int]]] = deque()
+        self._outbox: list[tuple] = []
+        self._answers: dict[str, str] = {}
+        self._asking: str | None = None
+        self._running: str | None = None
+        self._closed = False
+        self._node = _node()
+        self._thread = threading.Thread(target=self._loop, name="scalehp-swarm-trials", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ the driver's side
+
+    def poll(self, answers: dict[str, str] | None = None, configs: list | None = None, wait_s: float = 0.2) -> tuple:
+        """Hand over decisions and configs; take the outbox.
+
+        Returns (messages, configs held and not ended, (this worker's node address, its Ray node id))."""
+        deadline = time.monotonic() + wait_s
+        with self._lock:
+            if answers:
+                self._answers.update(answers)
+            if configs:
+                self._queue.extend(configs)
+            self._lock.notify_all()
+            while True:
+                asking = self._asking is not None and self._asking not in self._answers
+                idle = self._running is None and not self._queue
+                left = deadline - time.monotonic()
+                if asking or idle or left <= 0 or len(self._outbox) >= MAX_OUTBOX:
+                    break
+                self._lock.wait(left)
+            out, self._outbox = self._outbox, []
+            return out, len(self._queue) + (self._running is not None), self._node
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
+            self._lock.notify_all()
+
+    # ------------------------------------------------------------------ the trial thread's side
+
+    def emit(self, message: tuple) -> None:
+        with self._lock:
+            self._outbox.append(message)
+            if len(self._outbox) >= MAX_OUTBOX:
+                self._lock.notify_all()
+
+    def ask(self, trial_id: str, step: int, value: Any) -> str:
+        """Wait for the scheduler's decision about this report."""
+        with self._lock:
+            self._outbox.append(("ask", trial_id, step, value))
+            self._asking = trial_id
+            self._lock.notify_all()
+            while trial_id not in self._answers and not self._closed:
+                self._lock.wait()
+            self._asking = None
+            return self._answers.pop(trial_id, "stop")
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._running = None
+                    self._lock.notify_all()
+                    self._lock.wait()
+                if self._closed:
+                    self._running = None
+                    return
+                trial_id, config, seed, asks = self._queue.popleft()
+                self._running = trial_id
+            self._run(trial_id, config, seed, asks)
+
+    def _run(self, trial_id: str, config: dict[str, Any], seed: int, asks: list[int]) -> None:
+        attempt = 0
+        while True:
+            trial = SwarmTrial(self, trial_id, asks=list(asks), max_steps=self.max_steps, seed=seed, metric=self.metric)
+            try:
+                self.train(dict(config), trial)
+            except TrialStopped:
+                pass
+            except MetricMissingError as exc:
+                self.emit(("abort", trial_id, str(exc)))
+                self.emit(("end", trial_id, f"{exc.__class__.__name__}: {exc}"))
+                return
+            except Exception as exc:  # noqa: BLE001 - a trial's failure is data
+                text = _error_text(exc)
+                if attempt < self.max_retries:
+                    attempt += 1
+                    self.emit(("retry", trial_id, text))
+                    continue
+                self.emit(("end", trial_id, text))
+                return
+            self.emit(("end", trial_id, None))
+            return
+
+
+def _error_text(exc: BaseException) -> str:
+    """The error and the last lines of its traceback (the user's frame), at most 4 KB."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    text = "".join(lines[-6:]).strip()
+    return text[-4000:]
+
+
+def _node() -> tuple[str | None, str | None]:
+    """The address and Ray id of the node this worker runs on (None outside Ray)."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None, None
+        return ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - only for the node columns
+        return None, None
+
+
+def actor_class() -> Any:
+    """:class:`Worker` as a Ray actor class (Ray imported here, not at module import)."""
+    import ray
+
+    return ray.remote(Worker)
