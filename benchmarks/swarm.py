@@ -216,13 +216,37 @@ def million(args: argparse.Namespace) -> None:
         summary = checked(scalehp.run(exp, on_progress=on_progress), args.configs)
         whole = time.perf_counter() - start
         memory_row("end", summary.elapsed_s)
-    limit = args.configs * 0.001 / cpus
-    print()
-    print(f"wall time        {summary.elapsed_s:.1f} s in the run, {whole:.1f} s in all (starting Ray, the summary)")
-    print(f"rate             {args.configs / summary.elapsed_s:,.0f} configs/s")
-    print(f"limit            {limit:.1f} s = {args.configs:,} x 1 ms / {cpus} CPUs")
-    print(f"efficiency       {limit / summary.elapsed_s:.1%} of the run, {limit / whole:.1%} in all")
+        limit = args.configs * 0.001 / cpus
+        print()
+        print(f"wall time        {summary.elapsed_s:.1f} s in the run, {whole:.1f} s in all (starting Ray, the summary)")
+        print(f"rate             {args.configs / summary.elapsed_s:,.0f} configs/s")
+        print(f"limit            {limit:.1f} s = {args.configs:,} x 1 ms / {cpus} CPUs")
+        print(f"efficiency       {limit / summary.elapsed_s:.1%} of the run, {limit / whole:.1%} in all")
+        print()
+        tools(Path(summary.path), Path(tmp))
     print(f"# finished at {load()}")
+
+
+def tools(run: Path, tmp: Path) -> None:
+    """Wall time of each results command on the run, as a user runs it (a fresh process each)."""
+    commands = [
+        ["results", "show", str(run)],
+        ["results", "best", str(run)],
+        ["sql", "SELECT count(*) AS trials, min(best_value) AS best FROM trials", "--root", str(run)],
+        ["sql", "SELECT step, count(*), avg(metric_loss) FROM reports GROUP BY step", "--root", str(run)],
+        ["plot", "curves", str(run), "-o", str(tmp / "curves.png")],
+        ["plot", "importance", str(run), "-o", str(tmp / "importance.png")],
+        ["plot", "parallel", str(run), "-o", str(tmp / "parallel.png")],
+        ["report", str(run), "-o", str(tmp / "report.html")],
+    ]
+    print(f"{'results command on the run':<60} {'wall s':>7}  exit")
+    for command in commands:
+        begin = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "scalehp.cli", *command], cwd=ROOT, capture_output=True, text=True)
+        shown = " ".join("RUN" if c == str(run) else Path(c).name if c.startswith(str(tmp)) else c for c in command)
+        print(f"scalehp {shown:<52} {time.perf_counter() - begin:7.2f}  {done.returncode}", flush=True)
+        if done.returncode:
+            print(done.stderr.strip()[-500:])
 
 
 # ---------------------------------------------------------------------------- --cluster

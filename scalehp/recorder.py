@@ -152,6 +152,7 @@ class RunRecorder:
         self.started = clock.monotonic()
         self.counts: Counter[str] = Counter()  # final status -> trials with that row
         self.keep_statuses = True  # False: ended trials are counted, not remembered (the swarm runtime)
+        self.keep_decisions = True  # False: decisions are written, not remembered (the runtime keeps its own)
         self.sync_ends = True  # False: a trial's end goes out with the next part, not fsynced at once
         self._deferred: int | None = None  # inside deferred(): durable() calls wanted, made once at its end
 
@@ -263,7 +264,8 @@ class RunRecorder:
             key = (trial_id, int(step), event["scheduler"])
             if action in ("exploit", "explore"):
                 key = (trial_id, int(step), f"{event['scheduler']}.{action}")
-            self.decisions[key] = action
+            if self.keep_decisions:
+                self.decisions[key] = action
         if action == "stop" and trial_id is not None:
             self.record(trial_id).stopped = True
         self.sink.add("events", {**self.keys, "time": self.clock.time(), **event})
@@ -399,12 +401,13 @@ class RunRecorder:
     # ------------------------------------------------------------------ resume
 
     def seed(self, trials: Any, reports: Any, events: Any, metric_columns: Mapping[str, str] | None = None,
-             created_at: Any = None) -> list[str]:
+             created_at: Any = None, ended_records: bool = True) -> list[str]:
         """Rebuild the bookkeeping of an interrupted run from its tables (``scalehp resume``).
 
         A trial has finished when it has a ``trials`` row, a ``stop`` decision, or a report at
         ``max_steps``; those without a row get one now, from their reports. Returns the trials
-        that finished that way (their rows were missing).
+        that finished that way (their rows were missing). ``ended_records=False``: no record
+        is rebuilt for a trial with a ``trials`` row (a million-trial run resumes in seconds).
         """
         for name, column in (metric_columns or {}).items():
             self.metric_map.keep(name, column)
@@ -425,7 +428,8 @@ class RunRecorder:
                     stopped.add(trial_id)
             self.ended = run_end(events)
         if len(reports):
-            self._seed_reports(reports)
+            self._seed_reports(reports if ended_records else reports[~reports["trial_id"].isin(self.statuses.keys())])
+            self._seed_best(reports)
         for trial_id in stopped:
             self.record(trial_id).stopped = True
         self.used_s = _used_seconds(created_at, trials, reports, events)
@@ -466,8 +470,20 @@ class RunRecorder:
                 if len(values):
                     best = values.loc[values[column].idxmin() if self.mode == "min" else values[column].idxmax()]
                     record.best, record.best_step = float(best[column]), int(best["step"])
-                    if self.best is None or self.better(record.best, self.best[0]):
-                        self.best = (record.best, trial_id)
+
+    def _seed_best(self, reports: Any) -> None:
+        """The run's best report so far (NaN and inf never the best)."""
+        column = self.metric_column
+        if column not in reports:
+            return
+        import numpy as np
+
+        values = reports[column].to_numpy(dtype=float)
+        sign = 1.0 if self.mode == "min" else -1.0
+        scored = np.where(np.isfinite(values), sign * values, np.inf)
+        if len(scored) and np.isfinite(scored.min()):
+            at = int(np.argmin(scored))
+            self.best = (float(values[at]), reports["trial_id"].iloc[at])
 
 
 def _used_seconds(created_at: Any, trials: Any, reports: Any, events: Any) -> float:

@@ -310,3 +310,20 @@ def test_cli_pareto(root):
     assert len(conflict) == len(trials) and "param_x" in conflict[0]
     result = cli("results", "pareto", run, "-m", "loss:down")
     assert result.exit_code == 1 and "METRIC:min or METRIC:max" in result.output
+
+
+def test_importance_of_many_trials_models_a_seeded_sample_and_says_so():
+    import numpy as np
+    import pandas as pd
+
+    from scalehp.analysis.importance import SAMPLE, param_importance
+
+    rng = np.random.default_rng(0)
+    n = SAMPLE + 1500
+    trials = pd.DataFrame({"trial_id": [f"t{i}" for i in range(n)], "param_x": rng.uniform(-5, 5, n), "param_y": rng.uniform(0, 1, n)})
+    trials["best_value"] = (trials["param_x"] - 0.3) ** 2 / 10 + 3 * trials["param_y"]
+    ranked = param_importance(trials, "min")
+    assert ranked.attrs["sampled"] == (SAMPLE, n)
+    assert list(ranked["param"]) == ["y", "x"] and ranked["importance"].sum() == pytest.approx(1.0)
+    assert ranked.equals(param_importance(trials, "min"))  # the same sample each time
+    assert "sampled" not in param_importance(trials.iloc[:500], "min").attrs

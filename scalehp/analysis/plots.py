@@ -97,19 +97,33 @@ def importance(frame: pd.DataFrame, value: str = "best value") -> Figure:
     ax = fig.add_subplot()
     ordered = frame.iloc[::-1]
     ax.barh([_label(p) for p in ordered["param"]], ordered["importance"], color="#1f77b4")
-    ax.set(xlabel=f"fANOVA importance for {_label(value)}", xlim=(0, 1), title="Param importance")
+    title = "Param importance"
+    if "sampled" in frame.attrs:
+        title += " ({:,} of {:,} trials, a random sample)".format(*frame.attrs["sampled"])
+    ax.set(xlabel=f"fANOVA importance for {_label(value)}", xlim=(0, 1), title=title)
     ax.grid(axis="x", alpha=0.3)
     return fig
 
 
-def parallel_coordinates(trials: pd.DataFrame, params: list[str], mode: str, value: str = "best_value") -> Figure:
-    """One line per trial across its params, coloured by ``value`` (best trials darkest)."""
+def parallel_coordinates(
+    trials: pd.DataFrame, params: list[str], mode: str, value: str = "best_value", max_trials: int = 1000
+) -> Figure:
+    """One line per trial across its params, coloured by ``value`` (best trials darkest).
+
+    With more than ``max_trials`` trials, the best tenth of ``max_trials`` and a random sample
+    (seeded) of the rest are drawn; the title says how many of how many."""
     import numpy as np
     import pandas as pd
     from matplotlib import colormaps
+    from matplotlib.collections import LineCollection
     from matplotlib.colors import Normalize
 
     scored = trials.dropna(subset=[value])
+    total = len(scored)
+    if total > max_trials:
+        ranked = scored.sort_values(value, ascending=mode == "min", kind="stable")
+        top = ranked.iloc[: max_trials // 10]
+        scored = pd.concat([top, ranked.iloc[max_trials // 10 :].sample(max_trials - len(top), random_state=0)])
     axes_names = [*params, value]
     columns, ticks = [], []
     for name in axes_names:
@@ -132,8 +146,9 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], mode: str, val
     norm = Normalize(values.min(), values.max()) if len(values) else Normalize(0, 1)
     order = np.argsort(-values if mode == "min" else values)  # best drawn last, on top
     xs = np.arange(len(axes_names))
-    for i in order:
-        ax.plot(xs, data[i], color=cmap(norm(values[i])), alpha=0.7, linewidth=1)
+    lines = [np.column_stack([xs, data[i]]) for i in order]
+    ax.add_collection(LineCollection(lines, colors=[cmap(norm(values[i])) for i in order], alpha=0.7, linewidths=1))
+    ax.set_xlim(-0.3, len(axes_names) - 0.7)
     for x, (low, high) in zip(xs, ticks):
         ax.axvline(x, color="black", linewidth=0.8)
         ax.annotate(low, (x, -0.02), ha="center", va="top", fontsize="x-small")
@@ -141,7 +156,8 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], mode: str, val
     ax.set_xticks(xs, [_label(n) for n in axes_names])
     ax.set_yticks([])
     ax.set_ylim(-0.12, 1.12)
-    ax.set_title("Parallel coordinates (darker: better)", pad=14)
+    shown = f"{len(scored):,} of {total:,} trials: the best {max_trials // 10:,} and a random sample; " if total > len(scored) else ""
+    ax.set_title(f"Parallel coordinates ({shown}darker: better)", pad=14)
     fig.colorbar(cmap_mappable(cmap, norm), ax=ax, label=_label(value))
     return fig
 

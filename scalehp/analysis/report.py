@@ -130,6 +130,9 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
                 _img(plots.importance(ranked), "param importance"),
                 _table(ranked),
             ]
+            if "sampled" in ranked.attrs:
+                used, total = ranked.attrs["sampled"]
+                parts.append(_note(f"Modelled on a random sample of {used:,} of the {total:,} trials."))
         parts += [
             "<h3>Parallel coordinates</h3>",
             _img(plots.parallel_coordinates(trials, params, mode), "parallel coordinates"),

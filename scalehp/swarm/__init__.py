@@ -80,6 +80,7 @@ class _Flight:
     suspect: bool = False  # out when a worker died: it runs again alone on a worker, to tell if it is the cause
     started: bool = False
     last: dict[str, Any] | None = None  # metrics of its last report
+    decided: dict[int, str] = field(default_factory=dict)  # step -> the scheduler's decision there
 
 
 @dataclass
@@ -176,11 +177,9 @@ class Swarm:
                     self._start(trial_id, flight, message[3] - message[4], slot)
                 _, _, step, at, elapsed, metrics = message
                 recorder.report(trial_id, step, metrics, time=at, elapsed_s=elapsed, node=slot.node[0], node_id=slot.node[1])
-                flight.last = metrics
-                if recorder.ended is not None:
-                    return
+                flight.last = metrics  # (after a goal ends the run, the rest of what came is still recorded)
             elif kind == "ask":
-                self._decide(slot, trial_id, message[2], message[3])
+                self._decide(slot, trial_id, message[2], message[3], flight)
             elif kind == "end":
                 if not flight.started:
                     self._start(trial_id, flight, time.time(), slot)
@@ -196,15 +195,14 @@ class Swarm:
         record = self.recorder.record(trial_id)
         record.started, (record.node, record.node_id) = at, slot.node
 
-    def _decide(self, slot: _Slot, trial_id: str, step: int, value: Any) -> None:
-        scheduler = self.plan.scheduler
-        recorded = self.recorder.decided(trial_id, step, scheduler)  # decided before a lost worker or a resume
-        if recorded is not None:
-            slot.answers[trial_id] = recorded
-            return
-        decision = self.core.report(trial_id, step, value)
-        self._act(decision)
-        slot.answers[trial_id] = "stop" if decision.action == "stop" else "continue"
+    def _decide(self, slot: _Slot, trial_id: str, step: int, value: Any, flight: _Flight) -> None:
+        # decided before its worker was lost, or before a resume: the decision on disk stands
+        recorded = flight.decided.get(step) or self.recorder.decided(trial_id, step, self.plan.scheduler)
+        if recorded is None:
+            decision = self.core.report(trial_id, step, value)
+            self._act(decision)
+            recorded = flight.decided[step] = "stop" if decision.action == "stop" else "continue"
+        slot.answers[trial_id] = recorded
 
     def _act(self, decision: Decision | None) -> None:
         if decision is not None:
@@ -264,8 +262,7 @@ class Swarm:
         if custom:
             options["resources"] = custom
         Worker = actor_class().options(**options)
-        remote_train = self.train
-        args = (remote_train, self.metric, self.max_steps, exp.failure.max_retries)
+        args = (self.train, self.metric, self.max_steps, exp.failure.max_retries)
         slots: list[_Slot] = []
         calls: dict[Any, _Slot] = {}
 
@@ -282,10 +279,9 @@ class Swarm:
             while calls:
                 if self.interrupted is not None or recorder.over():
                     break
-                ready, _ = ray.wait(list(calls), num_returns=1, timeout=1.0)
-                if ready and len(calls) > 1:
-                    more, _ = ray.wait([c for c in calls if c not in ready], num_returns=len(calls) - 1, timeout=0)
-                    ready += more
+                ready, rest = ray.wait(list(calls), num_returns=1, timeout=1.0)
+                if ready and rest:  # every other answer already there, without waiting
+                    ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
                 with recorder.deferred():  # the decisions of this round on disk once, before any is handed over
                     replies = []
                     for ref in ready:
@@ -316,7 +312,7 @@ class Swarm:
                     calls[slot.actor.poll.remote(answers, configs, POLL_S)] = slot
                 if self.on_progress is not None and time.monotonic() - last_progress >= 1.0:
                     last_progress = time.monotonic()
-                    self.on_progress(recorder.progress(self.in_flight))
+                    self.on_progress(recorder.progress(min(self.in_flight, len(calls))))
         finally:
             for slot in slots:
                 try:
@@ -377,7 +373,7 @@ def fit(
     exp = plan.experiment
     sink = ParquetSink(run_dir, param_fields(exp.space, plan.columns), flush_rows=FLUSH_ROWS)
     recorder = RunRecorder(plan, sink, run_id)
-    recorder.keep_statuses = False
+    recorder.keep_statuses = recorder.keep_decisions = False  # the swarm keeps what it needs: memory stays flat
     recorder.sync_ends = False
     done: set[int] = set()
     search_plan = plan
@@ -386,10 +382,14 @@ def fit(
         before = read_results(run_dir)
         created = next(iter(before.plans.values()), {}).get("created_at")
         recorder.keep_statuses = True
-        recorder.seed(before.trials, before.reports, before.events, before.metric_columns, created_at=created)
+        recorder.seed(
+            before.trials, before.reports, before.events, before.metric_columns, created_at=created, ended_records=False
+        )
         recorder.keep_statuses = False
-        done = {i for i in map(trial_index, recorder.statuses) if i is not None}
-        recorder.statuses.clear()
+        ended = set(recorder.statuses)
+        done = {i for i in map(trial_index, ended) if i is not None}
+        recorder.statuses.clear()  # (the swarm hands out only what is not done)
+        recorder.decisions = {k: v for k, v in recorder.decisions.items() if k[0] not in ended}
         if len(before.events):
             decider_events = [r for r in before.events.to_dict("records") if r.get("action") not in NOT_DECISIONS]
         search_plan = _told(plan, before.trials, done)
