@@ -231,7 +231,7 @@ def _metric_columns(experiment: Experiment) -> dict[str, str]:
     return {name: columns[name] for name in names}
 
 
-SWARM_SCHEDULERS = ("fifo", "asha")
+SWARM_SCHEDULERS = ("fifo", "asha", "hyperband")
 SWARM_MODEL_LIMIT = 10_000  # trials above which a model-based searcher, not the workers, sets a swarm's pace
 TUNE_ADVICE = 20_000  # trials above which plan points a Tune run to the swarm runtime
 
@@ -251,12 +251,11 @@ def _check_runtime(experiment: Experiment, trials: int, warnings: list[str]) -> 
         why = {
             "pbt": "an exploit continues another trial's checkpoint",
             "pb2": "an exploit continues another trial's checkpoint",
-            "hyperband": "a paused trial holds a checkpoint until its bracket halves",
             "median_stopping": "it decides at every step of every trial, a round trip per report",
         }[scheduler]
         raise experiment.error(
             "scheduler",
-            f"the swarm runtime runs {' and '.join(SWARM_SCHEDULERS)}, not {scheduler} ({why}); "
+            f"the swarm runtime runs {', '.join(SWARM_SCHEDULERS)}, not {scheduler} ({why}); "
             "use runtime: tune for it",
         )
     if algorithm in MODEL_BASED and trials > SWARM_MODEL_LIMIT:

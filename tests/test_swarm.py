@@ -55,7 +55,7 @@ def _experiment(tmp_path: Path, **changes) -> dict:
     "scheduler, why",
     [
         ({"pbt": {"interval_steps": 1, "mutate": ["x"]}}, "checkpoint"),
-        ("hyperband", "paused trial"),
+        ({"pb2": {"interval_steps": 1, "mutate": ["x"]}}, "checkpoint"),
         ("median_stopping", "every step"),
     ],
 )
@@ -104,7 +104,7 @@ def _file(tmp_path: Path, data: dict) -> Path:
 @pytest.mark.parametrize(
     "changes, where",
     [
-        ({"scheduler": "hyperband"}, "scheduler"),
+        ({"scheduler": "median_stopping"}, "scheduler"),
         ({"runtime": {"swarm": {"batch_size": 0}}}, "runtime.swarm.batch_size"),
         ({"runtime": {"swarm": {"batch_size": 10**9}}}, "runtime.swarm.batch_size"),
         ({"runtime": {"swarm": {"batch": 10}}}, "runtime.swarm"),
@@ -161,6 +161,32 @@ def test_the_worker_runs_its_configs_in_order_and_waits_at_a_rung_for_the_decisi
         assert steps == list(range(2, 10)) and got[-1] == ("end", "t0000001", None)
         out, held, _ = worker.poll(wait_s=0)
         assert out == [] and held == 0
+    finally:
+        worker.close()
+
+
+def test_a_paused_trial_gives_its_turn_to_the_next_config_and_resumes_before_new_ones():
+    worker = Worker(quadratic, "loss", max_steps=3)
+    try:
+        configs = [(f"t000000{i}", {"x": 0.1 * i}, i, [1]) for i in range(3)]
+        got = _until(worker, configs=configs)
+        assert got[-1][:3] == ("ask", "t0000000", 1)
+        got = _until(worker, answers={"t0000000": "pause"})  # the next config runs meanwhile
+        assert got[-1][:3] == ("ask", "t0000001", 1)
+        got = _until(worker, answers={"t0000001": "pause", "t0000000": "continue"}, kinds=("end",))
+        got += [] if any(m[0] == "ask" for m in got) else _until(worker, kinds=("ask",))
+        # t0 resumes before t2 starts: its remaining steps and its end come first
+        assert [(m[0], m[2]) for m in got if m[1] == "t0000000"] == [("report", 2), ("report", 3), ("end", None)]
+        ids = [m[1] for m in got]
+        assert ids.index("t0000002") > max(i for i, t in enumerate(ids) if t == "t0000000")
+        assert got[-1][:3] == ("ask", "t0000002", 1)
+        _, work, _ = worker.poll(wait_s=0)
+        assert work == 1  # t2 (asking); t1 is paused, not counted as work to run
+        got = _until(worker, answers={"t0000002": "stop", "t0000001": "stop"}, kinds=("end",))
+        got += _until(worker, kinds=("end",)) if sum(m[0] == "end" for m in got) < 2 else []
+        assert {m[1] for m in got if m[0] == "end"} == {"t0000001", "t0000002"}
+        out, work, _ = worker.poll(wait_s=0)
+        assert work == 0
     finally:
         worker.close()
 
@@ -265,6 +291,36 @@ def test_asha_with_several_workers_stops_at_rungs_and_every_stop_is_on_disk(ray_
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_hyperband_pauses_trials_without_holding_a_worker_and_halves_every_bracket(ray_local, tmp_path, concurrency):
+    """Under Ray Tune a paused trial keeps its place among ``concurrency`` trials, and with fewer
+    places than a bracket's trials no bracket ever halves; here it gives its worker away."""
+    data = _experiment(
+        tmp_path,
+        budget={"samples": 40, "max_steps": 9},
+        scheduler={"hyperband": {"reduction_factor": 3}},
+        concurrency=concurrency,
+    )
+    plan = compile_plan(load_experiment(data))
+    summary = run(plan.experiment)
+    results = read_results(summary.path)
+    trials, events = results.trials, results.events
+    assert len(trials) == 40 and set(trials["status"]) <= {"completed", "stopped"}
+    paused = events[events["action"] == "pause"]
+    halved = events[events["action"].isin(["continue", "stop"])]
+    assert len(paused) and len(halved)
+    assert set(paused["trial_id"]) <= set(halved["trial_id"])  # every pause ended in a decision
+    for _, rows in halved.groupby(["bracket", "rung", "cutoff"]):  # each halving (its cut-off) keeps the best
+        kept, cut = rows[rows["action"] == "continue"], rows[rows["action"] == "stop"]
+        assert len(kept) >= -(-len(rows) // 3) and len(cut) >= 1
+        assert (kept["value"] <= kept["cutoff"]).all() and (cut["value"] >= cut["cutoff"]).all()
+    stopped = set(halved.loc[halved["action"] == "stop", "trial_id"])
+    steps = trials.set_index("trial_id")["steps"]
+    assert all(steps[t] < 9 for t in stopped)
+    assert not results.reports.duplicated(["trial_id", "step"]).any()
+
+
+@pytest.mark.ray
 def test_failures_are_error_rows_with_retries_and_fail_fast_ends_the_run(ray_local, tmp_path):
     data = _experiment(tmp_path, trainable="tests.swarm_trainables:fails_below_zero", failure={"max_retries": 1})
     summary = run(load_experiment(data))
@@ -283,10 +339,18 @@ def test_failures_are_error_rows_with_retries_and_fail_fast_ends_the_run(ray_loc
 
 
 @pytest.mark.ray
-def test_a_goal_ends_the_run_early_and_running_trials_stop_where_they_are(ray_local, tmp_path):
-    data = _experiment(tmp_path, metric={"name": "loss", "mode": "min", "goal": 0.4}, budget={"samples": 5000, "max_steps": 3})
+@pytest.mark.parametrize(
+    "changes, why",
+    [
+        ({"metric": {"name": "loss", "mode": "min", "goal": 0.4}}, "goal"),
+        ({"trainable": "tests.swarm_trainables:paced", "budget": {"samples": 5000, "max_steps": 3, "time_limit": 3}}, "time limit"),
+    ],
+    ids=["goal", "time-limit"],
+)
+def test_a_goal_or_the_time_limit_ends_the_run_and_running_trials_stop_where_they_are(ray_local, tmp_path, changes, why):
+    data = _experiment(tmp_path, **{"budget": {"samples": 5000, "max_steps": 3}, **changes})
     summary = run(load_experiment(data))
-    assert summary.ended is not None and "goal" in summary.ended
+    assert summary.ended is not None and why in summary.ended
     results = read_results(summary.path)
     assert len(results.trials) < 5000 and set(results.trials["status"]) <= {"completed", "stopped"}
     assert set(results.reports["trial_id"]) <= set(results.trials["trial_id"])  # every trial that ran has its row
@@ -464,3 +528,16 @@ def test_asha_on_the_digits_mlp_decides_alike_in_both_runtimes(ray_local, tmp_pa
     assert any(r["action"] == "stop" for r in tune_rows) and any(r["action"] == "continue" for r in tune_rows)
     assert swarm_ends == tune_ends
     assert_same_events(swarm_rows, tune_rows)
+
+
+def test_progress_shows_the_rate_and_the_time_left(capsys):
+    from scalehp.cli.experiment import _progress_printer
+    from scalehp.recorder import Progress
+
+    show = _progress_printer(quiet=False)
+    show(Progress(trials=1_000_000, running=2, completed=250_000, stopped=0, errors=0, elapsed_s=100.0, metric="loss", best=0.5, best_trial="t0000007"))
+    show(Progress(trials=1_000_000, running=0, completed=1_000_000, stopped=0, errors=0, elapsed_s=4000.0, metric="loss"))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("[01:40] 250,000/1,000,000 done, 2,500/s, ETA 05:00 (250,000 completed")
+    assert lines[0].endswith("2 running  best loss 0.5 (t0000007)")
+    assert lines[1].startswith("[1:06:40] 1,000,000/1,000,000 done (1,000,000 completed")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from scalehp.results.schema import describe_end, metric_column, metric_names, run_end
+from scalehp.results.schema import describe_end, metric_column, metric_names_of, run_end
 from scalehp.results.sink import is_uri
 from scalehp.results.store import read_results
 
@@ -36,30 +36,48 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0, started: Iterable[
     """A :class:`RunSummary` from a run folder's tables (why it ended early: its ``end`` event).
 
     ``started``: ids of trials known to have started; one with neither a row nor a report
-    counts as unfinished.
+    counts as unfinished. The tables stay in Arrow: only the reports of trials without a row
+    and the best trial's row become pandas, so a million-trial run is summarised in seconds
+    and in the memory of its Arrow columns.
     """
+    import numpy as np
+    import pandas as pd
+    import pyarrow.compute as pc
+
     from scalehp.analysis.tables import finite, leaderboard
 
     results = read_results(run_dir)
     plan = next(iter(results.plans.values()))
     metric, mode = plan["experiment"]["metric"]["name"], plan["experiment"]["metric"]["mode"]
-    end = run_end(results.events)
+    events = results.table("events")
+    if events.num_rows:
+        events = events.filter(pc.equal(events["action"], "end"))
+    end = run_end(events.to_pandas())
     ended = describe_end(end, metric, mode) if end else None
-    trials = results.trials
-    unfinished = _unfinished(results.reports, trials, metric, mode, started)  # interrupted: they count, may be best
+    trials, reports = results.table("trials"), results.table("reports")
+    ids = trials["trial_id"]
+    pending = reports.filter(pc.invert(pc.is_in(reports["trial_id"], value_set=ids))) if reports.num_rows else reports
+    silent = [t for t in dict.fromkeys(started) if not pc.any(pc.equal(ids, t)).as_py()] if started else []
+    frame = pending.to_pandas()
+    frame.attrs["metric_names"] = metric_names_of(reports.schema)
+    unfinished = _unfinished(frame, metric, mode, silent)  # interrupted: they count, may be best
+    counts = pc.value_counts(trials["status"]).to_pylist() if trials.num_rows else []
+    counts = {c["values"]: c["counts"] for c in counts}
+    names = {**metric_names_of(trials.schema), **unfinished.attrs.get("metric_names", {})}
+    candidates = []  # the best row of the trials table (the first of equal ones), then the unfinished ones
+    values = trials["best_value"].to_numpy(zero_copy_only=False).astype(float) if trials.num_rows else np.array([])
+    scored = np.where(np.isfinite(values), values if mode == "min" else -values, np.inf)
+    if len(scored) and np.isfinite(scored.min()):
+        candidates.append(trials.slice(int(np.argmin(scored)), 1).to_pandas())
     if len(unfinished):
-        import pandas as pd
-
-        names = {**unfinished.attrs.get("metric_names", {}), **trials.attrs.get("metric_names", {})}
-        trials = pd.concat([trials, unfinished], ignore_index=True)
-        trials.attrs["metric_names"] = names
-    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
+        candidates.append(unfinished)
     summary: dict[str, Any] = {}
-    scored = trials[finite(trials["best_value"]).notna()]  # NaN and infinite values are never the best
-    if len(scored):
-        best = leaderboard(scored, mode).iloc[0]
+    best_rows = pd.concat(candidates, ignore_index=True) if candidates else pd.DataFrame({"best_value": []})
+    best_rows = best_rows[finite(best_rows["best_value"]).notna()]  # NaN and infinite values are never the best
+    if len(best_rows):
+        best = leaderboard(best_rows, mode).iloc[0]
         params = {name: _plain(best[column]) for name, column in plan.get("columns", {}).items() if column in best}
-        metrics = {name: float(best[c]) for c, name in metric_names(trials).items() if best[c] == best[c]}
+        metrics = {name: float(best[c]) for c, name in names.items() if c in best and best[c] == best[c]}
         summary = {
             "best_trial": best["trial_id"],
             "best_value": float(best["best_value"]),
@@ -69,7 +87,7 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0, started: Iterable[
     return RunSummary(
         run_id=plan["run_id"],
         path=run_dir if is_uri(run_dir) else Path(run_dir),
-        trials=len(trials),
+        trials=trials.num_rows + len(unfinished),
         completed=int(counts.get("completed", 0)),
         stopped=int(counts.get("stopped", 0)),
         errors=int(counts.get("error", 0)),
@@ -82,15 +100,17 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0, started: Iterable[
     )
 
 
-def _unfinished(reports: Any, trials: Any, metric: str, mode: str, started: Iterable[str] = ()) -> Any:
+def _unfinished(rows: Any, metric: str, mode: str, started: Iterable[str] = ()) -> Any:
     """Trials with no ``trials`` row (they were running when the run was interrupted), as rows
-    like the callback writes: best value, params and metrics at the last step they reported."""
+    like the callback writes: best value, params and metrics at the last step they reported.
+
+    ``rows``: their reports; ``started``: ids of trials without a row that had started."""
     import numpy as np
     import pandas as pd
 
-    finished = set(trials["trial_id"])
-    rows = reports[~reports["trial_id"].isin(finished)].sort_values(["trial_id", "step"])
-    silent = sorted(set(started) - finished - set(rows["trial_id"]))  # started, never reported
+    reports = rows
+    rows = rows.sort_values(["trial_id", "step"])
+    silent = sorted(set(started) - set(rows["trial_id"]))  # started, never reported
     if not len(rows) and not silent:
         return reports.iloc[0:0]
     column = metric_column(reports, metric)

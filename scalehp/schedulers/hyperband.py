@@ -101,7 +101,8 @@ def preview(experiment: Any, trials: int) -> Preview:
                 n = max(1, math.ceil(n / eta))
     warnings = []
     first = brackets[0].trials  # bracket 0 runs its trials to max_steps without halving
-    if experiment.concurrency is not None and experiment.concurrency <= first:
+    tune = getattr(experiment, "runtime_name", "tune") == "tune"  # (a swarm's paused trial frees its worker)
+    if tune and experiment.concurrency is not None and experiment.concurrency <= first:
         warnings.append(
             f"concurrency {experiment.concurrency} is not above bracket 0's {first} trials: a new trial joins the "
             "current bracket while it has room, and bracket 0 regains room as each of its trials ends, so every "
@@ -197,6 +198,16 @@ class HyperbandCore(Core):
                     break
         self._current.live[trial_id] = (None, None)
         self._of[trial_id] = self._current
+
+    def decides_at(self, trial_id: str) -> tuple[int, ...]:
+        """The rungs ahead of the trial's bracket below ``max_steps`` (the trial joins it now)."""
+        self.add(trial_id)
+        eta, max_t = self.settings.reduction_factor, self.settings.max_steps
+        steps, rung = [], self._of[trial_id].rung
+        while rung < max_t:
+            steps.append(rung)
+            rung = int(min(rung * eta, max_t))
+        return tuple(steps)
 
     def report(self, trial_id: str, step: int, value: float | None) -> Decision:
         self.add(trial_id)

@@ -129,6 +129,7 @@ class Swarm:
         self.core = core(plan)
         self.configs, self.searcher = suggestions(plan_for_search or plan, trial_name, skip=done)
         self.requeued: list[tuple[str, _Flight]] = []  # configs of lost workers (suspects), handed out first
+        self.holder: dict[str, _Slot] = {}  # trial id in flight -> the worker that holds it
         self.exhausted = False
         self.on_progress = on_progress
         self.interrupted: int | None = None
@@ -157,7 +158,8 @@ class Swarm:
             return []
         for trial_id, flight in self._take(slot, count):
             slot.held[trial_id] = flight
-            asks = self.core.decides_at(trial_id) or ()
+            self.holder[trial_id] = slot
+            asks = self.core.decides_at(trial_id) or ()  # (joins its bracket now, in the order handed out)
             out.append((trial_id, flight.config, trial_seed(seed, flight.index), list(asks)))
         self.in_flight += len(out)
         return out
@@ -198,19 +200,30 @@ class Swarm:
     def _decide(self, slot: _Slot, trial_id: str, step: int, value: Any, flight: _Flight) -> None:
         # decided before its worker was lost, or before a resume: the decision on disk stands
         recorded = flight.decided.get(step) or self.recorder.decided(trial_id, step, self.plan.scheduler)
-        if recorded is None:
-            decision = self.core.report(trial_id, step, value)
-            self._act(decision)
-            recorded = flight.decided[step] = "stop" if decision.action == "stop" else "continue"
-        slot.answers[trial_id] = recorded
+        if recorded in ("continue", "stop"):
+            slot.answers[trial_id] = recorded
+            return
+        decision = self.core.report(trial_id, step, value)
+        self._act(decision)
+        if decision.action == "pause":  # (told to continue or stop when its bracket halves: _act)
+            slot.answers[trial_id] = "pause"
+            return
+        slot.answers[trial_id] = flight.decided[step] = "stop" if decision.action == "stop" else "continue"
 
     def _act(self, decision: Decision | None) -> None:
-        if decision is not None:
-            for event in decision.events:
-                self.recorder.decide(event)  # a stop is on disk before the worker hears it (deferred: at once)
+        """Record a decision's rows, then hand what it decided about paused trials to their workers."""
+        if decision is None:
+            return
+        for event in decision.events:
+            self.recorder.decide(event)  # a stop is on disk before the worker hears it (deferred: at once)
+        for trial_id, action in decision.others:
+            slot = self.holder.get(trial_id)
+            if slot is not None:
+                slot.answers[trial_id] = action
 
     def _end(self, slot: _Slot, trial_id: str, flight: _Flight, error: str | None) -> None:
         del slot.held[trial_id]
+        self.holder.pop(trial_id, None)
         self.in_flight -= 1
         last = flight.last or {}
         value = last.get(self.metric)
@@ -239,6 +252,7 @@ class Swarm:
             if flight.started:
                 self.recorder.retry(trial_id, text, from_start=True)
             del slot.held[trial_id]
+            self.holder.pop(trial_id, None)
             self.in_flight -= 1
             flight.last, flight.suspect = None, True
             self.requeued.append((trial_id, flight))
@@ -305,7 +319,7 @@ class Swarm:
                 for slot, queued in replies:
                     answers, slot.answers = slot.answers, {}
                     configs = self._hand(slot, self.batch) if queued < max(1, self.batch // 2) else []
-                    if queued == 0 and not configs and not answers:
+                    if not slot.held and not configs and not answers:  # nothing left for it: it goes
                         slot.actor.close.remote()
                         ray.kill(slot.actor, no_restart=True)
                         continue

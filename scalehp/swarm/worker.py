@@ -65,6 +65,11 @@ class SwarmTrial(Trial):
 class Worker:
     """A swarm worker (run as a Ray actor; plain Python here, so tests can drive it in-process).
 
+    One trial runs at a time (the worker holds one trial's resources). A trial the scheduler
+    pauses (Hyperband, until its bracket halves) gives its turn to the next config and waits,
+    its state in memory as Ray Tune would hold it in a checkpoint; once told to continue it runs
+    again before any new config.
+
     Args:
         train: the user's ``train(config, trial)``.
         metric: the experiment's metric (every report must hold it).
@@ -77,20 +82,23 @@ class Worker:
         self._lock = threading.Condition()
         self._queue: deque[tuple[str, dict[str, Any], int, list[int]]] = deque()
         self._outbox: list[tuple] = []
+        self._asks = 0  # asks in the outbox
         self._answers: dict[str, str] = {}
-        self._asking: str | None = None
-        self._running: str | None = None
+        self._turn: str | None = None  # the trial that runs now
+        self._ready: deque[str] = deque()  # paused trials told to continue, waiting for their turn
+        self._paused = 0  # trials waiting for the decision that ends their pause
+        self._idle = 0  # runner threads waiting for a config
         self._closed = False
         self._node = _node()
-        self._thread = threading.Thread(target=self._loop, name="scalehp-swarm-trials", daemon=True)
-        self._thread.start()
+        self._runner()
 
     # ------------------------------------------------------------------ the driver's side
 
     def poll(self, answers: dict[str, str] | None = None, configs: list | None = None, wait_s: float = 0.2) -> tuple:
         """Hand over decisions and configs; take the outbox.
 
-        Returns (messages, configs held and not ended, (this worker's node address, its Ray node id))."""
+        Returns (messages, configs to run that have not ended, not counting paused trials,
+        (this worker's node address, its Ray node id))."""
         deadline = time.monotonic() + wait_s
         with self._lock:
             if answers:
@@ -99,14 +107,13 @@ class Worker:
                 self._queue.extend(configs)
             self._lock.notify_all()
             while True:
-                asking = self._asking is not None and self._asking not in self._answers
-                idle = self._running is None and not self._queue
+                idle = self._turn is None and not self._queue and not self._ready and not self._paused
                 left = deadline - time.monotonic()
-                if asking or idle or left <= 0 or len(self._outbox) >= MAX_OUTBOX:
+                if self._asks or idle or left <= 0 or len(self._outbox) >= MAX_OUTBOX:
                     break
                 self._lock.wait(left)
-            out, self._outbox = self._outbox, []
-            return out, len(self._queue) + (self._running is not None), self._node
+            out, self._outbox, self._asks = self._outbox, [], 0
+            return out, self._work(), self._node
 
     def close(self) -> None:
         with self._lock:
@@ -114,7 +121,10 @@ class Worker:
             self._queue.clear()
             self._lock.notify_all()
 
-    # ------------------------------------------------------------------ the trial thread's side
+    def _work(self) -> int:
+        return len(self._queue) + (self._turn is not None) + len(self._ready)
+
+    # ------------------------------------------------------------------ the trial threads' side
 
     def emit(self, message: tuple) -> None:
         with self._lock:
@@ -123,29 +133,52 @@ class Worker:
                 self._lock.notify_all()
 
     def ask(self, trial_id: str, step: int, value: Any) -> str:
-        """Wait for the scheduler's decision about this report."""
+        """Wait for the scheduler's decision about this report: ``continue`` or ``stop``; a pause
+        gives the turn away until the decision that ends it."""
         with self._lock:
             self._outbox.append(("ask", trial_id, step, value))
-            self._asking = trial_id
+            self._asks += 1
             self._lock.notify_all()
-            while trial_id not in self._answers and not self._closed:
+            answer = self._answer(trial_id)
+            if answer != "pause":
+                return answer
+            self._paused += 1
+            self._turn = None
+            if self._idle == 0:  # a thread to run the next config while this one waits
+                self._runner()
+            self._lock.notify_all()
+            answer = self._answer(trial_id)
+            self._paused -= 1
+            self._ready.append(trial_id)
+            while not self._closed and not (self._turn is None and self._ready[0] == trial_id):
                 self._lock.wait()
-            self._asking = None
-            return self._answers.pop(trial_id, "stop")
+            self._ready.remove(trial_id)
+            self._turn = trial_id
+            return answer
+
+    def _answer(self, trial_id: str) -> str:
+        while trial_id not in self._answers and not self._closed:
+            self._lock.wait()
+        return self._answers.pop(trial_id, "stop")
+
+    def _runner(self) -> None:
+        threading.Thread(target=self._loop, name="scalehp-swarm-trials", daemon=True).start()
 
     def _loop(self) -> None:
         while True:
             with self._lock:
-                while not self._queue and not self._closed:
-                    self._running = None
-                    self._lock.notify_all()
+                self._idle += 1
+                while not self._closed and not (self._turn is None and not self._ready and self._queue):
                     self._lock.wait()
+                self._idle -= 1
                 if self._closed:
-                    self._running = None
                     return
                 trial_id, config, seed, asks = self._queue.popleft()
-                self._running = trial_id
+                self._turn = trial_id
             self._run(trial_id, config, seed, asks)
+            with self._lock:
+                self._turn = None
+                self._lock.notify_all()
 
     def _run(self, trial_id: str, config: dict[str, Any], seed: int, asks: list[int]) -> None:
         attempt = 0
@@ -169,7 +202,6 @@ class Worker:
                 return
             self.emit(("end", trial_id, None))
             return
-
 
 def _error_text(exc: BaseException) -> str:
     """The error and the last lines of its traceback (the user's frame), at most 4 KB."""
