@@ -327,3 +327,22 @@ def test_importance_of_many_trials_models_a_seeded_sample_and_says_so():
     assert list(ranked["param"]) == ["y", "x"] and ranked["importance"].sum() == pytest.approx(1.0)
     assert ranked.equals(param_importance(trials, "min"))  # the same sample each time
     assert "sampled" not in param_importance(trials.iloc[:500], "min").attrs
+
+
+def test_the_top_of_a_large_leaderboard_is_the_top_of_the_full_stable_sort():
+    import numpy as np
+    import pandas as pd
+
+    from scalehp.analysis.tables import best_trial, finite, leaderboard
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):  # ties, NaN and infinities, in every mode and size
+        n = int(rng.integers(1, 200))
+        values = rng.choice([1.0, 2.0, 3.0, np.nan, np.inf, -np.inf, 0.5], n)
+        trials = pd.DataFrame({"trial_id": [f"t{i}" for i in range(n)], "best_value": values})
+        for mode in ("min", "max"):
+            ranked = trials.sort_values("best_value", ascending=mode == "min", na_position="last", kind="stable", key=finite)
+            for top in (1, 3, 10):
+                assert list(leaderboard(trials, mode, top)["trial_id"]) == list(ranked["trial_id"].head(top))
+            if finite(trials["best_value"]).notna().any():
+                assert best_trial(trials, mode)["trial_id"] == ranked["trial_id"].iloc[0]

@@ -13,28 +13,29 @@ if TYPE_CHECKING:  # pragma: no cover
     from scalehp.results.store import Results
 
 
-def compare_runs(results: Results) -> pd.DataFrame:
+def compare_runs(results: Results, trials: pd.DataFrame | None = None, reports: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per run, ready to be read side by side (see :func:`side_by_side`).
 
     Columns: ``run_id, experiment, searcher, scheduler, metric, mode, trials, completed,
     stopped, errors, steps`` (all reports), ``wall_s`` (first to last report), ``best_value``,
     ``best_trial``, ``best_step``, ``steps_to_best`` and ``wall_s_to_best`` (spent by the whole
-    run until the best value was first reported) and ``best_params`` (dict).
+    run until the best value was first reported) and ``best_params`` (dict). ``trials`` and
+    ``reports``: the results' frames, when the caller has them already.
     """
     import pandas as pd
 
-    trials = results.trials
-    reports = (
-        results.table("reports")
-        .select([c for c in ("run_id", "trial_id", "step", "time") if c in results.table("reports").column_names])
-        .to_pandas()
-    )
+    trials = results.trials if trials is None else trials
+    if reports is None:
+        table = results.table("reports")
+        reports = table.select([c for c in ("run_id", "trial_id", "step", "time") if c in table.column_names]).to_pandas()
     rows = []
     for run_id, plan in results.plans.items():
         experiment = plan["experiment"]
         metric, mode = experiment["metric"]["name"], experiment["metric"]["mode"]
-        mine = trials[trials["run_id"] == run_id]
-        done = reports[reports["run_id"] == run_id].sort_values("time", kind="stable").reset_index(drop=True)
+        single = len(results.plans) == 1  # (a million rows are not copied to select them all)
+        mine = trials if single else trials[trials["run_id"] == run_id]
+        done = reports if single else reports[reports["run_id"] == run_id]
+        done = done[["trial_id", "step", "time"]].sort_values("time", kind="stable").reset_index(drop=True)
         statuses = mine["status"].value_counts().to_dict()
         row = {
             "run_id": run_id,

@@ -35,6 +35,19 @@ def learning_curves(reports: pd.DataFrame, metric: str) -> pd.DataFrame:
     return curves.sort_values([*KEYS, "step"], kind="stable").reset_index(drop=True)
 
 
+def sampled(reports: pd.DataFrame, best: str | None = None, count: int = 200) -> tuple[pd.DataFrame, int]:
+    """The reports of a random sample (seeded) of ``count`` trials and of ``best``, and how many
+    trials there were: what a learning-curve plot of a million trials draws, without sorting them all."""
+    keys = reports[KEYS].drop_duplicates()
+    if len(keys) <= count:
+        return reports, len(keys)
+    chosen = keys.sample(count, random_state=0)
+    import pandas as pd
+
+    keep = pd.MultiIndex.from_frame(reports[KEYS]).isin(pd.MultiIndex.from_frame(chosen))
+    return reports[keep | (reports["trial_id"] == best).to_numpy()], len(keys)
+
+
 def anytime(reports: pd.DataFrame, metric: str, mode: str, by: str = "wall") -> pd.DataFrame:
     """Best value so far per run, over wall time (``by="wall"``) or cumulative steps (``by="steps"``).
 

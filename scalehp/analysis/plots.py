@@ -41,20 +41,27 @@ def png(figure: Figure) -> bytes:
 
 
 def learning_curves(
-    curves: pd.DataFrame, metric: str, best: str | None = None, log_y: bool = False, max_trials: int = 200
+    curves: pd.DataFrame,
+    metric: str,
+    best: str | None = None,
+    log_y: bool = False,
+    max_trials: int = 200,
+    total: int | None = None,
 ) -> Figure:
     """Each trial's metric over its steps (from :func:`scalehp.analysis.curves.learning_curves`); ``best`` in red.
 
     With more than ``max_trials`` trials, a random sample of them (seeded) and ``best`` are drawn.
+    ``total``: the trials the curves were sampled from, when the caller sampled them already.
     """
     fig = _figure()
     ax = fig.add_subplot()
-    total = curves["trial_id"].nunique()
-    if total > max_trials:
+    total = max(total or 0, curves["trial_id"].nunique())
+    if curves["trial_id"].nunique() > max_trials:
+        import pandas as pd
+
         keys = curves[["run_id", "trial_id"]].drop_duplicates().sample(max_trials, random_state=0)
-        chosen = set(zip(keys["run_id"], keys["trial_id"]))
-        keep = [(r, t) in chosen or t == best for r, t in zip(curves["run_id"], curves["trial_id"])]
-        curves = curves[keep]
+        keep = pd.MultiIndex.from_frame(curves[["run_id", "trial_id"]]).isin(pd.MultiIndex.from_frame(keys))
+        curves = curves[keep | (curves["trial_id"] == best).to_numpy()]
     many = curves["trial_id"].nunique() > 30
     for (_, trial), rows in curves.groupby(["run_id", "trial_id"], sort=False):
         if trial == best:

@@ -89,7 +89,7 @@ def _own(frame: pd.DataFrame) -> pd.DataFrame:
 def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, Any], top: int) -> list[str]:
     experiment = plan["experiment"]
     metric, mode = experiment["metric"]["name"], experiment["metric"]["mode"]
-    trials, reports, events = (_own(frames[t][frames[t]["run_id"] == run_id]) for t in ("trials", "reports", "events"))
+    trials, reports, events = frames["trials"], frames["reports"], frames["events"]  # (this run's rows)
     params = [c.removeprefix("param_") for c in trials.columns if c.startswith("param_") and trials[c].nunique() > 1]
     parts = [f"<h2>Run {_text(run_id)} — {_text(experiment.get('name'))}</h2>"]
     parts.append(
@@ -114,9 +114,10 @@ def _run_section(frames: dict[str, pd.DataFrame], run_id: str, plan: dict[str, A
     best = board.iloc[0]["trial_id"] if tables.finite(board["best_value"]).notna().iloc[0] else None
 
     if len(reports):
+        shown, total = curves.sampled(reports, best)
         parts += [
             "<h3>Learning curves</h3>",
-            _img(plots.learning_curves(curves.learning_curves(reports, metric), metric, best), "learning curves"),
+            _img(plots.learning_curves(curves.learning_curves(shown, metric), metric, best, total=total), "learning curves"),
         ]
     if len(params) and tables.finite(trials["best_value"]).notna().sum() >= 3:
         try:
@@ -170,9 +171,9 @@ def render(results: Results, title: str | None = None, top: int = 10) -> str:
         f"<h1>{_text(title)}</h1>",
         _note(f"{len(plans)} run(s), made {created} by scalehp from the runs' Parquet tables."),
     ]
-    compared = compare.compare_runs(results)
-    parts += ["<h2>Runs side by side</h2>", _table(compare.side_by_side(compared))]
     frames = {"trials": results.trials, "reports": results.reports, "events": results.events}
+    compared = compare.compare_runs(results, trials=frames["trials"], reports=frames["reports"])
+    parts += ["<h2>Runs side by side</h2>", _table(compare.side_by_side(compared))]
     reports = frames["reports"]
     if len(reports):
         # anytime performance of the runs that share a metric and mode, one pair of plots each
@@ -189,6 +190,7 @@ def render(results: Results, title: str | None = None, top: int = 10) -> str:
                 frame = curves.anytime(mine, metric, mode, by=by)
                 parts.append(_img(plots.anytime(frame, metric, by=by), f"anytime performance over {by}"))
     for run_id, plan in plans.items():
-        parts += _run_section(frames, run_id, plan, top)
+        mine = frames if len(plans) == 1 else {t: _own(f[f["run_id"] == run_id]) for t, f in frames.items()}
+        parts += _run_section(mine, run_id, plan, top)
     parts.append("</body></html>")
     return "\n".join(parts)

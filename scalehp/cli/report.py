@@ -108,7 +108,8 @@ def plot(kind: str, runs: tuple[str, ...], output: str, by: str, force: bool) ->
         raise ResultsError(f"{kind} is drawn for one run; name a run folder")
     if kind == "curves":
         best = best_trial(trials, mode)["trial_id"] if finite(trials["best_value"]).notna().any() else None
-        figure = plots.learning_curves(curves.learning_curves(results.reports, metric), metric, best)
+        shown, total = curves.sampled(results.reports, best)
+        figure = plots.learning_curves(curves.learning_curves(shown, metric), metric, best, total=total)
     elif kind == "anytime":
         figure = plots.anytime(curves.anytime(results.reports, metric, mode, by=by), metric, by=by)
     elif kind == "importance":

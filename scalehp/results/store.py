@@ -156,12 +156,15 @@ def _check_part(path: Any, table: str, schema: pa.Schema) -> None:
             )
 
 
-def _read_data(files: list, schema: pa.Schema | None, filesystem: Any, table: str) -> pa.Table:
+def _read_data(
+    files: list, schema: pa.Schema | None, filesystem: Any, table: str, columns: list[str] | None = None, where: Any = None
+) -> pa.Table:
     """The rows of ``files`` (as one dataset, or one file when ``schema`` is None); a damaged file named."""
     try:
         if schema is None:
             return pq.read_table(str(files[0]), filesystem=filesystem)
-        return ds.dataset([str(f) for f in files], schema=schema, format="parquet", filesystem=filesystem).to_table()
+        data = ds.dataset([str(f) for f in files], schema=schema, format="parquet", filesystem=filesystem)
+        return data.to_table(columns=columns, filter=where)
     except (pa.ArrowException, OSError) as exc:
         if len(files) > 1:  # name the file: read them one by one
             for path in files:
@@ -175,9 +178,19 @@ def _empty(table: str) -> pa.Table:
 
 
 def read_table(
-    run_dirs: list, table: str, filesystem: Any = None, metric_columns: Mapping[str, str] | None = None
+    run_dirs: list,
+    table: str,
+    filesystem: Any = None,
+    metric_columns: Mapping[str, str] | None = None,
+    columns: list[str] | None = None,
+    where: Any = None,
 ) -> pa.Table:
     """One table over several runs, schemas unified and duplicates dropped.
+
+    ``columns``: only these (fixed) columns, and the table's keys; ``where``: only the rows
+    this ``pyarrow.dataset`` expression on fixed columns keeps (a key's rows are kept or
+    dropped together when the expression is on the key). A million rows' ids, or one trial's
+    row, without the rest of them.
 
     ``metric_columns`` (name -> column) fixes the columns of names seen elsewhere (in the
     other tables); other names keep the column their part files give them unless another
@@ -208,15 +221,21 @@ def read_table(
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ResultsError(f"{table}: part files disagree on column types: {_reason(exc)}") from None
 
-    if any(renames[: len(files)]):  # runs that gave one column to different names: part by part, renamed
-        data = concat([renamed(_read_data([f], None, filesystem, table), r) for f, r in zip(files, renames)])
-    elif files:
-        data = _read_data(files, _unify(found, table), filesystem, table)
-    else:
-        data = _empty(table)
-    if pending:  # rows a killed run left in its journal only: after its parts, so they win
-        data = concat([data, *(renamed(p, r) for p, r in zip(pending, renames[len(files) :]))])
     keys = _KEYS[table]
+    wanted = None if columns is None else list(dict.fromkeys([*keys, *columns]))
+
+    def selected(part: pa.Table) -> pa.Table:
+        part = part if where is None else part.filter(where)
+        return part if wanted is None else part.select(wanted)
+
+    if any(renames[: len(files)]):  # runs that gave one column to different names: part by part, renamed
+        data = concat([selected(renamed(_read_data([f], None, filesystem, table), r)) for f, r in zip(files, renames)])
+    elif files:
+        data = _read_data(files, _unify(found, table), filesystem, table, wanted, where)
+    else:
+        data = selected(_empty(table))
+    if pending:  # rows a killed run left in its journal only: after its parts, so they win
+        data = concat([data, *(selected(renamed(p, r)) for p, r in zip(pending, renames[len(files) :]))])
     if keys and data.num_rows:
         data = _last_per_key(data, keys)
     params: dict[str, str] = {}

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 from scalehp.results.schema import describe_end, metric_column, metric_names_of, run_end
 from scalehp.results.sink import is_uri
-from scalehp.results.store import read_results
+from scalehp.results.store import _empty, read_results, read_table
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,13 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0, started: Iterable[
         events = events.filter(pc.equal(events["action"], "end"))
     end = run_end(events.to_pandas())
     ended = describe_end(end, metric, mode) if end else None
-    trials, reports = results.table("trials"), results.table("reports")
+    def table(name: str, columns: list[str] | None = None, where: Any = None) -> Any:
+        return read_table(results.runs, name, results.filesystem, results.metric_columns, columns=columns, where=where)
+
+    trials = table("trials", ["status", "best_value"])  # (and trial_id): a million trials' columns, not all
     ids = trials["trial_id"]
+    rowless = pc.invert(pc.is_in(table("reports", ["trial_id"])["trial_id"], value_set=ids))
+    reports = results.table("reports") if pc.any(rowless).as_py() else _empty("reports")  # only when some have no row
     pending = reports.filter(pc.invert(pc.is_in(reports["trial_id"], value_set=ids))) if reports.num_rows else reports
     silent = [t for t in dict.fromkeys(started) if not pc.any(pc.equal(ids, t)).as_py()] if started else []
     frame = pending.to_pandas()
@@ -63,12 +68,15 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0, started: Iterable[
     unfinished = _unfinished(frame, metric, mode, silent)  # interrupted: they count, may be best
     counts = pc.value_counts(trials["status"]).to_pylist() if trials.num_rows else []
     counts = {c["values"]: c["counts"] for c in counts}
-    names = {**metric_names_of(trials.schema), **unfinished.attrs.get("metric_names", {})}
     candidates = []  # the best row of the trials table (the first of equal ones), then the unfinished ones
     values = trials["best_value"].to_numpy(zero_copy_only=False).astype(float) if trials.num_rows else np.array([])
     scored = np.where(np.isfinite(values), values if mode == "min" else -values, np.inf)
+    names = dict(unfinished.attrs.get("metric_names", {}))
     if len(scored) and np.isfinite(scored.min()):
-        candidates.append(trials.slice(int(np.argmin(scored)), 1).to_pandas())
+        best_id = ids[int(np.argmin(scored))].as_py()
+        row = table("trials", where=pc.field("trial_id") == best_id)
+        names = {**metric_names_of(row.schema), **names}
+        candidates.append(row.to_pandas())
     if len(unfinished):
         candidates.append(unfinished)
     summary: dict[str, Any] = {}
