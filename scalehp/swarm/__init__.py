@@ -11,8 +11,9 @@ experiment's ``resources``), and only the bookkeeping moves out of that per-tria
 * each worker (:mod:`.worker`) runs the user's ``train(config, trial)`` unchanged, one trial
   after another, and sends what they report back in chunks;
 * the scheduler's decision core decides on the driver, at the steps where it can decide
-  anything (ASHA: a trial's rungs; FIFO: never): the trial waits there, the decision is written
-  (fsynced) before the worker hears it;
+  anything (ASHA and Hyperband: a trial's rungs; FIFO: never): the trial waits there, the
+  decision is written (fsynced) before the worker hears it; a trial Hyperband pauses gives its
+  worker's turn to the next config and waits in memory until its bracket halves;
 * rows go to the same :class:`~scalehp.results.sink.ParquetSink` through the same
   :class:`~scalehp.recorder.RunRecorder`; the driver keeps counts, the best trial and the
   trials in flight, not an object per finished trial, so its memory stays flat.
@@ -27,7 +28,8 @@ results instead), and a step run again replaces its earlier row when read.
 
 Unlike the Tune runtime, a swarm trial keeps no checkpoints (it runs start to end in one go;
 ``trial.restore()`` is always None) and a plain Ray Tune function (``ray.tune.report``) does
-not run here. PBT, PB2, Hyperband and median stopping need Tune (the compiler says why).
+not run here. PBT, PB2 and median stopping need Tune (the compiler says why). A resumed
+Hyperband run rebuilds its brackets from the trials it still runs (its recorded decisions stand).
 """
 
 from __future__ import annotations
