@@ -38,12 +38,18 @@ def learning_curves(reports: pd.DataFrame, metric: str) -> pd.DataFrame:
 def sampled(reports: pd.DataFrame, best: str | None = None, count: int = 200) -> tuple[pd.DataFrame, int]:
     """The reports of a random sample (seeded) of ``count`` trials and of ``best``, and how many
     trials there were: what a learning-curve plot of a million trials draws, without sorting them all."""
+    import pandas as pd
+
+    if reports["run_id"].nunique() <= 1:  # one run: trial ids alone (hashing one column, not two)
+        ids = pd.Series(reports["trial_id"].unique())
+        if len(ids) <= count:
+            return reports, len(ids)
+        keep = reports["trial_id"].isin(ids.sample(count, random_state=0))
+        return reports[keep | (reports["trial_id"] == best)], len(ids)
     keys = reports[KEYS].drop_duplicates()
     if len(keys) <= count:
         return reports, len(keys)
     chosen = keys.sample(count, random_state=0)
-    import pandas as pd
-
     keep = pd.MultiIndex.from_frame(reports[KEYS]).isin(pd.MultiIndex.from_frame(chosen))
     return reports[keep | (reports["trial_id"] == best).to_numpy()], len(keys)
 

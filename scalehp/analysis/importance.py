@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-SAMPLE = 2_000
+SAMPLE = 1_000
 """Trials importance models at most (a seeded random sample of them beyond that)."""
 DEEP = 1_000
 """Trials up to which the forest is optuna's default (64 trees of depth 64); 32 of depth 8 beyond."""

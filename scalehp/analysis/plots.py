@@ -70,10 +70,11 @@ def learning_curves(
         ax.plot(rows["step"], rows["value"], color="#1f77b4", alpha=0.25 if many else 0.5, linewidth=1, marker=marker)
     if best is not None:
         rows = curves[curves["trial_id"] == best]
-        ax.plot(rows["step"], rows["value"], color=BEST, linewidth=2, label=f"best trial {_label(best)}")
+        marker = "o" if len(rows) == 1 else None
+        ax.plot(rows["step"], rows["value"], color=BEST, linewidth=2, marker=marker, label=f"best trial {_label(best)}")
         ax.legend(loc="best")
     shown = curves["trial_id"].nunique()
-    title = f"Learning curves ({total} trials)" if shown == total else f"Learning curves ({shown} of {total} trials)"
+    title = f"Learning curves ({total:,} trials)" if shown == total else f"Learning curves ({shown:,} of {total:,} trials)"
     ax.set(xlabel="step", ylabel=_label(metric), title=title)
     if log_y:
         ax.set_yscale("log")
@@ -128,9 +129,9 @@ def parallel_coordinates(
     scored = trials.dropna(subset=[value])
     total = len(scored)
     if total > max_trials:
-        ranked = scored.sort_values(value, ascending=mode == "min", kind="stable")
-        top = ranked.iloc[: max_trials // 10]
-        scored = pd.concat([top, ranked.iloc[max_trials // 10 :].sample(max_trials - len(top), random_state=0)])
+        best = scored[value].nsmallest(max_trials // 10) if mode == "min" else scored[value].nlargest(max_trials // 10)
+        top = scored.loc[best.index]
+        scored = pd.concat([top, scored.drop(index=best.index).sample(max_trials - len(top), random_state=0)])
     axes_names = [*params, value]
     columns, ticks = [], []
     for name in axes_names:
@@ -163,8 +164,8 @@ def parallel_coordinates(
     ax.set_xticks(xs, [_label(n) for n in axes_names])
     ax.set_yticks([])
     ax.set_ylim(-0.12, 1.12)
-    shown = f"{len(scored):,} of {total:,} trials: the best {max_trials // 10:,} and a random sample; " if total > len(scored) else ""
-    ax.set_title(f"Parallel coordinates ({shown}darker: better)", pad=14)
+    shown = f"\n{len(scored):,} of {total:,} trials: the best {max_trials // 10:,} and a random sample" if total > len(scored) else ""
+    ax.set_title(f"Parallel coordinates (darker: better){shown}", pad=14)
     fig.colorbar(cmap_mappable(cmap, norm), ax=ax, label=_label(value))
     return fig
 
