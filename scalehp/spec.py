@@ -22,7 +22,7 @@ import re
 import stat
 import unicodedata
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -462,21 +462,16 @@ class Search(_Model):
     warm_start: WarmStart | None = Field(None, description="seed the search with the best trials of earlier runs")
 
 
-class Scheduler(_Model):
-    """Which scheduler decides to stop trials; exactly one key, e.g. ``{asha: {grace_steps: 2}}``."""
+class _OneOf(_Model):
+    """A choice written as exactly one key (``{asha: {...}}``, or just ``asha``); ``DEFAULT`` when absent."""
 
-    fifo: FifoOptions | None = None
-    asha: AshaOptions | None = None
-    hyperband: HyperbandOptions | None = None
-    median_stopping: MedianStoppingOptions | None = None
-    pbt: PbtOptions | None = None
-    pb2: Pb2Options | None = None
+    DEFAULT: ClassVar[str]
 
     @model_validator(mode="before")
     @classmethod
     def _short_form(cls, raw: Any) -> Any:
         if raw is None:
-            return {"fifo": {}}
+            return {cls.DEFAULT: {}}
         if isinstance(raw, str):
             return {raw: {}}
         if isinstance(raw, dict):
@@ -484,10 +479,11 @@ class Scheduler(_Model):
         return raw
 
     @model_validator(mode="after")
-    def _one(self) -> Scheduler:
+    def _one(self) -> _OneOf:
         chosen = [k for k in type(self).model_fields if getattr(self, k) is not None]
         if len(chosen) != 1:
-            raise ValueError(f"choose exactly one scheduler of {', '.join(type(self).model_fields)}")
+            kind = type(self).__name__.lower()
+            raise ValueError(f"choose exactly one {kind} of {', '.join(type(self).model_fields)}")
         return self
 
     @property
@@ -497,6 +493,19 @@ class Scheduler(_Model):
     @property
     def options(self) -> BaseModel:
         return getattr(self, self.name)
+
+
+class Scheduler(_OneOf):
+    """Which scheduler decides to stop trials; exactly one key, e.g. ``{asha: {grace_steps: 2}}``."""
+
+    fifo: FifoOptions | None = None
+    asha: AshaOptions | None = None
+    hyperband: HyperbandOptions | None = None
+    median_stopping: MedianStoppingOptions | None = None
+    pbt: PbtOptions | None = None
+    pb2: Pb2Options | None = None
+
+    DEFAULT: ClassVar[str] = "fifo"
 
 
 class SwarmOptions(_Model):
@@ -515,33 +524,13 @@ class TuneOptions(_Model):
     """The default runtime: every trial a Ray Tune trial (checkpoints, pauses, PBT)."""
 
 
-class Runtime(_Model):
+class Runtime(_OneOf):
     """Which runtime runs the trials; exactly one key: ``tune`` (default) or ``swarm``."""
 
     tune: TuneOptions | None = None
     swarm: SwarmOptions | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _short_form(cls, raw: Any) -> Any:
-        if raw is None:
-            return {"tune": {}}
-        if isinstance(raw, str):
-            return {raw: {}}
-        if isinstance(raw, dict):
-            return {k: ({} if v is None else v) for k, v in raw.items()}
-        return raw
-
-    @model_validator(mode="after")
-    def _one(self) -> Runtime:
-        chosen = [k for k in type(self).model_fields if getattr(self, k) is not None]
-        if len(chosen) != 1:
-            raise ValueError(f"choose exactly one runtime of {', '.join(type(self).model_fields)}")
-        return self
-
-    @property
-    def name(self) -> str:
-        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+    DEFAULT: ClassVar[str] = "tune"
 
 
 class Failure(_Model):

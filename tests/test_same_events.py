@@ -46,28 +46,30 @@ def _index(trial_id: str) -> str:
 @pytest.mark.ray
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_same_seed_gives_the_events_scalehp_recorded_before_the_decision_cores(ray_local, tmp_path, case):
-    summary = run(
-        load_experiment(
-            {
-                "name": case.replace("_", "-"),
-                "trainable": "tests.trainables:quadratic",
-                "metric": {"name": "loss", "mode": "min"},
-                "budget": {"samples": 8, "max_steps": 9},
-                "concurrency": 1,
-                "seed": 3,
-                "space": {"x": {"float": [0.0, 1.0]}},
-                "scheduler": CASES[case],
-                "search": {"algorithm": "random"},
-                "results": str(tmp_path),
-            }
-        )
-    )
+    summary = run(load_experiment(golden_experiment(case, tmp_path)))
     ends, rows = decisions(read_results(summary.path))
     expected = GOLDEN[case]
     assert ends == expected["trials"]
     for got, want in zip(rows, expected["events"]):
         assert got.keys() == want.keys()
     assert_same_events(rows, expected["events"])
+
+
+def golden_experiment(case: str, results: Path, **changes) -> dict:
+    """The experiment whose seeded run recorded ``GOLDEN[case]`` (``changes``: keys added, e.g. a runtime)."""
+    return {
+        "name": case.replace("_", "-"),
+        "trainable": "tests.trainables:quadratic",
+        "metric": {"name": "loss", "mode": "min"},
+        "budget": {"samples": 8, "max_steps": 9},
+        "concurrency": 1,
+        "seed": 3,
+        "space": {"x": {"float": [0.0, 1.0]}},
+        "scheduler": CASES[case],
+        "search": {"algorithm": "random"},
+        "results": str(results),
+        **changes,
+    }
 
 
 def decisions(tables) -> tuple[list, list[dict]]:

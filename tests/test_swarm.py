@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from scalehp.runner import run
 from scalehp.spec import load_experiment
 from scalehp.swarm import trial_index, trial_name
 from scalehp.swarm.worker import Worker
+from tests.test_signals import _start
 from tests.trainables import quadratic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -248,25 +247,9 @@ def test_every_config_runs_once_and_they_are_the_configs_a_tune_run_draws(ray_lo
 @pytest.mark.ray
 def test_asha_decides_as_in_the_tune_runtime_on_the_same_reports(ray_local, tmp_path):
     """The golden events of the Tune runtime (tests/golden/events.json, concurrency 1, seed 3)."""
-    from tests.test_same_events import CASES, GOLDEN, assert_same_events, decisions
+    from tests.test_same_events import GOLDEN, assert_same_events, decisions, golden_experiment
 
-    summary = run(
-        load_experiment(
-            {
-                "name": "asha",
-                "trainable": "tests.trainables:quadratic",
-                "metric": {"name": "loss", "mode": "min"},
-                "budget": {"samples": 8, "max_steps": 9},
-                "concurrency": 1,
-                "seed": 3,
-                "space": {"x": {"float": [0.0, 1.0]}},
-                "scheduler": CASES["asha"],
-                "search": {"algorithm": "random"},
-                "runtime": {"swarm": {"batch_size": 4}},
-                "results": str(tmp_path),
-            }
-        )
-    )
+    summary = run(load_experiment(golden_experiment("asha", tmp_path, runtime={"swarm": {"batch_size": 4}})))
     ends, rows = decisions(read_results(summary.path))
     assert ends == GOLDEN["asha"]["trials"]
     assert_same_events(rows, GOLDEN["asha"]["events"])
@@ -396,17 +379,6 @@ def test_a_config_that_keeps_killing_its_worker_becomes_an_error_row(ray_local, 
 
 # ---------------------------------------------------------------------------
 # The driver killed: resume from the tables
-
-
-def _start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "scalehp.cli", *args],
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 @pytest.mark.slow

@@ -135,7 +135,6 @@ class Swarm:
         self.exhausted = False
         self.on_progress = on_progress
         self.interrupted: int | None = None
-        self.in_flight = 0
 
     # ------------------------------------------------------------------ configs
 
@@ -163,7 +162,6 @@ class Swarm:
             self.holder[trial_id] = slot
             asks = self.core.decides_at(trial_id) or ()  # (joins its bracket now, in the order handed out)
             out.append((trial_id, flight.config, trial_seed(seed, flight.index), list(asks)))
-        self.in_flight += len(out)
         return out
 
     # ------------------------------------------------------------------ what comes back
@@ -226,7 +224,6 @@ class Swarm:
     def _end(self, slot: _Slot, trial_id: str, flight: _Flight, error: str | None) -> None:
         del slot.held[trial_id]
         self.holder.pop(trial_id, None)
-        self.in_flight -= 1
         last = flight.last or {}
         value = last.get(self.metric)
         record = self.recorder.trials.get(trial_id)
@@ -255,7 +252,6 @@ class Swarm:
                 self.recorder.retry(trial_id, text, from_start=True)
             del slot.held[trial_id]
             self.holder.pop(trial_id, None)
-            self.in_flight -= 1
             flight.last, flight.suspect = None, True
             self.requeued.append((trial_id, flight))
 
@@ -328,7 +324,7 @@ class Swarm:
                     calls[slot.actor.poll.remote(answers, configs, POLL_S)] = slot
                 if self.on_progress is not None and time.monotonic() - last_progress >= 1.0:
                     last_progress = time.monotonic()
-                    self.on_progress(recorder.progress(min(self.in_flight, len(calls))))
+                    self.on_progress(recorder.progress(min(len(self.holder), len(calls))))
         finally:
             for slot in slots:
                 try:
