@@ -183,3 +183,51 @@ def test_schedule_trainable_resumes_from_a_donor_checkpoint():
     train({"lr": 0.01, "dim": 3, "inner": 2}, trial)
     assert [r["step"] for r in trial.reports] == [5, 6]
     assert {r["lr_used"] for r in trial.reports} == {0.01}
+
+
+class _Trial:
+    """What Ray's HyperBandScheduler reads of a trial."""
+
+    is_saving = False
+
+    def __init__(self, trial_id: str, status: str) -> None:
+        self.trial_id, self.status = trial_id, status
+
+
+class _Decisions:
+    """The recorder's two calls a scheduler makes."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def decide(self, event: dict) -> None:
+        self.events.append(event)
+
+    def decided(self, trial_id: str, step: int, scheduler: str) -> None:
+        return None
+
+
+def test_a_resumed_hyperband_does_not_wait_on_trials_that_had_ended():
+    """On resume Ray adds every saved trial to the new scheduler, ended ones included; an ended
+    trial never reports, and a bracket holding it would pause its other trials for ever."""
+    from ray.tune.experiment import Trial
+
+    from scalehp.runner.schedulers import scheduler
+
+    p = plan(scheduler={"hyperband": {"reduction_factor": 2}}, budget={"samples": 6, "max_steps": 4})
+    decisions = _Decisions()
+    made = scheduler(p, "training_iteration", decisions)
+    made.set_search_properties("loss", "min")
+    # bracket 0 (3 trials, no halving), then bracket 1 (3 trials, halving at step 2)
+    trials = [_Trial(f"t{i}", Trial.TERMINATED if i == 3 else Trial.PENDING) for i in range(6)]
+    for trial in trials:
+        made.on_trial_add(None, trial)
+    t4, t5 = trials[4], trials[5]
+    t4.status = Trial.RUNNING
+    assert made.on_trial_result(None, t4, {"training_iteration": 2, "loss": 0.5}) == "PAUSE"
+    t4.status, t5.status = Trial.PAUSED, Trial.RUNNING
+    # t5 was the last live trial below the rung: the bracket halves (ceil(3 / 2) = 2 kept), nobody waits on t3
+    assert made.on_trial_result(None, t5, {"training_iteration": 2, "loss": 0.3}) == "CONTINUE"
+    bracket, _ = made._trial_info[t4]
+    assert t4 in bracket.trials_to_unpause
+    assert [(e["trial_id"], e["action"]) for e in decisions.events] == [("t4", "pause"), ("t4", "continue"), ("t5", "continue")]

@@ -49,6 +49,7 @@ def _hyperband(plan: Plan, time_attr: str, recorder: Any) -> Any:
     """Ray's synchronous Hyperband runs the brackets (pausing and resuming trials); each
     halving is decided by scalehp's core (:class:`~scalehp.schedulers.hyperband.HyperbandCore`)
     and recorded before Ray acts on it; every pause is a row."""
+    from ray.tune.experiment import Trial
     from ray.tune.schedulers import HyperBandScheduler, TrialScheduler
 
     from scalehp.schedulers import core
@@ -63,6 +64,13 @@ def _hyperband(plan: Plan, time_attr: str, recorder: Any) -> Any:
         return values.get(trial.trial_id, (result or {}).get(metric))
 
     class RecordingHyperband(Adapter, HyperBandScheduler):
+        def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+            super().on_trial_add(tune_controller, trial)
+            if trial.status in (Trial.TERMINATED, Trial.ERROR):
+                # a resumed run's trial that had ended: Ray adds it to a bracket too, where it never
+                # reports, and the bracket would wait on it at every rung; it leaves as it left before
+                self._trial_info[trial][0].cleanup_trial(trial)
+
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             values[trial.trial_id] = result.get(metric)
             result = finite(result, metric, mode)
