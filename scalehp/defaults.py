@@ -28,3 +28,7 @@ def nsga2_population(startup: int) -> int:
     """``startup`` brought into :data:`NSGA2_POPULATION`."""
     low, high = NSGA2_POPULATION
     return max(low, min(high, startup))
+
+
+DASHBOARD_PORT = 8275
+"""``scalehp dashboard`` and ``scalehp run --dashboard`` listen here (Ray's own dashboard has 8265)."""

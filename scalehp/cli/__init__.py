@@ -1,7 +1,8 @@
 """The ``scalehp`` command line: the only place that prints.
 
 One module per group of commands (shared helpers in ``common.py``): ``experiment.py`` (validate, schema, plan, run, try),
-``results.py`` (results ls/show), ``jobs.py`` (submit, jobs ls/status/logs/stop/fetch).
+``results.py`` (results ls/show), ``jobs.py`` (submit, jobs ls/status/logs/stop/fetch),
+``report.py`` (sql, report, plot), ``dashboard.py`` (dashboard).
 
 Exit codes: 0 success, 1 a run or results error, 2 an invalid experiment, a damaged results file
 (part file or ``plan.json``) or a usage error.
@@ -28,7 +29,7 @@ from scalehp.cli.common import (
 )
 
 # the commands register themselves on ``main`` (they import scalehp.cli.common, never this package)
-from scalehp.cli import experiment, imports, jobs, report, results  # noqa: E402, F401  # isort: skip
+from scalehp.cli import dashboard, experiment, imports, jobs, report, results  # noqa: E402, F401  # isort: skip
 
 __all__ = [
     "FORMAT",

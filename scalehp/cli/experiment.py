@@ -6,6 +6,7 @@ import json
 import math
 import shlex
 import sys
+from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 import click
@@ -13,7 +14,7 @@ import click
 from scalehp import schedulers
 from scalehp.cli.common import escape, fmt_value, load_plan, main, print_error, print_warning
 from scalehp.command import experiment_trainable
-from scalehp.defaults import initial_points
+from scalehp.defaults import DASHBOARD_PORT, initial_points
 from scalehp.errors import RunError, RunInterrupted, SpecError
 
 
@@ -275,7 +276,20 @@ def _clock(seconds: float) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; print only the summary.")
 @click.option("--verbose", "-v", is_flag=True, help="Show Ray's logs and the trials' output.")
 @click.option("--run-id", default=None, help="The run's id (as 'scalehp submit' chooses it); default: a new one.")
-def run(file: str, address: str | None, results: str | None, quiet: bool, verbose: bool, run_id: str | None) -> None:
+@click.option("--dashboard", is_flag=True, help="Serve the live dashboard of the results root on loopback while it runs.")
+@click.option(
+    "--dashboard-port", default=DASHBOARD_PORT, show_default=True, type=click.IntRange(0, 65535), help="Its port (0: any free one)."
+)
+def run(
+    file: str,
+    address: str | None,
+    results: str | None,
+    quiet: bool,
+    verbose: bool,
+    run_id: str | None,
+    dashboard: bool,
+    dashboard_port: int,
+) -> None:
     """Run the experiment in FILE on Ray (Tune, or the swarm runtime); results go to Parquet."""
     from scalehp.runner import RUN_ID, check_kind
     from scalehp.runner import run as run_plan
@@ -291,6 +305,7 @@ def run(file: str, address: str | None, results: str | None, quiet: bool, verbos
         except ValueError as exc:
             raise SpecError(str(exc), source="--results") from None
     check_kind(compiled, experiment_trainable(exp)[1])  # before any output
+    stop_dashboard = _start_dashboard(results or exp.results, exp.name, dashboard_port) if dashboard else None
     for warning in compiled.warnings:
         print_warning(warning)
     if not quiet:
@@ -310,9 +325,31 @@ def run(file: str, address: str | None, results: str | None, quiet: bool, verbos
         )
     except RunInterrupted as stop:
         _interrupted(stop, quiet)
+    finally:
+        if stop_dashboard is not None:
+            stop_dashboard()
     if not quiet and sys.stderr.isatty():
         click.echo("", err=True)
     _print_summary(summary)
+
+
+def _start_dashboard(root: str, name: str, port: int):  # noqa: ANN202
+    """``run --dashboard``: the dashboard of the experiment's runs under ``root`` (local, loopback) in a
+    thread, this run and the ones before it; returns its stop function."""
+    import errno
+
+    from scalehp.dashboard import Board, in_thread
+    from scalehp.results.sink import is_uri
+
+    if is_uri(root):
+        raise SpecError(f"{root} is not a local folder; run 'scalehp dashboard' where the results are", source="--dashboard")
+    try:
+        url, stop = in_thread(Board(Path(str(root).removeprefix("file://")) / name, empty=True), "127.0.0.1", port)
+    except OSError as exc:
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise SpecError(f"cannot listen on 127.0.0.1:{port} ({reason}); choose another --dashboard-port", source="--dashboard-port") from None
+    click.echo(f"dashboard   {url}", err=True)
+    return stop
 
 
 @main.command()
