@@ -194,3 +194,21 @@ def test_topk_1epoch_baseline_on_the_simulated_clock(tmp_path):
         return end
 
     assert seconds[-1] == max(trained_on(j) for j in top)
+
+
+def test_dashboard_scale_benchmark_runs_small():
+    out = subprocess.run(
+        [sys.executable, "benchmarks/dashboard_scale.py", "--trials", "300", "--rows", "6000", "--part-rows", "2000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "1 run, 300 trials, 6,000 report rows in 3 parts" in out.stdout
+    for line in ("startup: every part read once", "GET curves", "GET version"):
+        assert line in out.stdout
+    if "no chromium" not in out.stdout:
+        assert re.search(r"^first paint: overview .*\s[\d.]+ s$", out.stdout, re.M), out.stdout
+        assert re.search(r"^refresh: the render that shows 1,000 new trials\s+[\d.]+ s$", out.stdout, re.M), out.stdout
+        assert "page problems" not in out.stdout

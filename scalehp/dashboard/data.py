@@ -38,6 +38,7 @@ from scalehp.results.journal import FOLDER as JOURNAL
 from scalehp.results.schema import TABLES, metric_names_of, param_names_of
 from scalehp.results.store import (
     Results,
+    find_runs,
     journal_tables,
     part_schemas,
     read_plan,
@@ -231,7 +232,7 @@ class RunState:
         self._twice = False  # some key is in the parts twice
         self.pending = _nothing()  # the journal's reports rows that no part holds yet
         self.seen_at = time.time()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # held by a refresh and by every view (requests come on several threads)
 
     # -- refresh
 
@@ -844,7 +845,7 @@ class Board:
                 return
             self._looked = time.monotonic()
             try:
-                folders = read_results(self.root).runs
+                folders = find_runs(self.root)
             except ResultsError:
                 if force:
                     raise
@@ -876,8 +877,9 @@ class Board:
         self.look()
         out = []
         for state in list(self.states.values()):
-            state.refresh()
-            out.append(state.summary())
+            with state.lock:
+                state.refresh()
+                out.append(state.summary())
         return sorted(out, key=lambda r: (str(r["created_at"] or ""), r["run_id"]), reverse=True)
 
     def version(self) -> str:

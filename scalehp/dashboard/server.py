@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import threading
 import time
 from importlib import resources
 from typing import Any, Callable
@@ -83,7 +84,8 @@ def make_app(board: Any, *, host: str = "127.0.0.1", port: int = 0, token: str |
 
     files = _static_files()
     loopback = is_loopback(host)
-    memo: dict[tuple, tuple[int, float, Any]] = {}
+    memo: dict[tuple, tuple[int, float, Any]] = {}  # a view's last answer, per run, view and query
+    memo_lock = threading.Lock()
 
     @web.middleware
     async def guard(request: web.Request, handler: Callable) -> web.StreamResponse:
@@ -150,13 +152,15 @@ def make_app(board: Any, *, host: str = "127.0.0.1", port: int = 0, token: str |
         def answer() -> Any:
             state = board.state(run_id)
             key = (run_id, name, tuple(sorted(q.items())))
-            cached = memo.get(key)
-            if cached and (cached[0] == state.version or time.monotonic() - cached[1] < SLOW.get(name, 0)):
-                return cached[2]
-            data = _answer(state, name, q)
-            memo[key] = (state.version, time.monotonic(), data)
-            if len(memo) > 512:
-                memo.pop(next(iter(memo)))
+            with state.lock:  # (one view of a run at a time: a refresh never changes the tables under it)
+                cached = memo.get(key)
+                if cached and (cached[0] == state.version or time.monotonic() - cached[1] < SLOW.get(name, 0)):
+                    return cached[2]
+                data = _answer(state, name, q)
+            with memo_lock:
+                memo[key] = (state.version, time.monotonic(), data)
+                while len(memo) > 512:
+                    memo.pop(next(iter(memo)))
             return data
 
         return await blocking(answer)

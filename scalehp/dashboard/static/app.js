@@ -449,9 +449,12 @@ function fromHash() {
   state.tab = TABS.includes(params.get("tab")) ? params.get("tab") : "overview";
 }
 
+window.scalehpRenders = [];  // {tab, start, end} of each render (ms since the page opened): what the benchmark reads
+
 async function render() {
   if (state.busy) { state.again = true; return; }
   state.busy = true;
+  const started = performance.now();
   try {
     do {
       state.again = false;
@@ -482,6 +485,7 @@ async function render() {
         window.scrollTo(0, scroll);
       }
       showError(null);
+      window.scalehpRenders.push({ tab: state.tab, start: started, end: performance.now() });
     } while (state.again);
   } catch (e) {
     showError(e.message);
