@@ -21,6 +21,7 @@ from scalehp.cli import main
 from scalehp.dashboard import data as board_data
 from scalehp.dashboard.data import Board
 from scalehp.dashboard.server import make_app
+from scalehp.errors import ResultsError
 from scalehp.results.sink import ParquetSink
 from scalehp.results.store import read_results
 from tests.results_factory import QUAD_FIELDS, make_root, quad_run, write_plan
@@ -238,6 +239,29 @@ def test_journal_rows_show_before_their_part(tmp_path):
     assert state.refresh() and state.counts()["by_status"] == {"stopped": 1}
 
 
+def test_a_step_reported_again_counts_once_with_its_later_value(tmp_path):
+    """A retried trial's step replaces the earlier row (as every reader has it), even the best one."""
+    run_dir = tmp_path / "quad" / "again"
+    write_plan(run_dir, "again", "quad", "loss", "min", {"x": {"float": [-1, 1]}}, trials=2)
+    first = _quad_rows("again", "a", range(1, 4), x=0.3)  # 1, 1/2, 1/3
+    sink = ParquetSink(run_dir, QUAD_FIELDS, flush_seconds=1e9, durable=False)
+    for row in first:
+        sink.add("reports", row)
+    sink.flush()
+    state = Board(tmp_path).state("again")
+    assert state.best_so_far()["wall"]["y"][-1] == pytest.approx(1 / 3)
+    for row in first[1:]:  # steps 2 and 3 run again, worse this time
+        sink.add("reports", {**row, "time": row["time"] + 100, "metric_loss": 5.0})
+    sink.flush()
+    assert state.refresh()
+    expected = anytime(read_results(run_dir).reports, "loss", "min", by="steps")
+    shown = state.best_so_far()
+    assert shown["steps"]["x"][-1] == 3 == len(expected)
+    assert shown["wall"]["y"][-1] == pytest.approx(expected["best"].iloc[-1]) == pytest.approx(1.0)
+    assert [c["y"] for c in state.curves()["curves"]] == [[1.0, 5.0, 5.0]]
+    sink.close()
+
+
 # ---------------------------------------------------------------------------------- bad input
 
 
@@ -424,3 +448,26 @@ def test_a_large_run_is_sampled_and_says_so(tmp_path, monkeypatch):
     assert metric == sorted(metric) and len(metric) == 10
     best = pd.Series(read_results(tmp_path).trials["best_value"]).nsmallest(10).tolist()
     assert np.allclose(metric, best)
+
+
+def test_an_object_store_root_is_served_the_same(root):
+    """Runs on an object store (pyarrow's mock filesystem standing in for S3) read as local ones do."""
+    import pyarrow.fs as pafs
+
+    store = pafs._MockFileSystem()
+    local = root / "quad" / "quad-1"
+    for path in local.rglob("*"):
+        if path.is_file():
+            target = f"bucket/results/quad/quad-1/{path.relative_to(local)}"
+            store.create_dir(target.rsplit("/", 1)[0])
+            with store.open_output_stream(target) as out:
+                out.write(path.read_bytes())
+    remote = Board("bucket/results", filesystem=store)
+    mine, theirs = remote.state("quad-1"), Board(root).state("quad-1")
+    assert remote.runs()[0]["progress"] == Board(root).state("quad-1").summary()["progress"] | {"time_left_s": None}
+    assert mine.best_so_far() == theirs.best_so_far()
+    assert mine.curves() == theirs.curves()
+    assert mine.trial_table() == theirs.trial_table()
+    with pytest.raises(ResultsError, match="local results only"):
+        remote.sql("SELECT 1")
+    assert not mine.refresh()

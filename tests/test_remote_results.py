@@ -68,3 +68,15 @@ def test_copy_run_brings_plan_and_tables_but_not_rays_checkpoints(tmp_path):
     copied = copy_run(str(root), "e", RUN, tmp_path / "local")
     assert copied == tmp_path / "local" / "e" / RUN and not (copied / "ray").exists()
     assert read_results(tmp_path / "local").reports.equals(read_results(root).reports)
+
+
+def test_runs_are_found_under_an_object_store_root_two_folders_down():
+    from scalehp.results.store import _find_runs_in
+
+    store = pafs._MockFileSystem()
+    for folder in ("bucket/results/e/r1", "bucket/results/e/r2", "bucket/results/solo", "bucket/results/a/b/too-deep"):
+        store.create_dir(folder)
+        with store.open_output_stream(f"{folder}/plan.json") as out:
+            out.write(_plan(folder.rsplit("/", 1)[1]))
+    assert _find_runs_in(store, "bucket/results") == ["bucket/results/e/r1", "bucket/results/e/r2", "bucket/results/solo"]
+    assert _find_runs_in(store, "bucket/results/e/r1") == ["bucket/results/e/r1"]

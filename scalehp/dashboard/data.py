@@ -10,11 +10,14 @@ refresh reads only the parts (and journal rows) that are new. A part's digest ho
 * its report times, sorted (the number of steps run by a given time, for best so far over steps),
 * every row of the trials whose id hashes lowest (*bottom-k* sampling): the run's
   :data:`SAMPLE` trials with the lowest hashes are among every part's lowest, so the
-  learning curves of a stable random sample of the run's trials need no second read.
+  learning curves of a stable random sample of the run's trials need no second read,
+* each row's (trial, step) key: a step reported twice (a retried or resumed trial) counts
+  once, the row written last, as :func:`~scalehp.results.store.read_table` has it.
 
 The run also keeps every trial id that reported, each hashed once (running trials are those
-with reports and no ``trials`` row). So a root of 100,000 trials and 10 million report rows is read once, and a refresh costs the
-new part files. Curves are downsampled here, and the page says what it shows.
+with reports and no ``trials`` row). So a root of 100,000 trials and 10 million report rows is
+read once, and a refresh costs the new part files. Curves are downsampled here, and the page
+says what it shows.
 """
 
 from __future__ import annotations
@@ -38,11 +41,12 @@ from scalehp.results.journal import FOLDER as JOURNAL
 from scalehp.results.schema import TABLES, metric_names_of, param_names_of
 from scalehp.results.store import (
     Results,
+    _find_runs_in,
+    _name,
     find_runs,
     journal_tables,
     part_schemas,
     read_plan,
-    read_results,
     read_table,
     run_id_of,
 )
@@ -174,9 +178,16 @@ def digest(part: pa.Table, metric_column: str | None, mode: str, known: Ids, kep
     return Digest(improved, times[order], sample, chosen, hashes[lowest], keys, kept)
 
 
-def _fingerprint(run: Path) -> tuple:
+def _fingerprint(run: Any, filesystem: Any = None) -> tuple:
     """Names and sizes of every file of a run's tables and journal: changes when anything lands."""
-    found = []
+    found: list = []
+    if filesystem is not None:  # an object store: one listing of the run's folders
+        import pyarrow.fs as pafs
+
+        for folder in TABLES:
+            selector = pafs.FileSelector(f"{run}/{folder}", allow_not_found=True)
+            found += [(folder, f.base_name, f.size) for f in filesystem.get_file_info(selector) if not f.base_name.startswith(".")]
+        return tuple(sorted(found))
     for folder in (*TABLES, JOURNAL):
         try:
             with os.scandir(run / folder) as entries:
@@ -195,12 +206,14 @@ def _fingerprint(run: Path) -> tuple:
     return tuple(sorted(found))
 
 
-def _read_part(path: Path, columns: list[str] | None, metric_columns: dict[str, str], where: Any = None) -> pa.Table:
+def _read_part(
+    path: Any, columns: list[str] | None, metric_columns: dict[str, str], where: Any = None, filesystem: Any = None
+) -> pa.Table:
     """One reports part (the given columns, the rows ``where`` keeps), its metric columns named as the run names them."""
     import pyarrow.parquet as pq
 
     try:
-        part = pq.read_table(str(path), columns=columns, filters=where)
+        part = pq.read_table(str(path), columns=columns, filters=where, filesystem=filesystem)
     except (pa.ArrowException, OSError) as exc:
         raise ResultsError(f"{path}: unreadable Parquet data ({exc})", damaged=True) from None
     names = metric_names_of(part.schema)
@@ -211,8 +224,9 @@ def _read_part(path: Path, columns: list[str] | None, metric_columns: dict[str, 
 class RunState:
     """One run's tables and digests, refreshed from whatever landed since the last look."""
 
-    def __init__(self, folder: Path, plan: dict[str, Any]) -> None:
-        self.folder = folder
+    def __init__(self, folder: Any, plan: dict[str, Any], filesystem: Any = None) -> None:
+        self.folder = folder  # a Path, or a path in ``filesystem`` (an object store)
+        self.filesystem = filesystem
         self.plan = plan
         self.run_id = run_id_of(plan, folder)
         experiment = plan.get("experiment") or {}
@@ -239,17 +253,17 @@ class RunState:
     def refresh(self) -> bool:
         """Read what changed; True if anything did."""
         with self.lock:
-            now = _fingerprint(self.folder)
+            now = _fingerprint(self.folder, self.filesystem)
             if now == self.fingerprint:
                 return False
             runs = [self.folder]
-            results = Results(runs)
+            results = Results(runs, self.filesystem)
             self.metric_columns = results.metric_columns
             changed = {f for f, *_ in set(now) ^ set(self.fingerprint)}
             if not self.fingerprint or changed & {"trials", JOURNAL}:
-                self.trials = read_table(runs, "trials", None, self.metric_columns)
+                self.trials = read_table(runs, "trials", self.filesystem, self.metric_columns)
             if not self.fingerprint or changed & {"events", JOURNAL}:
-                self.events = read_table(runs, "events", None, self.metric_columns)
+                self.events = read_table(runs, "events", self.filesystem, self.metric_columns)
             if not self.fingerprint or changed & {"reports", JOURNAL}:
                 self._digest_reports(runs)
             self.param_columns = {**param_names_of(self.trials.schema)}
@@ -262,8 +276,8 @@ class RunState:
             return True
 
     def _digest_reports(self, runs: list[Path]) -> None:
-        found = part_schemas(runs, "reports")
-        pending = journal_tables(runs, "reports", found)
+        found = part_schemas(runs, "reports", self.filesystem)
+        pending = journal_tables(runs, "reports", found) if self.filesystem is None else []
         rows = pa.concat_tables(pending, promote_options="permissive") if pending else None
         if rows is not None:  # names only the journal has met yet
             for c, name in metric_names_of(rows.schema).items():
@@ -279,7 +293,8 @@ class RunState:
 
     def _read(self, path: Any, schema: pa.Schema) -> pa.Table:
         columns = [c for c in ("trial_id", "step", "time", "elapsed_s") if c in schema.names]
-        return _read_part(path, columns + [c for c in schema.names if c.startswith("metric_")], self.metric_columns)
+        columns += [c for c in schema.names if c.startswith("metric_")]
+        return _read_part(path, columns, self.metric_columns, filesystem=self.filesystem)
 
     def _replaced(self, new: list, found: dict, column: str | None) -> None:
         """A (trial, step) reported twice counts once, as the tables have it: the last row written wins.
@@ -347,8 +362,22 @@ class RunState:
             "per_minute": rate,
             "eta_s": eta,
             "ended": ended,
-            "time_limit_s": _plain(((self.plan.get("experiment") or {}).get("budget") or {}).get("time_limit_s")),
+            "time_left_s": None if ended else self._time_left(),
         }
+
+    def _time_left(self) -> float | None:
+        """Seconds left of ``budget.time_limit`` (counted from the run's start, ``created_at``), if it has one."""
+        import datetime as dt
+
+        limit = ((self.plan.get("experiment") or {}).get("budget") or {}).get("time_limit")
+        created = self.plan.get("created_at")
+        if not isinstance(limit, (int, float)) or isinstance(limit, bool) or not isinstance(created, str):
+            return None
+        try:
+            started = dt.datetime.fromisoformat(created).timestamp()
+        except ValueError:
+            return None
+        return max(0.0, float(limit) - (time.time() - started))
 
     def running(self) -> pa.Array:
         """Ids of the trials that reported and have no ``trials`` row yet."""
@@ -428,11 +457,11 @@ class RunState:
         done, parts = self._reports_of.get(trial_id, (set(), []))
         new = [path for path in self.digests if path not in done]
         for path in new:
-            table = _read_part(path, None, self.metric_columns, where=pc.field("trial_id") == trial_id)
+            table = _read_part(path, None, self.metric_columns, pc.field("trial_id") == trial_id, self.filesystem)
             if table.num_rows:
                 parts.append(table)
         self._reports_of = {trial_id: (done | set(new), parts)}  # the best trial only: one at a time
-        pending = journal_tables([self.folder], "reports", part_schemas([self.folder], "reports"))
+        pending = [] if self.filesystem else journal_tables([self.folder], "reports", part_schemas([self.folder], "reports"))
         pending = [t.filter(pc.equal(t["trial_id"], trial_id)) for t in pending]
         both = [*parts, *(t for t in pending if t.num_rows)]
         if not both:
@@ -450,11 +479,13 @@ class RunState:
         if not self.events.num_rows:
             return out
         frame = self.events.select(
-            [c for c in ("trial_id", "step", "scheduler", "action", "rung", "cutoff") if c in self.events.column_names]
+            [c for c in ("trial_id", "step", "scheduler", "action", "rung", "cutoff", "reason") if c in self.events.column_names]
         ).to_pylist()
         for row in frame:
             action = row.get("action")
-            if action in ("end", "skip", None):
+            if action == "end" and row.get("reason") == "metric.goal" and row.get("trial_id"):
+                out[row["trial_id"]] = {"action": "goal", "label": f"reached the goal at step {row.get('step')}", "scheduler": None}
+            if action in ("end", "skip", "retry", "resume", None):  # not a scheduler's decision about the trial
                 continue
             label = {
                 "stop": f"stopped at step {row.get('step')}"
@@ -679,7 +710,7 @@ class RunState:
             lineage = [{k: _plain(v) for k, v in row.items()} for row in chain.to_dict("records")]
             ids = sorted(set(chain["trial_id"]))
             reports = read_table(
-                [self.folder], "reports", None, self.metric_columns, where=pc.field("trial_id").isin(ids)
+                [self.folder], "reports", self.filesystem, self.metric_columns, where=pc.field("trial_id").isin(ids)
             ).to_pandas()
             frame = pbt.param_schedule(reports, events, best["trial_id"])
             params = [c for c in frame.columns if c.startswith("param_")]
@@ -802,7 +833,7 @@ class RunState:
         experiment = self.plan.get("experiment") or {}
         return {
             "run_id": self.run_id,
-            "folder": self.folder.name,
+            "folder": _name(self.folder),
             "experiment": _plain(experiment.get("name")),
             "created_at": _plain(self.plan.get("created_at")),
             "metric": self.metric,
@@ -820,21 +851,32 @@ class RunState:
 class Board:
     """The results root a dashboard serves: its runs, found again at each look, each a :class:`RunState`.
 
-    ``empty``: a root with no run yet is fine (a run is about to start in it).
+    ``root``: a local folder, or an object-store URI (``s3://…``, ``gs://…``) as
+    :func:`~scalehp.results.store.read_results` reads it (or a path in ``filesystem``).
+    ``empty``: a local root with no run yet is fine (a run is about to start in it).
 
     Raises (on creation):
         ResultsError: no such folder, no run under it, or a damaged ``plan.json`` or part file.
     """
 
-    def __init__(self, root: str | Path, *, empty: bool = False) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path, *, empty: bool = False, filesystem: Any = None) -> None:
+        from scalehp.results.sink import filesystem_of, is_uri, local_path
+
         self.states: dict[str, RunState] = {}
         self._lock = threading.Lock()
         self._looked = 0.0
-        if empty and not any(self.root.glob("*/plan.json")) and not any(self.root.glob("*/*/plan.json")):
+        self.filesystem = filesystem
+        if filesystem is None and is_uri(root):
+            try:
+                self.filesystem, root = filesystem_of(str(root))
+            except (ValueError, OSError) as exc:
+                raise ResultsError(f"{root}: cannot open ({exc})") from None
+        self.root = root if self.filesystem is not None else local_path(root)
+        if empty and self.filesystem is None and not any(self.root.glob("*/plan.json")) and not any(self.root.glob("*/*/plan.json")):
             return  # ``scalehp run --dashboard``: its run appears here in a moment
-        read_results(self.root)  # no run here, or a damaged plan: the one line, now
-        self.look(force=True)
+        self.look(force=True)  # no run here, or a damaged plan: the one line, now
+        if not self.states:
+            raise ResultsError(f"{root}: no scalehp runs here (no plan.json found up to two folders down)")
         for state in list(self.states.values()):
             state.refresh()  # a damaged part file: now, before serving anything
 
@@ -845,7 +887,7 @@ class Board:
                 return
             self._looked = time.monotonic()
             try:
-                folders = find_runs(self.root)
+                folders = find_runs(self.root) if self.filesystem is None else _find_runs_in(self.filesystem, self.root)
             except ResultsError:
                 if force:
                     raise
@@ -856,12 +898,12 @@ class Board:
                 state = known.get(folder)
                 if state is None:
                     try:
-                        plan = read_plan(folder)
+                        plan = read_plan(folder, self.filesystem)
                     except ResultsError:
                         if force:
                             raise
                         continue
-                    state = RunState(folder, plan)
+                    state = RunState(folder, plan, self.filesystem)
                 states.setdefault(state.run_id, state)
             self.states = states
 
@@ -885,12 +927,14 @@ class Board:
     def version(self) -> str:
         """Changes whenever a file lands in any run (what the page polls)."""
         self.look()
-        seen = [(s.run_id, _fingerprint(s.folder)) for s in list(self.states.values())]
+        seen = [(s.run_id, _fingerprint(s.folder, s.filesystem)) for s in list(self.states.values())]
         return format(zlib.crc32(json.dumps(seen, default=str).encode()), "08x")
 
     def sql(self, text: str, limit: int = 1000) -> dict[str, Any]:
         from scalehp.results.sql import query
 
+        if self.filesystem is not None:
+            raise ResultsError("the SQL box reads local results only; fetch the runs ('scalehp jobs fetch') to query them")
         table = query(self.root, text)
         if table is None:
             return {"columns": [], "rows": [], "total": 0}

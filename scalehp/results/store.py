@@ -70,8 +70,13 @@ def _find_runs_in(filesystem: Any, root: str) -> list[str]:
         raise ResultsError(f"{root}: no such folder")
     if filesystem.get_file_info(f"{root}/{PLAN}").is_file:
         return [root]
-    selector = pafs.FileSelector(root, recursive=True, max_recursion=2)
-    runs = {f.path.rsplit("/", 1)[0] for f in filesystem.get_file_info(selector) if f.base_name == PLAN}
+    selector = pafs.FileSelector(root, recursive=True)  # (an object store lists a prefix flat, in one listing)
+    depth = root.rstrip("/").count("/")
+    runs = {
+        f.path.rsplit("/", 1)[0]
+        for f in filesystem.get_file_info(selector)
+        if f.base_name == PLAN and f.path.count("/") - depth <= 3  # <root>/*/plan.json and <root>/*/*/plan.json
+    }
     return sorted(runs, key=lambda p: (_name(p), p))
 
 

@@ -5,7 +5,7 @@
 
 const TABS = ["overview", "curves", "scheduler", "params", "trials", "failed", "plan", "sql", "compare"];
 const COLORS = {
-  best: "#111111", stop: "#e5484d", pause: "#f5a524", continue: "#3ecf8e", exploit: "#8e4ec6", explore: "#b48ce0",
+  best: "#111111", goal: "#d4a106", stop: "#e5484d", pause: "#f5a524", continue: "#3ecf8e", exploit: "#8e4ec6", explore: "#b48ce0",
   completed: "#3b6fe0", stopped: "#e5484d", error: "#7a1f1f", running: "#8a94a6",
 };
 const state = { runs: [], run: null, tab: "overview", version: null, compare: new Set(), trials: { sort: "best_value", desc: false, q: "", status: "", offset: 0 }, metric: null, busy: false, charts: [] };
@@ -169,7 +169,8 @@ async function viewOverview(view, run) {
   card("running", p.running);
   card("pending", p.pending);
   card("trials / min", p.per_minute === null ? "–" : fmt(Number(p.per_minute.toFixed(2))));
-  card("eta", p.ended ? "ended" : duration(p.eta_s));
+  card("eta", p.ended ? "ended" : duration(p.time_left_s !== null && p.eta_s !== null ? Math.min(p.eta_s, p.time_left_s) : p.eta_s));
+  if (p.time_left_s !== null) card("time limit left", duration(p.time_left_s));
   if (run.best) card(`best ${run.metric}`, fmt(run.best.value));
   view.append(cards);
   if (p.ended) view.append(el("p", { class: "muted", text: `ended: ${p.ended.reason}` }));
