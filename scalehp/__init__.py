@@ -11,6 +11,8 @@ The pipeline, one step each::
                                                                     short trials on Ray workers)
     read_results(path)     -> Results        results/               (trials, reports, events)
     answers                                  analysis/              (leaderboard, curves, importance, plots, report)
+    watching                                 dashboard/             (``scalehp dashboard``: the tables, live,
+                                                                    in the browser)
 
 A trainable is ``def train(config, trial)`` that calls ``trial.report(step, metrics)``
 (trial.py; torch helpers in pytorch.py); ``LocalTrial`` runs one without Ray. A program that

@@ -58,11 +58,12 @@ class Page:
     def _run(self, coro: Any) -> Any:
         return self.browser.loop.run_until_complete(coro)
 
-    async def _call(self, method: str, **params: Any) -> dict:
+    async def _call(self, method: str, timeout: float = 60, **params: Any) -> dict:
         my_id = next(self.ids)
         await self.ws.send_str(json.dumps({"id": my_id, "method": method, "params": params}))
+        end = time.monotonic() + timeout
         while True:
-            message = await asyncio.wait_for(self.ws.receive(), 60)
+            message = await asyncio.wait_for(self.ws.receive(), max(0.01, end - time.monotonic()))
             data = json.loads(message.data)
             if data.get("id") == my_id:
                 if "error" in data:
@@ -103,8 +104,10 @@ class Page:
     def goto(self, url: str) -> None:
         self._run(self._call("Page.navigate", url=url))
 
-    def eval(self, expression: str) -> Any:
-        result = self._run(self._call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True))
+    def eval(self, expression: str, timeout: float = 60) -> Any:
+        """The value of ``expression`` (a promise is awaited, at most ``timeout`` seconds)."""
+        call = self._call("Runtime.evaluate", timeout, expression=expression, returnByValue=True, awaitPromise=True)
+        result = self._run(call)
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('text')}")
         return result.get("result", {}).get("value")

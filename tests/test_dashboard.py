@@ -124,6 +124,10 @@ def test_pbt_lineage_and_schedule(board, root):
     assert len(shown["edges"]) == int((events["action"] == "exploit").sum()) > 0
     assert shown["lineage"][0]["trial_id"] == board.state("pbt-1").best()["trial_id"]
     assert shown["schedule"] and "lr" in shown["schedule"][0]["params"]
+    other = next(e["trial_id"] for e in shown["edges"] if e["trial_id"] != shown["trial_id"])
+    followed = board.state("pbt-1").pbt(other)
+    assert followed["trial_id"] == other and followed["lineage"][0]["trial_id"] == other
+    assert followed["schedule"][-1]["trial_id"] == other
 
 
 def test_trial_table_sorts_filters_and_pages(board):

@@ -342,14 +342,23 @@ def _start_dashboard(root: str, name: str, port: int):  # noqa: ANN202
     from scalehp.results.sink import is_uri
 
     if is_uri(root):
-        raise SpecError(f"{root} is not a local folder; run 'scalehp dashboard' where the results are", source="--dashboard")
+        raise SpecError(
+            f"--dashboard serves local results; for {root} run 'scalehp dashboard {root}/{name}' beside the run",
+            source="--dashboard",
+        )
     try:
-        url, stop = in_thread(Board(Path(str(root).removeprefix("file://")) / name, empty=True), "127.0.0.1", port)
+        served = Path(str(root).removeprefix("file://")) / name
+        url, stop = in_thread(Board(served, empty=True), "127.0.0.1", port)
     except OSError as exc:
         reason = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise SpecError(f"cannot listen on 127.0.0.1:{port} ({reason}); choose another --dashboard-port", source="--dashboard-port") from None
     click.echo(f"dashboard   {url}", err=True)
-    return stop
+
+    def stopped() -> None:
+        stop()
+        click.echo(f"dashboard   stopped with the run; 'scalehp dashboard {escape(str(served))}' serves it again", err=True)
+
+    return stopped
 
 
 @main.command()

@@ -685,13 +685,14 @@ class RunState:
             )
         return {"asha": asha, "cutoffs": cutoffs, "brackets": brackets}
 
-    def pbt(self) -> dict[str, Any]:
-        """PBT's exploits as a graph (donor -> trial at a step) and the best trial's param schedule."""
+    def pbt(self, trial_id: str | None = None) -> dict[str, Any]:
+        """PBT's exploits as a graph (donor -> trial at a step) and one trial's param schedule
+        through its lineage (``trial_id``, by default the best trial)."""
         from scalehp.analysis import pbt
 
         events = self.events.to_pandas() if self.events.num_rows else None
         if events is None or "exploit" not in set(events["action"]):
-            return {"edges": [], "schedule": [], "lineage": []}
+            return {"edges": [], "schedule": [], "lineage": [], "trial_id": None}
         edges = pbt.exploits(events)
         out_edges = [
             {
@@ -703,7 +704,7 @@ class RunState:
             }
             for r in edges.itertuples()
         ][-2000:]
-        best = self.best()
+        best = {"trial_id": trial_id} if trial_id else self.best()
         lineage, schedule = [], []
         if best:
             chain = pbt.lineage(events, best["trial_id"])
@@ -722,7 +723,7 @@ class RunState:
                 }
                 for r in frame.to_dict("records")
             ]
-        return {"edges": out_edges, "lineage": lineage, "schedule": schedule[-POINTS:]}
+        return {"edges": out_edges, "lineage": lineage, "schedule": schedule[-POINTS:], "trial_id": best["trial_id"] if best else None}
 
     def parallel(self) -> dict[str, Any]:
         """The params and best value of the best :data:`PARALLEL` trials, for parallel coordinates

@@ -200,6 +200,8 @@ def _answer(state: Any, name: str, q: Any) -> Any:
             offset=_int(q.get("offset"), 0),
             limit=_int(q.get("limit"), 100),
         )
+    if name == "pbt":
+        return state.pbt(q.get("trial") or None)
     if name == "plan":
         return state.plan
     return getattr(state, name)()

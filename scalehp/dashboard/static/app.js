@@ -271,7 +271,7 @@ async function viewScheduler(view, run) {
     const cols = ["bracket", "rung", "trials", "paused", "promoted", "stopped", "cutoff"];
     view.append(panel("Hyperband brackets (bracket = halvings it had left)", table(cols, data.brackets.map(r => cols.map(c => r[c])))));
   }
-  const pbt = await api(runPath("pbt"));
+  const pbt = await api(runPath("pbt", state.pbtTrial ? { trial: state.pbtTrial } : null));
   if (pbt.edges.length) { shown = true; view.append(pbtView(pbt)); }
   if (!shown) view.append(el("p", { class: "muted", text: `no scheduler decision recorded yet (scheduler ${run.scheduler})` }));
 }
@@ -279,26 +279,41 @@ async function viewScheduler(view, run) {
 function pbtView(data) {
   const NS = "http://www.w3.org/2000/svg";
   const svgEl = (tag, attrs) => { const n = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v)); return n; };
-  const trials = Array.from(new Set(data.edges.flatMap(e => [e.trial_id, e.donor]))).sort();
-  const maxStep = Math.max(1, ...data.edges.map(e => e.step));
-  const row = 16, left = 110, width = 900, height = trials.length * row + 20;
-  const y = t => 10 + trials.indexOf(t) * row, x = s => left + ((width - left - 20) * s) / maxStep;
+  const trials = Array.from(new Set(data.edges.flatMap(e => [e.trial_id, e.donor]).concat(data.lineage.map(l => l.trial_id)))).sort();
+  const maxStep = Math.max(1, ...data.edges.map(e => e.step), ...data.schedule.map(s => s.step));
+  const row = 22, left = 130, width = 960, height = trials.length * row + 36;
+  const y = t => 14 + trials.indexOf(t) * row, x = s => left + ((width - left - 20) * s) / maxStep;
   const svg = svgEl("svg", { class: "lineage", viewBox: `0 0 ${width} ${height}`, role: "img" });
-  const onPath = new Set(data.lineage.map(l => l.trial_id));
   for (const t of trials) {
-    svg.append(svgEl("line", { x1: left, x2: width - 20, y1: y(t), y2: y(t), stroke: onPath.has(t) ? "#111" : "#dde1e7", "stroke-width": onPath.has(t) ? 2 : 1 }));
-    const label = svgEl("text", { x: 4, y: y(t) + 3 }); label.textContent = t; svg.append(label);
+    svg.append(svgEl("line", { x1: x(0), x2: x(maxStep), y1: y(t), y2: y(t), stroke: "#dde1e7", "stroke-width": 1 }));
+    const label = svgEl("text", { x: 4, y: y(t) + 3, class: "pick" }); label.textContent = t;
+    label.addEventListener("click", () => { state.pbtTrial = t; render(); });
+    svg.append(label);
+  }
+  for (const seg of data.lineage) {  // the best trial's history: whose training each stretch of steps was
+    const to = seg.to_step === null || seg.to_step === undefined ? maxStep : seg.to_step;
+    svg.append(svgEl("line", { x1: x(seg.from_step), x2: x(to), y1: y(seg.trial_id), y2: y(seg.trial_id), stroke: "#111", "stroke-width": 3 }));
   }
   for (const e of data.edges) {
-    const line = svgEl("line", { x1: x(e.donor_step), y1: y(e.donor), x2: x(e.step), y2: y(e.trial_id), stroke: COLORS.exploit, "stroke-width": 1 });
-    const tip = svgEl("title", {}); tip.textContent = `${e.trial_id} copied ${e.donor} at step ${e.donor_step}; then ${JSON.stringify(e.params)}`;
-    line.append(tip); svg.append(line);
+    const line = svgEl("line", { x1: x(e.donor_step), y1: y(e.donor), x2: x(e.step), y2: y(e.trial_id), stroke: COLORS.exploit, "stroke-width": 1.2 });
+    const dot = svgEl("circle", { cx: x(e.step), cy: y(e.trial_id), r: 3, fill: COLORS.exploit });
+    const tip = svgEl("title", {}); tip.textContent = `${e.trial_id} copied ${e.donor}'s checkpoint of step ${e.donor_step} at its step ${e.step}; then trained with ${JSON.stringify(e.params)}`;
+    dot.append(tip); svg.append(line, dot);
   }
-  const box = panel("PBT lineage: each exploit draws donor → trial (the best trial's line is dark)", svg);
+  for (const step of [0, Math.round(maxStep / 2), maxStep]) {
+    const tick = svgEl("text", { x: x(step) - 4, y: height - 6 }); tick.textContent = String(step); svg.append(tick);
+  }
+  const box = panel(`PBT lineage: each exploit draws donor → trial at a step (hover a dot); the dark line is ${data.trial_id}'s history (click a trial to follow another)`, svg);
   if (data.schedule.length) {
     const names = Object.keys(data.schedule[0].params);
-    box.append(el("h2", { text: "the best trial's params over its whole history" }),
-      table(["step", "trained as", ...names], data.schedule.map(s => [s.step, s.trial_id, ...names.map(n => s.params[n])])));
+    const stretches = [];
+    for (const s of data.schedule) {
+      const last = stretches[stretches.length - 1];
+      const key = JSON.stringify([s.trial_id, names.map(n => s.params[n])]);
+      if (last && last.key === key) last.to = s.step; else stretches.push({ key, from: s.step, to: s.step, trial: s.trial_id, params: s.params });
+    }
+    box.append(el("h2", { text: `${data.trial_id}'s params over its whole history` }),
+      table(["steps", "trained as", ...names], stretches.map(s => [s.from === s.to ? String(s.from) : `${s.from}–${s.to}`, s.trial, ...names.map(n => s.params[n])])));
   }
   return box;
 }
@@ -445,7 +460,7 @@ function go(run, tab) {
 function fromHash() {
   const params = new URLSearchParams(location.hash.slice(1));
   const run = params.get("run");
-  if (run && run !== state.run) { state.trials.offset = 0; state.metric = null; }
+  if (run && run !== state.run) { state.trials.offset = 0; state.metric = null; state.pbtTrial = null; }
   state.run = run || (state.runs[0] && state.runs[0].run_id) || null;
   state.tab = TABS.includes(params.get("tab")) ? params.get("tab") : "overview";
 }
