@@ -475,3 +475,19 @@ def test_an_object_store_root_is_served_the_same(root):
     with pytest.raises(ResultsError, match="local results only"):
         remote.sql("SELECT 1")
     assert not mine.refresh()
+
+
+def test_a_failing_view_is_one_line_to_the_page(board, monkeypatch):
+    def broken(self):
+        raise RuntimeError("secret /home/user/path details")
+
+    monkeypatch.setattr(board_data.RunState, "rungs", broken)
+
+    async def check() -> None:
+        async with _client(board) as client:
+            response = await client.get("/api/runs/quad-1/rungs")
+            assert response.status == 500
+            assert await response.json() == {"error": "internal error (RuntimeError); see the dashboard's log"}
+            assert (await client.get("/api/runs/quad-1/summary")).status == 200
+
+    asyncio.run(check())

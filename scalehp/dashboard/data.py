@@ -58,6 +58,10 @@ PARALLEL = 1000  # parallel coordinates: at most this many trials (the best ones
 _HASH = np.uint64(0xFFFFFFFF)
 
 
+class NoSuchRun(ResultsError):
+    """A run id the root does not hold (the dashboard answers 404)."""
+
+
 class Ids:
     """Every trial id a run reported, in order first seen, each with a stable hash (crc32) computed once."""
 
@@ -912,7 +916,7 @@ class Board:
         self.look()
         state = self.states.get(run_id)
         if state is None:
-            raise KeyError(run_id)
+            raise NoSuchRun(f"no run {run_id} under this root")
         state.refresh()
         return state
 
@@ -947,4 +951,4 @@ class Board:
         }
 
 
-__all__ = ["Board", "Digest", "RunState", "digest"]
+__all__ = ["Board", "Digest", "NoSuchRun", "RunState", "digest"]

@@ -26,6 +26,7 @@ import time
 from importlib import resources
 from typing import Any, Callable
 
+from scalehp.dashboard.data import NoSuchRun
 from scalehp.errors import ResultsError, escape
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def _json(data: Any) -> bytes:
     return json.dumps(_plain(data), allow_nan=False, separators=(",", ":")).encode()
 
 
-def make_app(board: Any, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> Any:
+def make_app(board: Any, *, host: str = "127.0.0.1", token: str | None = None) -> Any:
     """The aiohttp application serving ``board``; ``token`` required on every request when given."""
     from aiohttp import web
 
@@ -127,14 +128,13 @@ def make_app(board: Any, *, host: str = "127.0.0.1", port: int = 0, token: str |
     async def blocking(fn: Callable[[], Any]) -> web.Response:
         try:
             data = await asyncio.get_running_loop().run_in_executor(None, fn)
-        except KeyError as exc:
-            return web.json_response(
-                {"error": f"no run {escape(str(exc.args[0]) if exc.args else '')!s} under this root"}, status=404
-            )
-        except ResultsError as exc:
+        except NoSuchRun as exc:
+            return web.json_response({"error": escape(str(exc))}, status=404)
+        except ResultsError as exc:  # a damaged part landed, a SQL error: one line
             return web.json_response({"error": escape(str(exc))}, status=422)
-        except (ValueError, TypeError) as exc:
-            return web.json_response({"error": escape(str(exc), limit=500)}, status=400)
+        except Exception as exc:  # noqa: BLE001 - the page gets one line, the log the rest
+            log.exception("dashboard: %s", exc)
+            return web.json_response({"error": f"internal error ({type(exc).__name__}); see the dashboard's log"}, status=500)
         return web.Response(body=_json(data), content_type="application/json", headers={"Cache-Control": "no-store"})
 
     async def version(request: web.Request) -> web.Response:
@@ -249,7 +249,7 @@ class Server:
         """Bind and serve; returns the address. Raises OSError when the port is taken."""
         from aiohttp import web
 
-        app = make_app(self.board, host=self.host, port=self.port, token=self.token)
+        app = make_app(self.board, host=self.host, token=self.token)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=False)
