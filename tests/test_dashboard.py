@@ -148,6 +148,20 @@ def test_trial_table_sorts_filters_and_pages(board):
     assert by_decision["total"] > 0 and all("stopped at step 1" in r[2] for r in by_decision["rows"])
 
 
+def test_one_trial_in_full(board, root):
+    state = board.state("quad-1")
+    best = state.best()["trial_id"]
+    shown = state.trial(best)
+    reports = read_results(root).reports
+    mine = reports[(reports["run_id"] == "quad-1") & (reports["trial_id"] == best)].sort_values("step")
+    assert shown["status"] == "completed" and shown["curves"]["loss"]["x"] == mine["step"].astype(float).tolist()
+    assert shown["curves"]["loss"]["y"] == pytest.approx(mine["metric_loss"].tolist())
+    assert set(shown["params"]) == {"x", "noise", "opt"}
+    assert [r[shown["events"]["columns"].index("action")] for r in shown["events"]["rows"]] == ["continue", "continue"]
+    with pytest.raises(ResultsError, match="no trial nope"):
+        state.trial("nope")
+
+
 # ---------------------------------------------------------------------------------- live
 
 

@@ -111,6 +111,10 @@ def test_every_view_renders_without_console_errors(tmp_path):
             assert page.eval("document.querySelectorAll('#view tbody tr').length") == 24
             page.eval("document.querySelectorAll('#view th')[3].click()")  # sort by best value
             page.wait("document.querySelector('.controls .muted').textContent.includes('sorted by best_value')", 10)
+            page.eval("document.querySelectorAll('#view tbody tr')[0].click()")  # the best trial, opened
+            page.wait("[...document.querySelectorAll('#view h2')].some(h => /^trial t\\d+ — /.test(h.textContent))", 10)
+            page.wait("document.querySelectorAll('#view .uplot').length >= 1", 10)
+            page.screenshot(ARTIFACTS / "dashboard-quad-1-trial.png")
             assert not page.problems, page.problems
     finally:
         stop()

@@ -821,6 +821,34 @@ class RunState:
             "note": note,
         }
 
+    def trial(self, trial_id: str) -> dict[str, Any]:
+        """One trial: its row (or that it runs), every metric over its steps, and every decision about it."""
+        rows = self.trials.filter(pc.equal(self.trials["trial_id"], trial_id)) if self.trials.num_rows else self.trials
+        running = trial_id in set(self.running().to_pylist())
+        if not rows.num_rows and not running:
+            raise NoSuchRun(f"no trial {trial_id} in run {self.run_id}")
+        row = rows.to_pylist()[-1] if rows.num_rows else {"trial_id": trial_id, "status": "running"}
+        reports = self.reports_of(trial_id)
+        names = metric_names_of(reports.schema)
+        curves = {}
+        if reports.num_rows:
+            frame = reports.to_pandas().drop_duplicates("step", keep="last").sort_values("step")
+            for column in [c for c in frame.columns if c.startswith("metric_")]:
+                x, y = _downsample(frame["step"].to_numpy(float), frame[column].to_numpy(float))
+                curves[names.get(column, column[7:])] = {"x": x, "y": _plain(y)}
+        events = self.events.filter(pc.equal(self.events["trial_id"], trial_id)) if self.events.num_rows else self.events
+        keep = [c for c in ("time", "step", "scheduler", "action", "rung", "value", "cutoff", "bracket", "donor_trial_id",
+                            "donor_step", "new_params", "reason")
+                if c in events.column_names and events[c].null_count < events.num_rows]  # fmt: skip
+        return {
+            "trial_id": trial_id,
+            "status": row.get("status"),
+            "row": {c: _plain(v) for c, v in row.items() if not c.startswith(("param_", "metric_"))},
+            "params": {self.param_columns.get(c, c[6:]): _plain(v) for c, v in row.items() if c.startswith("param_")},
+            "curves": curves,
+            "events": {"columns": keep, "rows": [[_plain(r.get(c)) for c in keep] for r in events.select(keep).to_pylist()]},
+        }
+
     def failed(self) -> list[dict[str, Any]]:
         if not self.trials.num_rows:
             return []

@@ -44,7 +44,7 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-VIEWS = ("summary", "best", "curves", "trials", "rungs", "pbt", "parallel", "importance", "pareto", "failed", "plan")
+VIEWS = ("summary", "best", "curves", "trials", "trial", "rungs", "pbt", "parallel", "importance", "pareto", "failed", "plan")
 SLOW = {"importance": 15.0, "pareto": 5.0, "pbt": 5.0, "parallel": 2.0}  # seconds a live run's answer may be reused
 
 
@@ -200,6 +200,8 @@ def _answer(state: Any, name: str, q: Any) -> Any:
             offset=_int(q.get("offset"), 0),
             limit=_int(q.get("limit"), 100),
         )
+    if name == "trial":
+        return state.trial(q.get("id", ""))
     if name == "pbt":
         return state.pbt(q.get("trial") or None)
     if name == "plan":

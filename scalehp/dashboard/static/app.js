@@ -216,10 +216,14 @@ async function viewCurves(view, run) {
     return { label: `${c.trial_id}: ${c.label}`, y, color: curveColor(c), width: c.best ? 2.5 : 1 };
   });
   const target = el("div");
-  const hover = el("div", { class: "muted", text: "hover a curve to see its trial and what the scheduler decided" });
+  const hover = el("div", { class: "muted", text: "hover a curve to see its trial and what the scheduler decided; click it to open the trial" });
   view.append(panel(`learning curves: ${data.metric} (${data.shown} shown of ${data.trials} trials)`, hover, target));
   const chart = lineChart(target, "", xs, series, { xlabel: "step", noLegend: true, height: 380, log: state.logy && positive(series) });
   chart.hooks = chart.hooks || {};
+  target.addEventListener("click", () => {
+    const s = chart.series.findIndex((x, k) => k > 0 && x._focus);
+    if (s > 0) { state.trialId = data.curves[s - 1].trial_id; go(state.run, "trials"); }
+  });
   target.addEventListener("mousemove", () => {
     const i = chart.cursor.idx, s = chart.series.findIndex((x, k) => k > 0 && x._focus);
     if (s > 0 && i !== null && i !== undefined) hover.textContent = `${chart.series[s].label} — step ${xs[i]}: ${fmt(chart.data[s][i])}`;
@@ -228,7 +232,7 @@ async function viewCurves(view, run) {
 
 function table(columns, rows, opts) {
   const head = el("tr", {}, ...columns.map((c, i) => el("th", { text: c, onclick: opts && opts.sort ? () => opts.sort(i) : undefined })));
-  const body = rows.map(r => el("tr", {}, ...r.map(v => {
+  const body = rows.map((r, i) => el("tr", { class: opts && opts.open ? "pick" : null, onclick: opts && opts.open ? () => opts.open(i) : undefined }, ...r.map(v => {
     const numeric = typeof v === "number";
     const cell = el("td", { class: numeric ? "num" : "", text: numeric ? fmt(v) : (v === null || v === undefined ? "" : String(v)), title: v === null || v === undefined ? undefined : String(v) });
     if (["completed", "stopped", "error", "running"].includes(v)) cell.classList.add(`status-${v}`);
@@ -397,7 +401,29 @@ async function viewTrials(view, run) {
     el("span", { class: "muted", text: `${data.total ? t.offset + 1 : 0}–${Math.min(t.offset + 100, data.total)} of ${data.total} (sorted by ${data.names[t.sort] || t.sort}${t.desc ? ", descending" : ""}; click a column to sort)` }),
     el("button", { text: "▶", onclick: page(100), disabled: t.offset + 100 >= data.total ? "" : null })));
   const sort = i => { const c = data.columns[i]; if (t.sort === c) t.desc = !t.desc; else { t.sort = c; t.desc = false; } t.offset = 0; render(); };
-  view.append(panel(null, table(data.columns.map(c => data.names[c]), data.rows, { sort })));
+  const open = i => { state.trialId = data.rows[i][0]; render(); };
+  if (state.trialId) view.append(await trialPanel(state.trialId));
+  view.append(panel(null, table(data.columns.map(c => data.names[c]), data.rows, { sort, open }),
+    el("p", { class: "muted", text: "click a row to see that trial" })));
+}
+
+async function trialPanel(trialId) {
+  let data;
+  try { data = await api(runPath("trial", { id: trialId })); } catch (e) { state.trialId = null; return el("div", { class: "error", text: e.message }); }
+  const close = el("button", { text: "close", onclick: () => { state.trialId = null; render(); } });
+  const box = panel(`trial ${data.trial_id} — ${data.status}`, el("div", { class: "controls" }, close));
+  box.append(table(["param", "value"], Object.entries(data.params).map(([k, v]) => [k, fmt(v)])));
+  const names = Object.keys(data.curves);
+  const palette = ["#3b6fe0", "#e5484d", "#3ecf8e", "#f5a524", "#8e4ec6", "#111"];
+  for (const [k, name] of names.entries()) {
+    const target = el("div");
+    box.append(target);
+    const c = data.curves[name];
+    lineChart(target, name, c.x, [{ label: name, y: numbers(c.y), color: palette[k % palette.length], width: 1.5 }], { xlabel: "step", height: 200 });
+  }
+  if (data.events.rows.length) box.append(el("h2", { text: "what the scheduler decided about it" }), table(data.events.columns, data.events.rows));
+  if (data.row.error) box.append(el("pre", { text: data.row.error }));
+  return box;
 }
 
 async function viewFailed(view) {
@@ -460,7 +486,7 @@ function go(run, tab) {
 function fromHash() {
   const params = new URLSearchParams(location.hash.slice(1));
   const run = params.get("run");
-  if (run && run !== state.run) { state.trials.offset = 0; state.metric = null; state.pbtTrial = null; }
+  if (run && run !== state.run) { state.trials.offset = 0; state.metric = null; state.pbtTrial = null; state.trialId = null; }
   state.run = run || (state.runs[0] && state.runs[0].run_id) || null;
   state.tab = TABS.includes(params.get("tab")) ? params.get("tab") : "overview";
 }
