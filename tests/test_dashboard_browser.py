@@ -115,6 +115,11 @@ def test_every_view_renders_without_console_errors(tmp_path):
             page.wait("[...document.querySelectorAll('#view h2')].some(h => /^trial t\\d+ — /.test(h.textContent))", 10)
             page.wait("document.querySelectorAll('#view .uplot').length >= 1", 10)
             page.screenshot(ARTIFACTS / "dashboard-quad-1-trial.png")
+            for box in (0, 1):  # two runs ticked, side by side
+                page.eval(f"document.querySelectorAll('nav .run input')[{box}].click()")
+            page.eval("[...document.querySelectorAll('#tabs button')].find(b => b.textContent === 'compare').click()")
+            page.wait("document.querySelector('#view table').querySelectorAll('tbody tr').length === 2 && document.querySelectorAll('#view .uplot').length === 1", 20)
+            page.screenshot(ARTIFACTS / "dashboard-compare.png")
             assert not page.problems, page.problems
     finally:
         stop()
