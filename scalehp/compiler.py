@@ -44,7 +44,7 @@ class Plan:
     expected_steps: int = 0  # steps under the scheduler's expected early stopping
     columns: dict[str, str] = field(default_factory=dict)  # param name -> Parquet column
     warnings: tuple[str, ...] = ()
-    sampler: str | None = None  # optuna's sampler: tpe | cmaes | nsga2 | qmc
+    sampler: str | None = None  # optuna's sampler: tpe | cmaes | nsga2 | qmc | gp
     warm_start: tuple[dict[str, Any], ...] = ()  # earlier trials seeding the search: config, values, run_id, trial_id
     brackets: tuple[Bracket, ...] = ()  # hyperband
     perturbation_steps: tuple[int, ...] = ()  # pbt/pb2: steps at which a trial can be exploited
@@ -145,7 +145,7 @@ def _check_searcher(experiment: Experiment, sampler: str | None) -> None:
         if algorithm != "optuna" or sampler == "cmaes":
             raise experiment.error(
                 "metric",
-                f"{searcher} optimises one metric; for several use search.algorithm optuna (sampler nsga2 or tpe)",
+                f"{searcher} optimises one metric; for several use search.algorithm optuna (sampler nsga2, tpe or gp)",
             )
         if experiment.scheduler.name != "fifo":
             raise experiment.error(
@@ -232,6 +232,7 @@ def _metric_columns(experiment: Experiment) -> dict[str, str]:
 
 
 SWARM_SCHEDULERS = ("fifo", "asha", "hyperband")
+GP_LIMIT = 1_000  # trials above which optuna's GP sampler spends more on each suggestion than a trial takes
 SWARM_MODEL_LIMIT = 10_000  # trials above which a model-based searcher, not the workers, sets a swarm's pace
 TUNE_ADVICE = 20_000  # trials above which plan points a Tune run to the swarm runtime
 
@@ -298,6 +299,11 @@ def compile_plan(experiment: Experiment) -> Plan:
     warnings: list[str] = []
     _check_ends(experiment, trials, warnings)
     _check_runtime(experiment, trials, warnings)
+    if sampler == "gp" and trials > GP_LIMIT:
+        warnings.append(
+            f"sampler gp fits a Gaussian process to every finished trial for each suggestion (cubic in trials): "
+            f"above {GP_LIMIT:,} trials each suggestion slows down; sampler tpe scales to more"
+        )
     searched = [p for p in experiment.space.values() if p.searched]
     if not searched and experiment.budget.samples > 1:
         warnings.append("every param is a constant: all trials run the same config")
@@ -324,7 +330,7 @@ def compile_plan(experiment: Experiment) -> Plan:
         "random": "random sampling",
         "grid": "grid (every combination)",
         "hyperopt": "hyperopt TPE",
-        "optuna": {"tpe": "optuna TPE", "cmaes": "optuna CMA-ES", "nsga2": "optuna NSGA-II", "qmc": "optuna quasi-random (scrambled Sobol)"}.get(sampler or ""),
+        "optuna": {"tpe": "optuna TPE", "cmaes": "optuna CMA-ES", "nsga2": "optuna NSGA-II", "qmc": "optuna quasi-random (scrambled Sobol)", "gp": "optuna GP (Gaussian-process BO)"}.get(sampler or ""),
     }[algorithm]
     warm: tuple[dict[str, Any], ...] = ()
     if experiment.search.warm_start is not None:

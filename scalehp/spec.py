@@ -453,8 +453,10 @@ class Search(_Model):
     """How new configs are suggested."""
 
     algorithm: Literal["random", "grid", "hyperopt", "optuna"] = "random"
-    sampler: Literal["tpe", "cmaes", "nsga2", "qmc"] | None = Field(
-        None, description="optuna's sampler (default: tpe, nsga2 for several metrics; qmc: scrambled Sobol points)"
+    sampler: Literal["tpe", "cmaes", "nsga2", "qmc", "gp"] | None = Field(
+        None,
+        description="optuna's sampler (default: tpe, nsga2 for several metrics; qmc: scrambled Sobol points; "
+        "gp: Gaussian-process Bayesian optimisation)",
     )
     initial_points: Integer | None = Field(
         None, ge=1, description="random configs before a model-based searcher starts modelling"

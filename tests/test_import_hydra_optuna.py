@@ -349,3 +349,26 @@ def test_several_directions_need_a_multi_objective_sampler(tmp_path):
     with pytest.raises(SpecError, match="not RandomSampler") as caught:
         import_file("hydra-optuna", source)
     assert caught.value.path == "hydra.sweeper.direction"
+
+
+@pytest.mark.parametrize(
+    ("group", "target", "search", "noted"),
+    [
+        ("gp", None, {"algorithm": "optuna", "sampler": "gp", "initial_points": 10}, False),
+        (None, "optuna.samplers.GPSampler", {"algorithm": "optuna", "sampler": "gp", "initial_points": 4}, False),
+        ("qmc", None, {"algorithm": "optuna", "sampler": "qmc"}, True),
+    ],
+)
+def test_gp_and_qmc_samplers_are_scalehps_own(tmp_path, group, target, search, noted):
+    source = tmp_path / "config.yaml"
+    sampler = f"  - override hydra/sweeper/sampler: {group}\n" if group else ""
+    chosen = f"    sampler: {{_target_: {target}, n_startup_trials: 4}}\n" if target else ""
+    source.write_text(
+        f"defaults:\n  - override hydra/sweeper: optuna\n{sampler}"
+        f"hydra:\n  sweeper:\n    direction: minimize\n    n_trials: 12\n{chosen}"
+        "    params:\n      x: range(-5.0, 5.0)\n      opt: choice(adam, sgd)\nx: 1\nopt: adam\n"
+    )
+    result = import_file("hydra-optuna", source)
+    assert result.data["search"] == search
+    assert ("hydra.sweeper.sampler" in notes(result) or any("QMCSampler" in m for m in notes(result).values())) == noted
+    assert compiled(result, tmp_path).sampler == search["sampler"]

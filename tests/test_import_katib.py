@@ -197,13 +197,14 @@ def test_median_stop_tpe_and_metric_strategies():
     assert "scalehp resume" in found["spec.resumePolicy"]
 
 
-def test_bayesian_optimization_is_tpe_with_a_note_and_file_collector_is_noted():
+def test_bayesian_optimization_is_optunas_gp_with_a_note_and_file_collector_is_noted():
     imported = katib("bayesian_file_collector.yaml")
-    assert imported.data["search"] == {"algorithm": "hyperopt", "initial_points": 5}
+    assert imported.data["search"] == {"algorithm": "optuna", "sampler": "gp", "initial_points": 5}
     assert "metric_format" not in imported.data["command"]
     found = notes(imported)
-    assert "hyperopt's TPE" in found["spec.algorithm.algorithmName"]
+    assert "optuna's Gaussian-process sampler (sampler gp)" in found["spec.algorithm.algorithmName"]
     assert "base_estimator" in found["spec.algorithm.algorithmSettings.2"]
+    assert "optuna's GP sampler runs its defaults" in found["spec.algorithm.algorithmSettings.2"]
     assert "acq_func" in found["spec.algorithm.algorithmSettings.3"]
     assert "print accuracy=<value>" in found["spec.metricsCollectorSpec.collector.kind"]
 

@@ -351,3 +351,22 @@ def test_a_log_range_rounding_to_0_too_long_to_list_keeps_the_range_with_a_loud_
     assert result.data["space"]["lr"] == {"int": [1, 5000], "log": True}
     said = notes(result)["parameters.lr.q"]
     assert said.startswith("VALUES DIFFER") and "also takes 0" in said and "1,000" in said
+
+
+def test_bayes_is_optunas_gaussian_process_where_optuna_can_draw_the_space(tmp_path):
+    source = tmp_path / "sweep.yaml"
+    source.write_text(
+        "program: train.py\nmethod: bayes\nmetric: {name: loss}\nrun_cap: 12\n"
+        "parameters:\n  lr: {distribution: log_uniform_values, min: 0.0001, max: 0.1}\n"
+        "  layers: {distribution: int_uniform, min: 1, max: 4}\n  act: {values: [relu, gelu]}\n"
+    )
+    result = import_file("wandb", source)
+    assert result.data["search"] == {"algorithm": "optuna", "sampler": "gp"}
+    assert "Gaussian-process Bayesian optimisation, as W&B's bayes" in notes(result)["method"]
+    plan = compile_plan(load_experiment(_write(result)))
+    assert plan.sampler == "gp" and plan.trials == 12
+    # a normal distribution optuna cannot draw: hyperopt, and the note names the param
+    source.write_text(source.read_text() + "  noise: {distribution: normal, mu: 0, sigma: 1}\n")
+    result = import_file("wandb", source)
+    assert result.data["search"] == {"algorithm": "hyperopt"}
+    assert "'noise' is a normal/lognormal param" in notes(result)["method"]

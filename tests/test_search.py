@@ -198,7 +198,7 @@ def test_json_schema_covers_the_new_keys():
     defs = schema["$defs"]
     assert {"ConditionalParam", "CountParam", "WarmStart"} <= set(defs)
     assert set(defs["Search"]["properties"]) >= {"algorithm", "sampler", "initial_points", "warm_start"}
-    assert defs["Search"]["properties"]["sampler"]["anyOf"][0]["enum"] == ["tpe", "cmaes", "nsga2", "qmc"]
+    assert defs["Search"]["properties"]["sampler"]["anyOf"][0]["enum"] == ["tpe", "cmaes", "nsga2", "qmc", "gp"]
     assert set(defs["Runtime"]["properties"]) == {"tune", "swarm"} and "batch_size" in defs["SwarmOptions"]["properties"]
     assert "array" in json.dumps(schema["properties"]["metric"])
     assert set(defs["CountParam"]["properties"]) == {"count", "each"}
@@ -297,6 +297,8 @@ def test_warm_points_of_a_conditional_space_enter_the_searchers_history(algorith
         ({"algorithm": "optuna", "sampler": "cmaes"}, {"name": "loss", "mode": "min"}),
         ({"algorithm": "optuna", "sampler": "nsga2"}, [{"name": "loss", "mode": "min"}, {"name": "acc", "mode": "max"}]),
         ({"algorithm": "optuna"}, [{"name": "loss", "mode": "min"}, {"name": "acc", "mode": "max"}]),
+        ({"algorithm": "optuna", "sampler": "gp", "initial_points": 3}, {"name": "loss", "mode": "min"}),
+        ({"algorithm": "optuna", "sampler": "gp", "initial_points": 3}, [{"name": "loss", "mode": "min"}, {"name": "acc", "mode": "max"}]),
     ],
 )
 def test_optuna_searchers_survive_pickling_and_ray_snapshots(tmp_path, search, metric):
@@ -320,3 +322,16 @@ def test_optuna_searchers_survive_pickling_and_ray_snapshots(tmp_path, search, m
     assert len(restored._ot_study.trials) == len(searcher._ot_study.trials)
     restored.on_trial_complete("next", {name: 0.5 for name in names})
     assert 0.0 <= restored.suggest("after")["x"] <= 1.0
+
+
+def test_the_gp_sampler_is_optunas_and_warns_where_it_slows():
+    from scalehp.runner import samplers
+    from scalehp.runner.search import optuna_sampler
+
+    space = {"x": {"float": [0.0, 1.0]}, "opt": {"choice": ["a", "b"]}}
+    plan = compile_plan(experiment(space, search={"algorithm": "optuna", "sampler": "gp", "initial_points": 4}))
+    assert plan.searcher == "optuna GP (Gaussian-process BO)" and not plan.warnings
+    made = optuna_sampler(plan)
+    assert isinstance(made, samplers.GPSampler) and made._n_startup_trials == 4
+    big = compile_plan(experiment(space, search={"algorithm": "optuna", "sampler": "gp"}, budget={"samples": 2000, "max_steps": 1}))
+    assert any("sampler gp fits a Gaussian process" in w for w in big.warnings)

@@ -76,14 +76,11 @@ _SAMPLERS: dict[str, tuple[dict[str, Any], str | None]] = {
         "NSGAIIISampler -> optuna nsga2: scalehp has NSGA-II, not NSGA-III (reference points)",
     ),
     "QMCSampler": (
-        {"algorithm": "random"},
-        "QMCSampler -> random search: scalehp has no quasi-Monte Carlo sampler; random search is the closest "
-        "model-free sampler",
+        {"algorithm": "optuna", "sampler": "qmc"},
+        "QMCSampler -> optuna qmc: the same Sobol points, scrambled (scalehp always scrambles them; Optuna's "
+        "default does not)",
     ),
-    "GPSampler": (
-        {"algorithm": "optuna", "sampler": "tpe"},
-        "GPSampler -> optuna tpe: scalehp has no Gaussian-process sampler; TPE is the closest model-based one",
-    ),
+    "GPSampler": ({"algorithm": "optuna", "sampler": "gp"}, None),
     "BruteForceSampler": (
         {"algorithm": "grid"},
         "BruteForceSampler -> grid search: both try every combination once",

@@ -350,16 +350,27 @@ class _Katib(Mapping):
             search["algorithm"] = "hyperopt"  # Katib's tpe is hyperopt's TPE
             setting_notes("scalehp runs hyperopt's TPE with its default settings; left out")
         elif name == "bayesianoptimization":
-            search["algorithm"] = "hyperopt"
-            self.note(
-                f"{path}.algorithmName",
-                "bayesianoptimization (scikit-optimize, a Gaussian process) has no scalehp equivalent; "
-                "the closest model-based searcher is hyperopt's TPE",
-            )
+            problem = optuna_problem(space)
+            if problem is None:
+                search.update(algorithm="optuna", sampler="gp")
+                self.note(
+                    f"{path}.algorithmName",
+                    "bayesianoptimization (scikit-optimize's Gaussian process) -> optuna's Gaussian-process sampler "
+                    "(sampler gp): the same kind of model, optuna's kernel and acquisition",
+                )
+                why = "a scikit-optimize setting; optuna's GP sampler runs its defaults, left out"
+            else:
+                search["algorithm"] = "hyperopt"
+                self.note(
+                    f"{path}.algorithmName",
+                    f"bayesianoptimization (scikit-optimize, a Gaussian process): optuna's GP sampler cannot search "
+                    f"this space ({problem}); the closest model-based searcher is hyperopt's TPE",
+                )
+                why = "a scikit-optimize setting; TPE has no such option, left out"
             points = settings.pop("n_initial_points", None)
             if points is not None:
                 search["initial_points"] = self.count(points[0], points[1])
-            setting_notes("a scikit-optimize setting; TPE has no such option, left out")
+            setting_notes(why)
         elif name == "multivariate-tpe":
             problem = optuna_problem(space)
             points = settings.pop("n_startup_trials", None)

@@ -3,9 +3,10 @@
 What maps how (the full table is ``docs/import/wandb.md``):
 
 * ``method``: ``grid`` -> grid search over ``choice`` params (each combination once),
-  ``random`` -> random search, ``bayes`` -> hyperopt TPE (W&B's model is a Gaussian
-  process, which scalehp does not have; TPE is the model-based searcher that takes every
-  W&B distribution, normal and log-normal included) -- with a note.
+  ``random`` -> random search, ``bayes`` -> optuna's Gaussian-process sampler
+  (``sampler: gp``, Bayesian optimisation as W&B's), or hyperopt TPE where the space holds
+  what optuna cannot draw (normal and log-normal distributions, a float on a log scale with a
+  step, choices among mappings) -- with a note saying which and why.
 * ``parameters``: every distribution; bounds that W&B reads as exponents of e
   (``log_uniform``, ``q_log_uniform``, ``inv_log_uniform``) become values, with a note;
   nested ``parameters`` become dotted names (``optimizer.lr``). The ``q_`` kinds take W&B's
@@ -25,7 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from scalehp.importers import Imported, Source
-from scalehp.importers._mapping import MAX_CHOICE_VALUES, Mapping, finite, multiple, sanitize_name, shown, span
+from scalehp.importers._mapping import (
+    MAX_CHOICE_VALUES,
+    Mapping,
+    finite,
+    multiple,
+    optuna_problem,
+    sanitize_name,
+    shown,
+    span,
+)
 
 TAKES_PROGRAM = True
 """``scalehp import --program`` may replace the sweep's ``program``."""
@@ -185,6 +195,8 @@ class _Converter(Mapping):
         metric = self.metric()
         space = self.space()
         scheduler, max_steps = self.early_terminate(space)
+        if self.method == "bayes" and search == {"algorithm": "hyperopt"}:
+            search = self.bayes(space, isinstance(metric, list))
         if isinstance(metric, list):
             if search["algorithm"] != "optuna":
                 raise self.error("metrics", "several metrics need method custom with scheduler.engine optuna")
@@ -228,15 +240,26 @@ class _Converter(Mapping):
         if method not in ("grid", "random", "bayes"):
             raise self.error("method", f"unknown method {method!r}; W&B has grid, random and bayes")
         self.method = method
-        if method == "bayes":
-            self.note(
-                "method",
-                "bayes -> hyperopt (TPE): W&B models the metric with a Gaussian process, scalehp has no such "
-                "searcher; hyperopt's TPE is the model-based searcher that takes every W&B distribution "
-                "(normal and log-normal included)",
-            )
+        if method == "bayes":  # hyperopt draws every W&B distribution; optuna's GP once the space is known (bayes())
             return {"algorithm": "hyperopt"}
         return {"algorithm": method}
+
+    def bayes(self, space: dict[str, Any], several: bool) -> dict[str, Any]:
+        """``method: bayes``: optuna's Gaussian-process sampler, as W&B's, where optuna can draw every param."""
+        blocker = "several metrics" if several else optuna_problem(space)
+        if blocker is None:
+            self.note(
+                "method",
+                "bayes -> optuna (sampler gp): Gaussian-process Bayesian optimisation, as W&B's bayes; W&B's own "
+                "kernel and acquisition settings are not W&B sweep keys and are optuna's defaults here",
+            )
+            return {"algorithm": "optuna", "sampler": "gp"}
+        self.note(
+            "method",
+            f"bayes -> hyperopt (TPE): W&B models the metric with a Gaussian process, but optuna's GP sampler "
+            f"cannot search this space ({blocker}); hyperopt's TPE takes every W&B distribution",
+        )
+        return {"algorithm": "hyperopt"}
 
     def engine(self, scheduler: Any, method: Any) -> str | None:
         if not isinstance(scheduler, dict) or "engine" not in scheduler:

@@ -56,5 +56,9 @@ class NSGAIISampler(_Picklable, optuna.samplers.NSGAIISampler):
     """``optuna.samplers.NSGAIISampler`` that Ray can pickle (it holds a lock since Optuna 5.1)."""
 
 
+class GPSampler(_Picklable, optuna.samplers.GPSampler):
+    """``optuna.samplers.GPSampler`` (Gaussian-process Bayesian optimisation) that Ray can pickle."""
+
+
 class QMCSampler(_Picklable, optuna.samplers.QMCSampler):
     """``optuna.samplers.QMCSampler`` (scrambled Sobol points) that Ray can pickle."""

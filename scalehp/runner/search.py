@@ -324,6 +324,8 @@ def optuna_sampler(plan: Plan) -> Any:
         return samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
     if plan.sampler == "nsga2":
         return samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(startup))
+    if plan.sampler == "gp":
+        return samplers.GPSampler(seed=seed, n_startup_trials=startup)
     if plan.sampler == "qmc":
         import warnings
 
