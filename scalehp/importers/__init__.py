@@ -145,6 +145,11 @@ def read_source(path: str | Path, at: tuple[Source, str] | None = None) -> Sourc
         if at is not None:
             raise at[0].error(at[1], f"cannot read {name}: {exc.message}") from None
         raise
+    if _is_code(path, text):
+        problem = f"{name}: Python code, not a sweep file; give the file that defines the sweep (YAML or JSON)"
+        if at is not None:
+            raise at[0].error(at[1], problem)
+        raise SpecError(problem.split(": ", 1)[1], source=one_line(name))
     try:
         if path.suffix == ".json":
             return Source(_read_json(text, name), name)
@@ -159,6 +164,18 @@ def read_source(path: str | Path, at: tuple[Source, str] | None = None) -> Sourc
             at[1],
             f"{where}: not valid {kind}, or a key given twice, or nested too deeply (the file's text is not shown)",
         ) from None
+
+
+def _is_code(path: Path, text: str) -> bool:
+    """A Python file (by its suffix, or its first line of code) given where a sweep file belongs."""
+    if path.suffix in (".py", ".pyw", ".ipynb"):
+        return True
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        return stripped.startswith(("import ", "from ", "def ", "class ", "if __name__", "@"))
+    return False
 
 
 class _BadJson(ScalehpError, ValueError):

@@ -196,6 +196,12 @@ class _Determined(Mapping):
 
     def metric(self, searcher: dict[str, Any]) -> dict[str, Any]:
         name = self.string(searcher.pop("metric", None), "searcher.metric")
+        if name.strip().lower() in ("none", "null", "nan", ""):
+            raise self.error(
+                "searcher.metric",
+                f"{name!r} names no metric: scalehp ranks trials by a metric they report; name the metric "
+                "your trials report (a grid of jobs without one is not a scalehp run)",
+            )
         smaller = searcher.pop("smaller_is_better", True)
         if not isinstance(smaller, bool):
             raise self.error("searcher.smaller_is_better", f"expected true or false, got {smaller!r}")

@@ -760,6 +760,12 @@ class _Converter(Mapping):
                 where = f"{path}.{i}" if isinstance(raw, list) else path
                 raise self.error(where, f"direction must be minimize or maximize, got {direction!r}")
             modes.append("min" if word == "minimize" else "max")
+        if "direction" not in self.sweeper:
+            self.note(
+                path,
+                "no direction in this file: minimize, the sweeper's default; a config this one composes (its "
+                "defaults list, a parent config) may set maximize: check metric.mode before running",
+            )
         named = self.root.get("optimized_metric") if self.base else None
         if len(modes) == 1:
             if isinstance(named, str) and named:

@@ -65,6 +65,12 @@ class _Katib(Mapping):
         kind = top.pop("kind", None)
         if kind != "Experiment":
             raise self.error("kind", f"expected a Katib manifest of kind Experiment, got {kind!r}")
+        if isinstance(api, str) and api.startswith("kubeflow.org/v1alpha"):
+            raise self.error(
+                "apiVersion",
+                f"{api} is Katib's old API (its parameters, trial template and collector are written another way); "
+                "scalehp reads kubeflow.org/v1beta1 manifests: rewrite it as v1beta1 (Katib's v1beta1 guide)",
+            )
         if api != "kubeflow.org/v1beta1":
             self.note("apiVersion", f"read as kubeflow.org/v1beta1 (the file says {api!r})")
         metadata = self.section(top.pop("metadata", None), "metadata")

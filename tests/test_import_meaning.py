@@ -1,0 +1,69 @@
+"""What an importer must not do quietly (issue #18): a file of the wrong kind, an old API, a metric
+that names nothing, a direction this file does not hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from scalehp.cli import main
+from scalehp.errors import SpecError
+from scalehp.importers import import_file
+from tests.importing import notes
+
+EXAMPLES = Path(__file__).parent / "import_examples"
+
+
+@pytest.mark.parametrize("kind", ["wandb", "katib", "nni", "determined", "hydra-optuna"])
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("sweep.py", "sweep = {'method': 'random'}\n"),
+        ("sweep.yaml", "# an Optuna study\nimport optuna\n\ndef objective(trial):\n    return 1.0\n"),
+        ("sweep.yaml", "from ray import tune\ntune.run(train)\n"),
+    ],
+)
+def test_python_code_given_as_a_sweep_file_is_named_as_code(tmp_path, kind, name, text):
+    source = tmp_path / name
+    source.write_text(text)
+    with pytest.raises(SpecError, match="Python code, not a sweep file") as caught:
+        import_file(kind, source)
+    assert caught.value.source == str(source)
+    out = CliRunner().invoke(main, ["import", "--from", kind, str(source), "-o", str(tmp_path / "exp.yaml")])
+    assert out.exit_code == 2 and "Python code" in out.output and not (tmp_path / "exp.yaml").exists()
+
+
+def test_a_katib_v1alpha3_manifest_is_named_as_such(tmp_path):
+    source = tmp_path / "old.yaml"
+    source.write_text((EXAMPLES / "katib" / "random.yaml").read_text().replace("kubeflow.org/v1beta1", "kubeflow.org/v1alpha3"))
+    with pytest.raises(SpecError, match="kubeflow.org/v1alpha3 is Katib's old API") as caught:
+        import_file("katib", source)
+    assert caught.value.path == "apiVersion"
+
+
+@pytest.mark.parametrize("metric", ["none", "None", "null_metric_is_fine", "''"])
+def test_a_determined_metric_that_names_nothing_is_refused(tmp_path, metric):
+    source = tmp_path / "grid.yaml"
+    source.write_text((EXAMPLES / "determined" / "grid.yaml").read_text().replace("metric: validation_error", f"metric: {metric}"))
+    if metric == "null_metric_is_fine":
+        assert import_file("determined", source).data["metric"]["name"] == metric
+        return
+    with pytest.raises(SpecError) as caught:
+        import_file("determined", source)
+    assert caught.value.path == "searcher.metric"
+
+
+def test_a_hydra_direction_this_file_does_not_hold_is_said(tmp_path):
+    source = tmp_path / "config.yaml"
+    source.write_text(
+        "defaults:\n  - base_sweeper\n  - override hydra/sweeper: optuna\n"
+        "hydra:\n  sweeper:\n    n_trials: 8\n    params:\n      x: range(-5.0, 5.0)\nx: 1\n"
+    )
+    result = import_file("hydra-optuna", source)
+    assert result.data["metric"]["mode"] == "min"
+    said = " ".join(notes(result).values())
+    assert "no direction in this file" in said and "check metric.mode" in said
+    source.write_text(source.read_text().replace("    n_trials: 8\n", "    n_trials: 8\n    direction: maximize\n"))
+    assert "no direction in this file" not in " ".join(notes(import_file("hydra-optuna", source)).values())
