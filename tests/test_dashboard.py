@@ -505,3 +505,18 @@ def test_a_failing_view_is_one_line_to_the_page(board, monkeypatch):
             assert (await client.get("/api/runs/quad-1/summary")).status == 200
 
     asyncio.run(check())
+
+
+def test_a_step_reported_twice_in_the_journal_alone_counts_once(tmp_path):
+    run_dir = tmp_path / "quad" / "jj"
+    write_plan(run_dir, "jj", "quad", "loss", "min", {"x": {"float": [-1, 1]}}, trials=1)
+    sink = ParquetSink(run_dir, QUAD_FIELDS, flush_seconds=1e9)
+    rows = _quad_rows("jj", "a", range(1, 3), x=0.3)  # 1, 1/2
+    for row in rows:
+        sink.add("reports", row)
+    sink.add("reports", {**rows[1], "time": rows[1]["time"] + 10, "metric_loss": 3.0})  # step 2 again
+    sink.commit()
+    state = Board(tmp_path).state("jj")
+    shown = state.best_so_far()
+    assert shown["steps"]["x"][-1] == 2 and shown["wall"]["y"][-1] == pytest.approx(1.0)
+    sink.close()

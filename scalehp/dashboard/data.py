@@ -314,12 +314,10 @@ class RunState:
             self._twice = self._twice or bool(len(merged) > 1 and (merged[1:] == merged[:-1]).any())
             self._keyset = merged
         journal = self.pending.keys
-        twice = self._twice
-        if len(journal) and self._keyset is not None and not twice:
-            at = np.searchsorted(self._keyset, journal).clip(0, max(0, len(self._keyset) - 1))
-            twice = bool(len(self._keyset) and (self._keyset[at] == journal).any()) or len(np.unique(journal)) < len(
-                journal
-            )
+        twice = self._twice or len(np.unique(journal)) < len(journal)
+        if len(journal) and self._keyset is not None and len(self._keyset) and not twice:
+            at = np.searchsorted(self._keyset, journal).clip(0, len(self._keyset) - 1)
+            twice = bool((self._keyset[at] == journal).any())
         if not twice:
             return
         order = [*self.digests, None]  # parts in the order read_table concatenates them, then the journal
