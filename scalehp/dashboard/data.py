@@ -456,13 +456,15 @@ class RunState:
 
     def reports_of(self, trial_id: str) -> pa.Table:
         """Every report of one trial: the parts read once for it (new parts only, later), and the journal."""
-        done, parts = self._reports_of.get(trial_id, (set(), []))
+        done, parts = self._reports_of.pop(trial_id, (set(), []))
         new = [path for path in self.digests if path not in done]
         for path in new:
             table = _read_part(path, None, self.metric_columns, pc.field("trial_id") == trial_id, self.filesystem)
             if table.num_rows:
                 parts.append(table)
-        self._reports_of = {trial_id: (done | set(new), parts)}  # the best trial only: one at a time
+        self._reports_of[trial_id] = (done | set(new), parts)  # the last few trials asked for (the best one)
+        while len(self._reports_of) > 8:
+            self._reports_of.pop(next(iter(self._reports_of)))
         pending = [] if self.filesystem else journal_tables([self.folder], "reports", part_schemas([self.folder], "reports"))
         pending = [t.filter(pc.equal(t["trial_id"], trial_id)) for t in pending]
         both = [*parts, *(t for t in pending if t.num_rows)]
