@@ -132,6 +132,9 @@ def main() -> int:
         board = Board(root)
         url, stop = in_thread(board, "127.0.0.1", 0)
         figures.append(("startup: every part read once (Board)", f"{time.perf_counter() - start:.2f} s"))
+        held = sum(d.times.nbytes + d.keys.nbytes for s in board.states.values() for d in s.all_digests())
+        held += sum(s._keyset.nbytes for s in board.states.values() if s._keyset is not None)
+        figures.append(("digest arrays held (report times, (trial, step) keys)", f"{held / 1e6:.0f} MB"))
         api = f"{url}api/runs/run-000/"
         for view in VIEWS:
             first, size = get(api + view)

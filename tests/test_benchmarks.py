@@ -13,58 +13,39 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_results_scale_benchmark_runs_small(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/results_scale.py",
-            "--rows",
-            "20000",
-            "--runs",
-            "2",
-            "--trials",
-            "20",
-            "--part-rows",
-            "3000",
-            "--root",
-            str(tmp_path / "bench"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "wrote 20,000 report rows in 8 part files" in out.stdout
-    assert re.search(r"read_results.*\s[\d.]+ s\s+[\d.]+ s\s+20,000 rows, 2 runs", out.stdout)
+    stdout = _script("benchmarks/results_scale.py", "--rows", "20000", "--runs", "2", "--trials", "20",
+                     "--part-rows", "3000", "--root", str(tmp_path / "bench"))  # fmt: skip
+    assert "wrote 20,000 report rows in 8 part files" in stdout
+    assert re.search(r"read_results.*\s[\d.]+ s\s+[\d.]+ s\s+20,000 rows, 2 runs", stdout)
     # pyarrow, pandas and DuckDB agree on the best value
-    bests = re.findall(r"best (-?[\d.]+)", out.stdout)
+    bests = re.findall(r"best (-?[\d.]+)", stdout)
     assert len(bests) == 3 and len(set(bests)) == 1
-    assert re.search(r"^total\s+[\d.]+ s\s+[\d.]+ s$", out.stdout, re.M)
+    assert re.search(r"^total\s+[\d.]+ s\s+[\d.]+ s$", stdout, re.M)
 
 
 def test_results_scale_benchmark_against_ray_loader_small(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "benchmarks/results_scale.py", "--rows", "2000", "--runs", "2", "--trials", "5", "--ray"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "as 2 Ray Tune experiments, 10 trial folders with result.json" in out.stdout
+    stdout = _script("benchmarks/results_scale.py", "--rows", "2000", "--runs", "2", "--trials", "5", "--ray")
+    assert "as 2 Ray Tune experiments, 10 trial folders with result.json" in stdout
     # scalehp and ray.tune.ExperimentAnalysis read the same rows and find the same best value
-    loaded = re.findall(r"^(scalehp|ray): .*\s[\d.]+ s\s+[\d.]+ s\s+2,000 rows; best (-?[\d.]+)$", out.stdout, re.M)
-    assert [name for name, _ in loaded] == ["scalehp", "ray"], out.stdout
+    loaded = re.findall(r"^(scalehp|ray): .*\s[\d.]+ s\s+[\d.]+ s\s+2,000 rows; best (-?[\d.]+)$", stdout, re.M)
+    assert [name for name, _ in loaded] == ["scalehp", "ray"], stdout
     assert len({best for _, best in loaded}) == 1
-    assert len(re.findall(r"^ray / .*: [\d.]+x wall, [\d.]+x cpu$", out.stdout, re.M)) == 2
+    assert len(re.findall(r"^ray / .*: [\d.]+x wall, [\d.]+x cpu$", stdout, re.M)) == 2
+
+
+def _script(*args: str, timeout: int = 300) -> str:
+    """Run a benchmark script from the repository root; its stdout, once it exited 0."""
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return out.stdout
 
 
 def _bench(*args: str, timeout: int = 600) -> str:
-    out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    assert re.search(r"^# python [\d.]+, scalehp [\w.]+, ray [\d.]+", out.stdout, re.M)
-    assert "load average" in out.stdout
-    return out.stdout
+    """``_script``, for the scripts that print their versions and the machine's load first."""
+    stdout = _script(*args, timeout=timeout)
+    assert re.search(r"^# python [\d.]+, scalehp [\w.]+, ray [\d.]+", stdout, re.M)
+    assert "load average" in stdout
+    return stdout
 
 
 def test_sink_throughput_benchmark_runs_small():
@@ -197,18 +178,11 @@ def test_topk_1epoch_baseline_on_the_simulated_clock(tmp_path):
 
 
 def test_dashboard_scale_benchmark_runs_small():
-    out = subprocess.run(
-        [sys.executable, "benchmarks/dashboard_scale.py", "--trials", "300", "--rows", "6000", "--part-rows", "2000"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "1 run, 300 trials, 6,000 report rows in 3 parts" in out.stdout
+    stdout = _script("benchmarks/dashboard_scale.py", "--trials", "300", "--rows", "6000", "--part-rows", "2000")
+    assert "1 run, 300 trials, 6,000 report rows in 3 parts" in stdout
     for line in ("startup: every part read once", "GET curves", "GET version"):
-        assert line in out.stdout
-    if "no chromium" not in out.stdout:
-        assert re.search(r"^first paint: overview .*\s[\d.]+ s$", out.stdout, re.M), out.stdout
-        assert re.search(r"^refresh: the render that shows 1,000 new trials\s+[\d.]+ s$", out.stdout, re.M), out.stdout
-        assert "page problems" not in out.stdout
+        assert line in stdout
+    if "no chromium" not in stdout:
+        assert re.search(r"^first paint: overview .*\s[\d.]+ s$", stdout, re.M), stdout
+        assert re.search(r"^refresh: the render that shows 1,000 new trials\s+[\d.]+ s$", stdout, re.M), stdout
+        assert "page problems" not in stdout

@@ -71,12 +71,12 @@ def test_copy_run_brings_plan_and_tables_but_not_rays_checkpoints(tmp_path):
 
 
 def test_runs_are_found_under_an_object_store_root_two_folders_down():
-    from scalehp.results.store import _find_runs_in
+    from scalehp.results.store import find_runs
 
     store = pafs._MockFileSystem()
     for folder in ("bucket/results/e/r1", "bucket/results/e/r2", "bucket/results/solo", "bucket/results/a/b/too-deep"):
         store.create_dir(folder)
         with store.open_output_stream(f"{folder}/plan.json") as out:
             out.write(_plan(folder.rsplit("/", 1)[1]))
-    assert _find_runs_in(store, "bucket/results") == ["bucket/results/e/r1", "bucket/results/e/r2", "bucket/results/solo"]
-    assert _find_runs_in(store, "bucket/results/e/r1") == ["bucket/results/e/r1"]
+    assert find_runs("bucket/results", store) == ["bucket/results/e/r1", "bucket/results/e/r2", "bucket/results/solo"]
+    assert find_runs("bucket/results/e/r1", store) == ["bucket/results/e/r1"]

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from scalehp.cli import main
+from tests.browser import FLAGS, find_browser
 from tests.results_factory import make_root
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
 @pytest.fixture(scope="module")
@@ -61,33 +61,9 @@ def test_report_is_self_contained(report):
         assert words in text
 
 
-def _browser() -> str | None:
-    for name in BROWSERS:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def _chromium(browser: str, *args: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="scalehp-chromium-") as profile:
-        command = [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-default-apps",
-            "--mute-audio",
-            f"--user-data-dir={profile}",
-            "--enable-logging=stderr",
-            "--v=0",
-            *args,
-        ]
+        command = [browser, *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
@@ -100,7 +76,7 @@ def _problems(logs: str) -> list[str]:
 
 
 def test_report_renders_in_headless_chromium(report, tmp_path):
-    browser = _browser()
+    browser = find_browser()
     if browser is None:
         pytest.skip("no chromium binary on PATH (apt-get install chromium); .ci/run installs it")
     import matplotlib.image

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import secrets
 
@@ -36,7 +35,7 @@ def dashboard(root: str, host: str, port: int) -> None:
     SCALEHP_DASHBOARD_TOKEN=... scalehp dashboard /shared/results --host 0.0.0.0
     """
     from scalehp.dashboard import Board, serve
-    from scalehp.dashboard.server import is_loopback
+    from scalehp.dashboard.server import cannot_listen, is_loopback
 
     token, shown = None, ""
     if not is_loopback(host):
@@ -60,6 +59,5 @@ def dashboard(root: str, host: str, port: int) -> None:
     try:
         serve(board, host, port, token, ready)
     except OSError as exc:
-        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-        print_error(f"--port {port}: cannot listen on {host}:{port} ({reason}); choose another --port")
+        print_error(cannot_listen(exc, host, port, "--port"))
         raise SystemExit(2) from None

@@ -336,9 +336,8 @@ def run(
 def _start_dashboard(root: str, name: str, port: int):  # noqa: ANN202
     """``run --dashboard``: the dashboard of the experiment's runs under ``root`` (local, loopback) in a
     thread, this run and the ones before it; returns its stop function."""
-    import errno
-
     from scalehp.dashboard import Board, in_thread
+    from scalehp.dashboard.server import cannot_listen
     from scalehp.results.sink import is_uri
 
     if is_uri(root):
@@ -350,8 +349,7 @@ def _start_dashboard(root: str, name: str, port: int):  # noqa: ANN202
         served = Path(str(root).removeprefix("file://")) / name
         url, stop = in_thread(Board(served, empty=True), "127.0.0.1", port)
     except OSError as exc:
-        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-        raise SpecError(f"cannot listen on 127.0.0.1:{port} ({reason}); choose another --dashboard-port", source="--dashboard-port") from None
+        raise SpecError(cannot_listen(exc, "127.0.0.1", port, "--dashboard-port"), source="--dashboard-port") from None
     click.echo(f"dashboard   {url}", err=True)
 
     def stopped() -> None:

@@ -40,10 +40,8 @@ from scalehp.errors import ResultsError
 from scalehp.results.journal import FOLDER as JOURNAL
 from scalehp.results.schema import TABLES, metric_names_of, param_names_of
 from scalehp.results.store import (
-    Results,
-    _find_runs_in,
-    _name,
     find_runs,
+    folder_name,
     journal_tables,
     part_schemas,
     read_plan,
@@ -55,7 +53,6 @@ SAMPLE = 200  # learning curves: this many trials of a run, picked by the lowest
 POINTS = 400  # at most this many points per curve sent to the page
 TABLE_ROWS = 100  # trial table: rows per page
 PARALLEL = 1000  # parallel coordinates: at most this many trials (the best ones)
-_HASH = np.uint64(0xFFFFFFFF)
 
 
 class NoSuchRun(ResultsError):
@@ -114,7 +111,7 @@ def _downsample(x: np.ndarray, y: np.ndarray, points: int = POINTS) -> tuple[lis
     where ``y`` changes kept first when those alone fit (a best-so-far curve stays exact)."""
     if len(x) <= points:
         return x.tolist(), y.tolist()
-    changes = np.flatnonzero(np.r_[True, y[1:] != y[:-1], True][: len(y)] | (np.arange(len(y)) == len(y) - 1))
+    changes = np.union1d(np.flatnonzero(np.r_[True, y[1:] != y[:-1]]), [len(y) - 1])
     if len(changes) <= points:
         return x[changes].tolist(), y[changes].tolist()
     keep = np.unique(np.r_[np.linspace(0, len(x) - 1, points).astype(int)])
@@ -249,7 +246,6 @@ class RunState:
         self._keyset: np.ndarray | None = None  # every part's (trial, step) keys, sorted
         self._twice = False  # some key is in the parts twice
         self.pending = _nothing()  # the journal's reports rows that no part holds yet
-        self.seen_at = time.time()
         self.lock = threading.RLock()  # held by a refresh and by every view (requests come on several threads)
 
     # -- refresh
@@ -261,26 +257,25 @@ class RunState:
             if now == self.fingerprint:
                 return False
             runs = [self.folder]
-            results = Results(runs, self.filesystem)
-            self.metric_columns = results.metric_columns
+            found = part_schemas(runs, "reports", self.filesystem)
+            # one run wrote one name -> column map into every part (as Results.metric_columns reads it)
+            self.metric_columns = {n: c for schema in found.values() for c, n in metric_names_of(schema).items()}
             changed = {f for f, *_ in set(now) ^ set(self.fingerprint)}
             if not self.fingerprint or changed & {"trials", JOURNAL}:
                 self.trials = read_table(runs, "trials", self.filesystem, self.metric_columns)
             if not self.fingerprint or changed & {"events", JOURNAL}:
                 self.events = read_table(runs, "events", self.filesystem, self.metric_columns)
             if not self.fingerprint or changed & {"reports", JOURNAL}:
-                self._digest_reports(runs)
+                self._digest_reports(runs, found)
             self.param_columns = {**param_names_of(self.trials.schema)}
             for name, column in (self.plan.get("columns") or {}).items():
                 if isinstance(name, str) and isinstance(column, str):
                     self.param_columns.setdefault(column, name)
             self.fingerprint = now
             self.version += 1
-            self.seen_at = time.time()
             return True
 
-    def _digest_reports(self, runs: list[Path]) -> None:
-        found = part_schemas(runs, "reports", self.filesystem)
+    def _digest_reports(self, runs: list[Path], found: dict[Any, pa.Schema]) -> None:
         pending = journal_tables(runs, "reports", found) if self.filesystem is None else []
         rows = pa.concat_tables(pending, promote_options="permissive") if pending else None
         if rows is not None:  # names only the journal has met yet
@@ -502,8 +497,8 @@ class RunState:
             out[row["trial_id"]] = {"action": action, "label": label, "scheduler": row.get("scheduler")}
         return out
 
-    def curves(self, metric: str | None = None, extra: list[str] | None = None) -> dict[str, Any]:
-        """Learning curves of a stable sample of trials and of the best trials, downsampled."""
+    def curves(self, metric: str | None = None, best: str | None = None) -> dict[str, Any]:
+        """Learning curves of a stable sample of trials and of the ``best`` trial, downsampled."""
         metric = metric or self.metric
         column = self.metric_columns.get(metric)
         known = sorted(self.metric_columns)
@@ -527,7 +522,7 @@ class RunState:
         ]
         rows = pa.concat_tables(parts, promote_options="permissive") if parts else None
         total = len(self.known.ids)
-        best_ids = [t for t in (extra or []) if t not in chosen]
+        best_ids = [best] if best is not None and best not in chosen else []
         frames = []
         if rows is not None and rows.num_rows:
             frames.append(rows.filter(pc.is_in(rows["trial_id"], value_set=pa.array(sorted(chosen), pa.string()))))
@@ -562,7 +557,7 @@ class RunState:
                         "status": status.get(trial_id, "running"),
                         "decision": d["action"] if d else None,
                         "label": d["label"] if d else status.get(trial_id, "running"),
-                        "best": trial_id in best_ids or trial_id == (extra or [None])[0],
+                        "best": trial_id == best,
                     }
                 )
         shown = len(out)
@@ -866,7 +861,7 @@ class RunState:
         experiment = self.plan.get("experiment") or {}
         return {
             "run_id": self.run_id,
-            "folder": _name(self.folder),
+            "folder": folder_name(self.folder),
             "experiment": _plain(experiment.get("name")),
             "created_at": _plain(self.plan.get("created_at")),
             "metric": self.metric,
@@ -920,7 +915,7 @@ class Board:
                 return
             self._looked = time.monotonic()
             try:
-                folders = find_runs(self.root) if self.filesystem is None else _find_runs_in(self.filesystem, self.root)
+                folders = find_runs(self.root, self.filesystem)
             except ResultsError:
                 if force:
                     raise

@@ -27,6 +27,7 @@ from importlib import resources
 from typing import Any, Callable
 
 from scalehp.dashboard.data import NoSuchRun
+from scalehp.defaults import DASHBOARD_PORT
 from scalehp.errors import ResultsError, escape
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def _answer(state: Any, name: str, q: Any) -> Any:
         return state.best_so_far()
     if name == "curves":
         best = state.best()
-        return state.curves(q.get("metric") or None, extra=[best["trial_id"]] if best else None)
+        return state.curves(q.get("metric") or None, best=best["trial_id"] if best else None)
     if name == "trials":
         return state.trial_table(
             sort=q.get("sort", "best_value"),
@@ -243,7 +244,7 @@ def _headers(response: Any) -> Any:
 class Server:
     """A running dashboard: ``url`` to open, :meth:`close` to stop (it also runs in a thread for ``scalehp run``)."""
 
-    def __init__(self, board: Any, host: str = "127.0.0.1", port: int = 8265, token: str | None = None) -> None:
+    def __init__(self, board: Any, host: str = "127.0.0.1", port: int = DASHBOARD_PORT, token: str | None = None) -> None:
         self.board, self.host, self.port, self.token = board, host, port, token
         self._runner: Any = None
 
@@ -260,9 +261,7 @@ class Server:
         except OSError:
             await self._runner.cleanup()
             raise
-        sockets = getattr(site._server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]  # the port bound (``port`` 0: any free one)
         return self.url
 
     @property
@@ -274,6 +273,14 @@ class Server:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def cannot_listen(exc: OSError, host: str, port: int, option: str) -> str:
+    """The one line for a port the dashboard cannot bind, naming the option to change."""
+    import errno
+
+    reason = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+    return f"{option} {port}: cannot listen on {host}:{port} ({reason}); choose another {option}"
 
 
 def serve(board: Any, host: str, port: int, token: str | None, ready: Callable[[str], None]) -> None:
@@ -290,7 +297,7 @@ def serve(board: Any, host: str, port: int, token: str | None, ready: Callable[[
     asyncio.run(main())
 
 
-def in_thread(board: Any, host: str = "127.0.0.1", port: int = 8265) -> tuple[str, Callable[[], None]]:
+def in_thread(board: Any, host: str = "127.0.0.1", port: int = DASHBOARD_PORT) -> tuple[str, Callable[[], None]]:
     """Serve ``board`` from a daemon thread (``scalehp run --dashboard``); returns the address and a stop function.
 
     Raises:

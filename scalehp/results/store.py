@@ -51,8 +51,11 @@ _KEYS = {"trials": ("run_id", "trial_id"), "reports": ("run_id", "trial_id", "st
 _REQUIRED = {"trials": ("run_id", "trial_id"), "reports": ("run_id", "trial_id", "step"), "events": ("run_id",)}
 
 
-def find_runs(path: str | Path) -> list[Path]:
-    """Run folders at or below ``path`` (a run, an experiment folder or a results root), oldest first."""
+def find_runs(path: str | Path, filesystem: Any = None) -> list:
+    """Run folders at or below ``path`` (a run, an experiment folder or a results root), oldest first
+    (paths in ``filesystem`` when given, an object store's)."""
+    if filesystem is not None:
+        return _find_runs_in(filesystem, str(path))
     root = Path(path)
     if not root.exists():
         raise ResultsError(f"{root}: no such folder")
@@ -77,10 +80,11 @@ def _find_runs_in(filesystem: Any, root: str) -> list[str]:
         for f in filesystem.get_file_info(selector)
         if f.base_name == PLAN and f.path.count("/") - depth <= 3  # <root>/*/plan.json and <root>/*/*/plan.json
     }
-    return sorted(runs, key=lambda p: (_name(p), p))
+    return sorted(runs, key=lambda p: (folder_name(p), p))
 
 
-def _name(run: str | Path) -> str:
+def folder_name(run: str | Path) -> str:
+    """The last part of a run folder's path (local or in an object store)."""
     return str(run).rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -397,7 +401,7 @@ class Results:
         out = []
         for run in self.runs:
             plan = read_plan(run, self.filesystem)
-            out.append((_name(run), run_id_of(plan, run), plan))
+            out.append((folder_name(run), run_id_of(plan, run), plan))
         return out
 
     def metric(self, run_id: str | None = None) -> tuple[str, str]:
@@ -412,7 +416,7 @@ class Results:
 def run_id_of(plan: Mapping[str, Any], run: str | Path) -> str:
     """The run id a run recorded (its plan's ``run_id``); the folder's name for a plan without one."""
     recorded = plan.get("run_id")
-    return recorded if isinstance(recorded, str) and recorded else _name(run)
+    return recorded if isinstance(recorded, str) and recorded else folder_name(run)
 
 
 def read_plan(run: str | Path, filesystem: Any = None) -> dict[str, Any]:

@@ -66,11 +66,6 @@ function showError(message) {
   box.textContent = message || "";
 }
 
-function destroyCharts() {
-  for (const chart of state.charts) chart.destroy();
-  state.charts = [];
-}
-
 function panel(title, ...children) {
   return el("div", { class: "panel" }, title ? el("h2", { text: title }) : null, ...children);
 }
@@ -219,7 +214,6 @@ async function viewCurves(view, run) {
   const hover = el("div", { class: "muted", text: "hover a curve to see its trial and what the scheduler decided; click it to open the trial" });
   view.append(panel(`learning curves: ${data.metric} (${data.shown} shown of ${data.trials} trials)`, hover, target));
   const chart = lineChart(target, "", xs, series, { xlabel: "step", noLegend: true, height: 380, log: state.logy && positive(series) });
-  chart.hooks = chart.hooks || {};
   target.addEventListener("click", () => {
     const s = chart.series.findIndex((x, k) => k > 0 && x._focus);
     if (s > 0) { state.trialId = data.curves[s - 1].trial_id; go(state.run, "trials"); }
