@@ -152,6 +152,28 @@ def test_a_source_that_does_not_fit_is_one_line(tmp_path, make, says):
     assert not (tmp_path / "sims").exists()  # nothing written
 
 
+@pytest.mark.parametrize(
+    "space, says",
+    [
+        ({"x": {"float": [0.0, 3.0]}}, r"(?<![.\w])space\.x: .*reaches 0 to 3, the source's trials only 0 to 1"),
+        ({"x": {"float": [-2.0, 1.0]}}, r"(?<![.\w])space\.x: .*reaches -2 to 1"),
+        ({"x": {"choice": [0.3, 0.42]}}, r"(?<![.\w])space\.x: .*no trial with x = 0\.42"),
+    ],
+)
+def test_a_config_outside_the_table_is_refused_at_its_key(tmp_path, space, says):
+    """Beyond the tabulated values every config would take an edge trial's curve (or one trained
+    with another value): numbers no training made, so the space is refused at its key."""
+    with pytest.raises(SpecError, match=says):
+        simulate(_experiment(tmp_path, space=space), _source(tmp_path), workers=4)
+    assert not (tmp_path / "sims").exists()
+
+
+def test_a_range_the_table_covers_up_to_its_own_spacing_simulates(tmp_path):
+    """The grid's points are 0.05 apart: a range a little past them (under a tenth) is covered."""
+    summary = simulate(_experiment(tmp_path, space={"x": {"float": [-0.05, 1.05]}}), _source(tmp_path), workers=4)
+    assert summary.trials == 30
+
+
 @pytest.mark.parametrize("workers", [0, -1, 10**7])
 def test_workers_out_of_range_are_refused_at_the_flag(tmp_path, workers):
     with pytest.raises(SpecError, match="--workers"):

@@ -21,7 +21,9 @@ reported and how long the step took. Sources:
 A config the table does not hold takes the curve of its nearest tabulated trial: numbers
 compared on ``[0, 1]`` over the range the table covers (on a log scale where the param is
 ``log: true`` or ``lognormal``), other values as equal (0) or not (1), an inactive param
-as 1 from an active one. The plan and the run's ``plan.json`` say so.
+as 1 from an active one. The plan and the run's ``plan.json`` say so. A space the table does
+not cover (a range reaching well past the tabulated values, a value no trial has) is refused at
+its key: its configs would replay curves no training made.
 """
 
 from __future__ import annotations
@@ -166,8 +168,10 @@ def from_results(path: str | Path, plan: Any) -> Curves:
             f"no trial of the source has {wanted} steps (the longest has {longest}); set budget.max_steps to at most {longest}",
             source=where,
         )
-    numeric = {}
     nodes = {node.name: node for node in flatten_space(experiment.space)}
+    for name in searched:
+        _check_covered(experiment, nodes[name], [c.params[name] for c in usable if c.params[name] is not None])
+    numeric = {}
     for name in searched:
         values = [c.params[name] for c in usable if isinstance(c.params[name], (int, float)) and not isinstance(c.params[name], bool)]
         if nodes[name].param.numeric and values:
@@ -175,6 +179,51 @@ def from_results(path: str | Path, plan: Any) -> Curves:
             scaled = [math.log(v) if log else float(v) for v in values]
             numeric[name] = (min(scaled), max(scaled), log)
     return Curves(str(path), usable, searched, numeric)
+
+
+def _check_covered(experiment: Any, node: Any, held: list[Any]) -> None:
+    """A param whose values the source's trials do not cover is refused at its key: every config
+    beyond them would take an edge trial's curve (a range) or ignore the param (a value), and the
+    simulation would report numbers no training made.
+
+    A range is covered when the part of it beyond the tabulated values, on each side, is at most a
+    tenth of it or at most twice the widest gap between tabulated values (on a log scale where the
+    param is): a source drawn at random from the same range always is."""
+    param, key = node.param, node.path
+    if not held:
+        raise experiment.error(key, f"no trial of the source has a value for {node.name!r} at budget.max_steps")
+    bounded = hasattr(param, "first") and hasattr(param, "last")
+    numbers = [v for v in held if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if bounded and len(numbers) == len(held):
+        log = param.log_scale and min(numbers) > 0 and param.first > 0
+        scale = math.log if log else float
+        low, high = scale(param.first), scale(param.last)
+        if high <= low:
+            return
+        points = sorted({(scale(v) - low) / (high - low) for v in numbers})
+        widest = max((b - a for a, b in zip(points, points[1:])), default=0.0)
+        allowed = max(0.1, 2 * widest)
+        if points[0] > allowed or 1 - points[-1] > allowed:
+            raise experiment.error(
+                key,
+                f"the space's {node.name} reaches {param.first:g} to {param.last:g}, the source's trials only "
+                f"{min(numbers):g} to {max(numbers):g}: configs beyond would all take an edge trial's curve; "
+                "narrow the range to the source's",
+            )
+        return
+    values = param.finite_values()
+    if values is None or len(values) > 10_000:
+        return
+    have = {_hashable(v) for v in held}
+    absent = [v for v in values if _hashable(v) not in have]
+    if absent:
+        shown = ", ".join(repr(v) for v in absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+        raise experiment.error(
+            key,
+            f"the source has no trial with {node.name} = {shown} (it holds "
+            f"{', '.join(repr(v) for v in sorted(have, key=repr)[:8])}{' ...' if len(have) > 8 else ''}): "
+            "such configs would take a curve trained with another value; drop those values or record them",
+        )
 
 
 def _value(value: Any) -> Any:
