@@ -39,7 +39,15 @@ metric is one report:
 
 ``step=N`` (or else ``epoch=N``) on the line gives the step; without one, reports count
 1, 2, 3… A program that counts from 0 (its first report says ``epoch=0``) has its steps
-shifted by one. A line whose step is not above the last report's is ignored (a warning is
+shifted by one.
+
+``command.step`` names what the step is when a program prints metrics more often than once
+a step (a loss every 10 batches, say): a field (``epoch``: ``epoch=3``, a JSON key or a
+``metric_format`` pair) or a regular expression with one group (``Train Epoch: (\\d+)``).
+Then a line only counts by naming a later step: a step is reported when the next one begins
+(or the program ends), with the last value of each metric printed meanwhile, whether or not
+the line that named the step held it; lines naming no step update those values. A program
+that never names a step reports once, at step 1, when it ends. A line whose step is not above the last report's is ignored (a warning is
 logged once per trial); at ``budget.max_steps`` the trial is complete and the program is
 ended. A program that exits with a non-zero status fails the trial with an error that shows
 the status and the last lines of its output; one that exits without ever printing the
@@ -69,7 +77,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from scalehp import schedulers
 from scalehp.errors import TrialError
@@ -388,6 +396,51 @@ def compile_format(metric_format: str | None) -> re.Pattern[str]:
     return re.compile(metric_format) if metric_format else DEFAULT_FORMAT
 
 
+def line_metrics(text: str, pattern: re.Pattern[str]) -> dict[str, float]:
+    """Every number a line holds, by name: a JSON object's (flattened), else the pattern's pairs."""
+    text = text.strip()
+    if text.startswith("{") and text.endswith("}"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            found = _flat(data)
+            if found:
+                return found
+    return _pairs(text, pattern)
+
+
+def _whole(value: float | None) -> int | None:
+    """A step's value: a whole number >= 0, else None."""
+    if value is None or not math.isfinite(value) or value < 0 or not float(value).is_integer():
+        return None
+    return int(value)
+
+
+class StepField:
+    """``command.step``: what in a line is the step (a field name, or a pattern with one group)."""
+
+    def __init__(self, step: str) -> None:
+        self.name = None if "(" in step else step
+        self.pattern = re.compile(step) if self.name is None else None
+
+    def find(self, text: str, metrics: dict[str, float]) -> int | None:
+        """The step the line names (the field is taken out of ``metrics``), or None."""
+        if self.pattern is not None:
+            match = self.pattern.search(text)
+            if match is None:
+                return None
+            try:
+                return _whole(float(match.group(1)))
+            except (TypeError, ValueError):
+                return None
+        value = metrics.pop(self.name, None)
+        if value is None:  # a metric_format that finds other pairs: the field as name=value
+            value = _pairs(text, DEFAULT_FORMAT).get(self.name)
+        return _whole(value)
+
+
 def parse_line(
     line: str, metric: str, pattern: str | re.Pattern[str] | None = None
 ) -> tuple[int | None, dict[str, float]] | None:
@@ -404,18 +457,8 @@ def parse_line(
         >>> parse_line("loading data", "loss") is None
         True
     """
-    text = line.strip()
-    metrics: dict[str, float] = {}
-    if text.startswith("{") and text.endswith("}"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            metrics = _flat(data)
-    if not metrics:
-        compiled = pattern if isinstance(pattern, re.Pattern) else compile_format(pattern)
-        metrics = _pairs(text, compiled)
+    compiled = pattern if isinstance(pattern, re.Pattern) else compile_format(pattern)
+    metrics = line_metrics(line, compiled)
     if metric not in metrics:
         return None
     step = None
@@ -544,6 +587,7 @@ def run_command(
     params: Iterable[str] | None = None,
     echo: Callable[[str], None] | None = None,
     grace_s: float = GRACE_S,
+    branches: Iterable[str] = (),
 ) -> None:
     """Run the command of one trial and report every metrics line it prints to ``trial``.
 
@@ -554,6 +598,7 @@ def run_command(
         params: every param name of the space (see :func:`expand`).
         echo: called with every line the program prints (without the newline).
         grace_s: seconds between SIGTERM and SIGKILL when the program must end early.
+        branches: the conditional params of the space (an NNI stand-in nests their options).
 
     Raises:
         CommandError: the program cannot start, or exits with a non-zero status.
@@ -573,9 +618,15 @@ def run_command(
             "SCALEHP_TRIAL_ID": str(trial.trial_id),
             "SCALEHP_PARAMS": params_json(config),
             "SCALEHP_MAX_STEPS": str(trial.max_steps),
+            "SCALEHP_METRIC": trial.metric,
             # a Python program's lines as it prints them, unless the experiment says otherwise
             "PYTHONUNBUFFERED": command.env.get("PYTHONUNBUFFERED", os.environ.get("PYTHONUNBUFFERED", "1")),
         }
+        if command.client is not None:  # the stand-in of its client library goes first
+            from scalehp.clients import FOLDER
+
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FOLDER), env.get("PYTHONPATH")) if p)
+            env["SCALEHP_BRANCHES"] = json.dumps(list(branches))
         try:
             process = subprocess.Popen(
                 argv,
@@ -599,7 +650,8 @@ def run_command(
         reader = threading.Thread(target=_reader, args=(process.stdout, lines, closed), daemon=True)
         reader.start()
         try:
-            _follow(process, lines, trial, pattern, argv, echo, grace_s)
+            follow = _follow if command.step is None else _follow_steps
+            follow(process, lines, trial, pattern, argv, echo, grace_s, command.step)
         finally:
             closed.set()
             _end_group(process, grace_s)
@@ -617,27 +669,13 @@ def _follow(
     argv: list[str],
     echo: Callable[[str], None] | None,
     grace_s: float,
+    step_field: str | None = None,
 ) -> None:
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     last: int | None = None
     offset = 0
     warned = False
-    exited_at: float | None = None
-    while True:
-        try:
-            line = lines.get(timeout=0.1)
-        except queue.Empty:
-            if process.poll() is not None:  # the program is gone, but a child of it may hold the pipe
-                exited_at = exited_at or time.monotonic()
-                if time.monotonic() - exited_at > grace_s:
-                    break
-            continue
-        if line is None:
-            break
-        text = line.rstrip("\r\n")
-        tail.append(text if len(text) <= 1000 else text[:999] + "…")
-        if echo is not None:
-            echo(text)
+    for text in _lines(process, lines, tail, echo, grace_s):
         parsed = parse_line(text, trial.metric, pattern)
         if parsed is None:
             continue
@@ -670,6 +708,104 @@ def _follow(
         last = step
         if step >= trial.max_steps:
             return  # the budget is reached: the caller ends the program
+    _wait(process, argv, tail, grace_s)
+    if last is None:
+        raise _missing(trial, tail)
+
+
+def _follow_steps(
+    process: subprocess.Popen,
+    lines: queue.Queue,
+    trial: Trial,
+    pattern: re.Pattern[str],
+    argv: list[str],
+    echo: Callable[[str], None] | None,
+    grace_s: float,
+    step_field: str | None = None,
+) -> None:
+    """``command.step``: a step is reported when a line names a later one, or the program ends
+    (then the step it was in, or step 1 when it never named one), with the last value of each
+    metric printed while it was the current step."""
+    assert step_field is not None
+    field = StepField(step_field)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    current: int | None = None
+    values: dict[str, float] = {}
+    reported: int | None = None
+    offset = 0
+    warned = False
+
+    def report() -> bool:
+        """Report the current step if the metric was printed in it; True when that ends the trial."""
+        nonlocal reported
+        if trial.metric not in values:
+            return False
+        step = current or 1
+        trial.report(step, dict(values))
+        reported = step
+        return step >= trial.max_steps
+
+    for text in _lines(process, lines, tail, echo, grace_s):
+        metrics = line_metrics(text, pattern)
+        step = field.find(text, metrics)
+        metrics.pop("step", None)
+        if step is not None:
+            if current is None and step == 0:
+                offset = 1  # the program counts from 0
+            step += offset
+            if current is not None and step < current or reported is not None and step <= reported:
+                if not warned:
+                    log.warning("trial %s: step %d after step %d is ignored (steps only go up)", trial.trial_id, step, current)
+                    warned = True
+                continue
+            if current is not None and step > current:
+                if report():
+                    return  # the budget is reached: the caller ends the program
+                values = {}
+            if step > trial.max_steps:
+                log.warning(
+                    "trial %s: the program begins step %d, beyond budget.max_steps (%d); it is ended",
+                    trial.trial_id, step, trial.max_steps,
+                )
+                return
+            current = step
+        values.update(metrics)
+    _wait(process, argv, tail, grace_s)
+    report()  # the step it ended in
+    if reported is None:
+        raise _missing(trial, tail)
+
+
+def _lines(
+    process: subprocess.Popen, lines: queue.Queue, tail: deque, echo: Callable[[str], None] | None, grace_s: float
+) -> Iterator[str]:
+    """The program's lines as it prints them (kept in ``tail``, passed to ``echo``), until its
+    output closes, or until ``grace_s`` after it exits while a child of it holds the pipe."""
+    exited_at: float | None = None
+    while True:
+        try:
+            line = lines.get(timeout=0.1)
+        except queue.Empty:
+            if process.poll() is not None:  # the program is gone, but a child of it may hold the pipe
+                exited_at = exited_at or time.monotonic()
+                if time.monotonic() - exited_at > grace_s:
+                    return
+            continue
+        if line is None:
+            return
+        text = line.rstrip("\r\n")
+        tail.append(text if len(text) <= 1000 else text[:999] + "…")
+        if echo is not None:
+            echo(text)
+        yield text
+
+
+def _wait(process: subprocess.Popen, argv: list[str], tail: deque, grace_s: float) -> None:
+    """After the program's output closed: its exit.
+
+    Raises:
+        CommandError: it exited with a non-zero status.
+    """
     try:
         returncode = process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:  # it closed its output but runs on
@@ -677,11 +813,13 @@ def _follow(
         returncode = process.wait()
     if returncode != 0:
         raise CommandError(f"the command {_status(returncode)}: {_shorten(argv)}\n{_tail(tail)}")
-    if last is None:
-        raise MetricMissingError(
-            f"the command exited without printing the metric {trial.metric!r} (as name=value, a JSON object "
-            f"or metric_format): check metric.name against what it prints\n{_tail(tail)}"
-        )
+
+
+def _missing(trial: Trial, tail: deque) -> MetricMissingError:
+    return MetricMissingError(
+        f"the command exited without printing the metric {trial.metric!r} (as name=value, a JSON object "
+        f"or metric_format): check metric.name against what it prints\n{_tail(tail)}"
+    )
 
 
 def print_line(line: str) -> None:
@@ -703,13 +841,17 @@ class CommandTrainable:
         [{'step': 1, 'loss': 0.5}]
     """
 
-    def __init__(self, command: Command, params: Iterable[str] = (), echo: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, command: Command, params: Iterable[str] = (), echo: Callable[[str], None] | None = None,
+        branches: Iterable[str] = (),
+    ) -> None:
         self.command = command
         self.params = tuple(params)
         self.echo = echo
+        self.branches = tuple(branches)
 
     def __call__(self, config: dict[str, Any], trial: Trial) -> None:
-        run_command(self.command, config, trial, params=self.params, echo=self.echo)
+        run_command(self.command, config, trial, params=self.params, echo=self.echo, branches=self.branches)
 
 
 def command_trainable(experiment: Experiment, echo: Callable[[str], None] | None = None) -> CommandTrainable:
@@ -718,8 +860,9 @@ def command_trainable(experiment: Experiment, echo: Callable[[str], None] | None
 
     if experiment.command is None:
         raise ValueError(f"experiment {experiment.name!r} has no command")
-    names = [node.name for node in flatten_space(experiment.space)]
-    return CommandTrainable(experiment.command, names, echo)
+    nodes = flatten_space(experiment.space)
+    branches = [node.name for node in nodes if node.param.kind == "conditional"]
+    return CommandTrainable(experiment.command, [node.name for node in nodes], echo, branches)
 
 
 def experiment_trainable(

@@ -593,6 +593,19 @@ class Command(_Model):
         description="a regular expression that finds one metric in an output line: groups (?P<name>...) and "
         "(?P<value>...), or two plain groups, name first, as Katib's metricsFormat (default: name=value pairs)",
     )
+    client: Literal["wandb", "nni"] | None = Field(
+        None,
+        description="the tuner client library the program uses: a stand-in of it (scalehp.clients) goes first on "
+        "its PYTHONPATH, hands it the trial's params (wandb.config, nni.get_next_parameter()) and turns what it "
+        "logs into reports, so a W&B sweep program or an NNI trial runs unchanged; nothing is sent anywhere",
+    )
+    step: Annotated[str, AfterValidator(_no_nul)] | None = Field(
+        None,
+        description="what in an output line is the trial's step: a field name (epoch: 'epoch=3', a JSON key, "
+        "or a metric_format pair) or a regular expression with one group ('Train Epoch: (\\d+)'); a step is "
+        "reported when a line names a later one or the program ends, with the last value of each metric "
+        "printed meanwhile (default: step=N or epoch=N on a metric line, else every metric line is a step)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -621,6 +634,25 @@ class Command(_Model):
                 "metric_format needs the groups (?P<name>...) and (?P<value>...), or two groups: the name, then the value"
             )
         return pattern
+
+    @field_validator("step")
+    @classmethod
+    def _step(cls, step: str | None) -> str | None:
+        if step is None:
+            return None
+        if not step.strip():
+            raise ValueError("give a field name (epoch) or a regular expression with one group")
+        if "(" not in step:
+            if not re.fullmatch(r"[A-Za-z_][\w./-]*", step):
+                raise ValueError(f"{step!r} is no field name (letters, digits, _ . / -); a regular expression needs a group")
+            return step
+        try:
+            compiled = re.compile(step)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if compiled.groups != 1:
+            raise ValueError(f"a step pattern needs exactly one group (the step's number), it has {compiled.groups}")
+        return step
 
 
 class Experiment(_Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -324,3 +325,133 @@ def test_program_dies_with_the_process_that_runs_its_trial(tmp_path):
     host.send_signal(signal.SIGKILL)
     host.wait()
     assert _all_gone(pids), "the program outlived the process that ran its trial"
+
+
+# ---------------------------------------------------------------------------
+# command.step: what in a line is the step
+
+
+def _program(tmp_path, body: str) -> list[str]:
+    program = tmp_path / "prog.py"
+    program.write_text("import sys\n" + body)
+    return ["${python}", str(program)]
+
+
+def test_a_step_field_counts_epochs_not_lines(tmp_path):
+    """Katib's example style: a loss every few batches with the epoch on each line, a test
+    line without it. Only a new epoch counts; each epoch's report holds the last values printed
+    in it; at budget.max_steps the next epoch's first line ends the program."""
+    run = _program(tmp_path, (
+        "for epoch in (1, 2, 3):\n"
+        "    for batch in range(4):\n"
+        "        print(f'epoch={epoch} batch={batch} loss={10 * epoch + batch}', flush=True)\n"
+        "    print(f'val_loss={1 / epoch}', flush=True)\n"
+    ))
+    trial = LocalTrial(max_steps=2, metric="val_loss")
+    lines: list[str] = []
+    run_command(Command(run=run, step="epoch"), {}, trial, echo=lines.append)
+    assert trial.reports == [
+        {"step": 1, "batch": 3.0, "loss": 13.0, "val_loss": 1.0},
+        {"step": 2, "batch": 3.0, "loss": 23.0, "val_loss": 0.5},
+    ]
+    assert lines[-1] == "epoch=3 batch=0 loss=30", "the program is ended as epoch 3 begins"
+
+
+def test_a_step_printed_at_its_end_with_its_metrics_is_reported_with_them(tmp_path):
+    run = _program(tmp_path, (
+        "for epoch in range(3):\n"
+        "    print(f'loss={epoch + 0.5}')\n"
+        "    print(f'{{\"epoch\": {epoch}, \"val_loss\": {1 / (epoch + 1)}}}')\n"
+    ))
+    trial = LocalTrial(max_steps=9, metric="val_loss")
+    run_command(Command(run=run, step="epoch"), {}, trial)
+    # epoch 0 is step 1; the last step is reported as the program ends
+    assert [(r["step"], r["val_loss"]) for r in trial.reports] == [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))]
+
+
+def test_a_step_pattern_and_katibs_metrics_format(tmp_path):
+    run = _program(tmp_path, (
+        "for epoch in (1, 2):\n"
+        "    for seen in (0, 640):\n"
+        "        print(f'Train Epoch: {epoch} [{seen}/60000 (1%)]\\tloss={2.0 / epoch}')\n"
+        "    print('{metricName: accuracy, metricValue: %.2f};{metricName: loss, metricValue: 0.1}' % (0.8 + epoch / 10))\n"
+    ))
+    command = Command(
+        run=run, step=r"Train Epoch: (\d+)",
+        metric_format=r"{metricName: ([\w|-]+), metricValue: ((-?\d+)(\.\d+)?)}",
+    )
+    trial = LocalTrial(max_steps=5, metric="accuracy")
+    run_command(command, {}, trial)
+    assert [(r["step"], r["accuracy"], r["loss"]) for r in trial.reports] == [(1, 0.9, 0.1), (2, 1.0, 0.1)]
+
+
+def test_a_program_that_never_names_its_step_reports_once_at_its_end(tmp_path):
+    run = _program(tmp_path, "for i in range(5):\n    print(f'loss={5 - i}')\n")
+    trial = LocalTrial(max_steps=2, metric="loss")
+    run_command(Command(run=run, step="epoch"), {}, trial)
+    assert trial.reports == [{"step": 1, "loss": 1.0}]
+
+
+def test_a_failing_program_does_not_report_the_step_it_was_in(tmp_path):
+    run = _program(tmp_path, "print('epoch=1 loss=3')\nprint('epoch=2 loss=2')\nsys.exit(4)\n")
+    trial = LocalTrial(max_steps=5, metric="loss")
+    with pytest.raises(CommandError, match="status 4"):
+        run_command(Command(run=run, step="epoch"), {}, trial)
+    assert trial.reports == [{"step": 1, "loss": 3.0}]
+
+
+@pytest.mark.parametrize(
+    "step, says",
+    [
+        ("", "give a field name"),
+        ("two words", "no field name"),
+        (r"Epoch (\d+) of (\d+)", "exactly one group"),
+        (r"Epoch (\d+", "not a regular expression"),
+    ],
+)
+def test_a_bad_step_is_refused_at_its_key(step, says):
+    with pytest.raises(SpecError, match=rf"command\.step.*{says}"):
+        experiment(command={"run": QUADRATIC, "step": step})
+
+
+# ---------------------------------------------------------------------------
+# command.client: W&B and NNI programs unchanged
+
+
+def test_a_wandb_sweep_program_runs_unchanged(tmp_path):
+    """wandb.config holds the sweep's params over the program's defaults (nested ones merged); a
+    log call with the metric is one step and carries what was logged since; nothing else is a step."""
+    command = Command(run="${python} tests/programs/wandb_sweep.py", client="wandb")
+    trial = LocalTrial(max_steps=9, metric="val_loss")
+    run_command(command, {"lr": 0.01, "optimizer.momentum": 0.5}, trial)
+    assert [r["step"] for r in trial.reports] == [1, 2, 3, 4, 5]
+    expected = [(math.log10(0.01) + 3) ** 2 + 0.2 / epoch + 0.5 for epoch in range(1, 6)]
+    assert [r["val_loss"] for r in trial.reports] == pytest.approx(expected)
+    assert trial.reports[0]["train/loss"] == 12.0 and trial.reports[0]["epoch"] == 1.0
+
+
+def test_a_wandb_program_is_ended_at_the_budget(tmp_path):
+    command = Command(run="${python} tests/programs/wandb_sweep.py", client="wandb")
+    trial = LocalTrial(max_steps=2, metric="val_loss")
+    run_command(command, {"lr": 0.01}, trial)
+    assert [r["step"] for r in trial.reports] == [1, 2]
+
+
+def test_an_nni_trial_runs_unchanged_and_its_final_result_is_the_last_steps(tmp_path):
+    command = Command(run="${python} tests/programs/nni_trial.py", client="nni")
+    trial = LocalTrial(max_steps=9, metric="default")
+    run_command(command, {"lr": 0.3, "layer": "Conv", "layer.kernel_size": 3}, trial, branches=["layer"])
+    values = [1 - 0.3 / epoch + 0.03 for epoch in (1, 2, 3)]
+    assert [r["step"] for r in trial.reports] == [1, 2, 3]
+    assert [r["default"] for r in trial.reports] == pytest.approx([*values[:2], values[2] + 0.005])
+    assert trial.reports[-1]["test_loss"] == 0.25
+
+
+def test_a_client_stand_in_is_first_on_the_path_even_where_the_real_one_is_installed(tmp_path):
+    fake = tmp_path / "site" / "wandb"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise SystemExit('the real wandb was imported')\n")
+    command = Command(run="${python} tests/programs/wandb_sweep.py", client="wandb", env={"PYTHONPATH": str(tmp_path / "site")})
+    trial = LocalTrial(max_steps=1, metric="val_loss")
+    run_command(command, {}, trial)
+    assert trial.reports[0]["step"] == 1

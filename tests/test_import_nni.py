@@ -131,13 +131,13 @@ def test_caps_budget_concurrency_gpus_tuner_and_assessor():
     assert data["resources"] == {"gpu": 0.5}  # one GPU shared by maxTrialNumberPerGpu: 2
     assert data["search"] == {"algorithm": "hyperopt", "initial_points": 10}
     assert data["scheduler"] == {"median_stopping": {"grace_steps": 5, "min_samples": 3}}
-    assert data["command"] == {"run": "${python} mnist.py ${args_json}", "cwd": EXAMPLES.as_posix()}
+    assert data["command"] == {"run": "${python} mnist.py ${args_json}", "cwd": EXAMPLES.as_posix(), "client": "nni"}
     found = notes(imported)
     assert "30m" in found["maxTrialDuration"] and "logLevel" in found
     assert "constant_liar_type" not in found  # nested under tpe_args
     assert "tuner.classArgs.tpe_args.constant_liar_type" in found
     assert "tuner.classArgs.tpe_args.n_ei_candidates" in found
-    assert "nni.get_next_parameter()" in found["trialCommand"]
+    assert "command.client nni" in found["trialCommand"] and "get_next_parameter" in found["trialCommand"]
     assert "'MNIST-detailed'" in found["experimentName"]
 
 
@@ -165,7 +165,7 @@ def test_bare_search_space_file():
     imported = nni("search_space.json")
     assert imported.data["name"] == "search_space"
     assert imported.data["space"]["learning_rate"] == {"float": [0.0001, 0.1]}
-    assert imported.data["command"] == {"run": "${python} trial.py ${args_json}"}
+    assert imported.data["command"] == {"run": "${python} trial.py ${args_json}", "client": "nni"}
     assert any("bare search space" in n.message for n in imported.notes)
 
 

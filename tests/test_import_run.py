@@ -119,3 +119,34 @@ def test_hydra_optuna_sweep_runs_as_imported(ray_local, tmp_path):
     assert (trials["param_lr"].between(1.0e-4, 0.1)).all() and (trials["param_dropout"].between(0, 1)).all()
     check_reports(reports, ["lr", "dropout", "epochs"])
     assert trials["best_value"].min() == pytest.approx(reports["metric_val_loss"].min())
+
+
+def test_a_wandb_program_runs_unchanged_through_the_stand_in(ray_local, tmp_path):
+    """tests/programs/wandb_sweep.py imports wandb: the stand-in hands it the swept params (a nested
+    one merged into its defaults) and each wandb.log with the metric is one step."""
+    results = run_imported("wandb", EXAMPLES / "wandb" / "program_unchanged.yaml", tmp_path)
+    trials, reports = results.trials, results.reports
+    assert len(trials) == 4 and set(trials["status"]) == {"completed"}
+    assert len(reports) == 12 and not reports.duplicated(["trial_id", "step"]).any()
+    for _, row in reports.iterrows():
+        lr, dropout, momentum = row["param_lr"], row["param_dropout"], row["param_optimizer_momentum"]
+        expected = (math.log10(lr) + 3) ** 2 + dropout / row["step"] + momentum
+        assert row["metric_val_loss"] == pytest.approx(expected, abs=1e-9)
+        assert row["metric_train_loss"] == 10 * row["step"] + 2  # logged without the metric, carried with it
+
+
+def test_an_nni_trial_runs_unchanged_through_the_stand_in(ray_local, tmp_path):
+    """tests/programs/nni_trial.py imports nni: a nested choice arrives as {_name: ...}, each
+    intermediate result is a step, and the final result is the last step's value."""
+    # NNI sets no step budget (scalehp's default is 100); the trial reports 3 epochs
+    results = run_imported("nni", EXAMPLES / "nni" / "trial_unchanged" / "config.yml", tmp_path,
+                           budget={"samples": 4, "max_steps": 3})
+    trials, reports = results.trials, results.reports
+    assert len(trials) == 4 and set(trials["status"]) == {"completed"}
+    assert sorted(reports["step"].unique()) == [1, 2, 3] and len(reports) == 12
+    for _, row in reports.iterrows():
+        kernel = row["param_layer_kernel_size"]
+        bonus = 0.01 * kernel if row["param_layer"] == "Conv" else 0.0
+        expected = 1 - row["param_lr"] / row["step"] + bonus + (0.005 if row["step"] == 3 else 0.0)
+        assert row["metric_default"] == pytest.approx(expected, abs=1e-9)
+    assert reports.loc[reports["step"] == 3, "metric_test_loss"].eq(0.25).all()

@@ -69,7 +69,7 @@ def test_every_distribution_maps_to_its_exact_equivalent():
     assert result.data["search"] == {"algorithm": "hyperopt"}
     assert result.data["name"] == "cifar10-bayes-sweep-all-distributions"
     assert result.data["description"] == "every distribution W&B documents"
-    assert result.data["command"] == "${python} train.py ${args}"
+    assert result.data["command"] == {"run": "${python} train.py ${args}", "client": "wandb"}
 
 
 def test_notes_say_what_changed_and_why():
@@ -114,7 +114,7 @@ def test_hyperband_max_iter_becomes_asha_and_the_step_budget():
     result = imported("random_hyperband.yaml")
     assert result.data["scheduler"] == {"asha": {"grace_steps": 3, "reduction_factor": 3}}
     assert result.data["budget"] == {"samples": 20, "max_steps": 27}
-    assert result.data["command"] == "${python} train.py --log-every=10 ${args_no_boolean_flags}"
+    assert result.data["command"] == {"run": "${python} train.py --log-every=10 ${args_no_boolean_flags}", "client": "wandb"}
     assert result.data["metric"] == {"name": "val_acc", "mode": "max"}
     said = notes(result)
     assert "rungs at steps [3, 9]" in said["early_terminate"] and "[3, 9]" in said["early_terminate"]
@@ -132,13 +132,13 @@ def test_hyperband_min_iter_and_epochs_give_the_step_budget():
     result = imported("runnable.yaml")
     assert result.data["budget"] == {"samples": 4, "max_steps": 3}
     assert result.data["scheduler"] == {"asha": {"grace_steps": 1, "reduction_factor": 3}}
-    assert result.data["command"] == "${python} tests/programs/quadratic.py ${args}"
+    assert result.data["command"] == {"run": "${python} tests/programs/quadratic.py ${args}", "client": "wandb"}
     assert "largest epochs" in notes(result)["parameters.epochs"]
 
 
 def test_program_option_replaces_the_program():
     result = imported("runnable.yaml", program="other.py")
-    assert result.data["command"] == "${python} other.py ${args}"
+    assert result.data["command"] == {"run": "${python} other.py ${args}", "client": "wandb"}
     assert "--program" in notes(result)["program"]
 
 

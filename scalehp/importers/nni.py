@@ -145,11 +145,11 @@ class _Nni(Mapping):
         data["metric"] = {"name": METRIC, "mode": "min" if mode == "minimize" else "max"}
         self.note(
             "trialCommand",
-            "NNI trial code reads its params with nni.get_next_parameter() and reports with "
-            "nni.report_intermediate_result/report_final_result; under scalehp it gets them as one JSON "
-            "argument (${args_json}, nested names dotted; also in the environment as SCALEHP_PARAMS) and must "
-            f"print '{METRIC}=<value>' lines "
-            "(or rename metric.name to what it prints)",
+            "command.client nni: the trial code runs unchanged against scalehp's stand-in of nni "
+            "(get_next_parameter gives the trial's params, nested choices as {_name: ...}; each "
+            "report_intermediate_result is one step and report_final_result gives the last step its values; "
+            f"nothing reaches an NNI manager); the params are also one JSON argument (${{args_json}}) and "
+            f"SCALEHP_PARAMS, and '{METRIC}=<value>' lines it prints are read too",
         )
         if max_steps is None:
             max_steps = DEFAULT_MAX_STEPS
@@ -210,7 +210,7 @@ class _Nni(Mapping):
         return self.done(
             {
                 "name": name,
-                "command": {"run": "${python} trial.py ${args_json}"},
+                "command": {"run": "${python} trial.py ${args_json}", "client": "nni"},
                 "metric": {"name": METRIC, "mode": "min"},
                 "budget": {"samples": DEFAULT_SAMPLES, "max_steps": DEFAULT_MAX_STEPS},
                 "space": space,
@@ -388,8 +388,9 @@ class _Nni(Mapping):
             conditional[key] = sub
         self.note(
             path,
-            "a nested choice: NNI hands the trial {_name: option, sub-params...}; scalehp hands it the option "
-            "under the choice's name and each sub-param as <choice>.<sub-param>",
+            "a nested choice: nni.get_next_parameter() (the stand-in) gives {_name: option, sub-params...} as NNI "
+            "does; ${args_json} and SCALEHP_PARAMS hold the option under the choice's name and each sub-param as "
+            "<choice>.<sub-param>",
         )
         return {"choice": conditional}
 
@@ -566,7 +567,7 @@ class _Nni(Mapping):
                 f"the trial runs in {cwd.as_posix()!r}, relative to where scalehp import ran: "
                 "run scalehp from the same folder",
             )
-        return {"run": command_line([*words, "${args_json}"]), "cwd": cwd.as_posix()}
+        return {"run": command_line([*words, "${args_json}"]), "cwd": cwd.as_posix(), "client": "nni"}
 
     def resources(self, config: dict[str, Any]) -> dict[str, Any]:
         gpus = config.pop("trialGpuNumber", None)

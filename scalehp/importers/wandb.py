@@ -368,9 +368,9 @@ class _Converter(Mapping):
                 self.nested_noted = True
                 self.note(
                     f"{path}.parameters",
-                    f"nested parameters become dotted names ({name}.{next(iter(nested))}); W&B hands the program "
-                    f"one nested mapping (wandb.config['{name}']), scalehp passes each as --{name}.<key>=value "
-                    "in ${args} and as dotted keys in ${args_json}",
+                    f"nested parameters become dotted names ({name}.{next(iter(nested))}); wandb.config['{name}'] "
+                    "(the stand-in) is one nested mapping as in W&B; on the command line each is "
+                    f"--{name}.<key>=value in ${{args}} and a dotted key in ${{args_json}}",
                 )
             out: dict[str, Any] = {}
             for sub, sub_spec in nested.items():
@@ -816,12 +816,12 @@ class _Converter(Mapping):
             )
         self.note(
             "program" if "program" in self.data else "command",
-            "W&B programs report with wandb.log, which scalehp does not see: the program must print its "
-            "metrics as name=value lines (e.g. `epoch=3 val_loss=0.21`), or become a scalehp trainable",
+            "command.client wandb: the program runs unchanged against scalehp's stand-in of the wandb client "
+            "(wandb.config holds the trial's params over the program's defaults; a wandb.log call with the metric "
+            "is one step, as W&B's hyperband counts iterations; nothing is sent to W&B); lines it prints as "
+            "name=value are read too",
         )
-        if all(_WORD.match(a) for a in run):
-            return " ".join(run)
-        return run
+        return {"run": " ".join(run) if all(_WORD.match(a) for a in run) else run, "client": "wandb"}
 
     def argument(self, item: str, path: str, program: str | None) -> str | None:
         macros = _MACRO.findall(item)
