@@ -11,6 +11,7 @@ from scalehp.cli import main
 from scalehp.compiler import compile_plan
 from scalehp.errors import SpecError
 from scalehp.importers import import_file
+from scalehp.importers._mapping import EPOCH_STEP
 from scalehp.spec import load_experiment
 from tests.importing import notes
 
@@ -123,7 +124,15 @@ def test_launcher_is_dropped_with_a_note_and_max_time_gives_the_steps():
     assert data["space"]["model.width"] == {"int": [16, 256]} and data["space"]["model.depth"] == {"constant": 3}
     found = notes(imported)
     assert "torch_distributed" in found["entrypoint"] and "step=<batches>" in found["searcher.max_time"]
+    assert data["command"]["step"] == "step"  # lines without step=<batches> update metrics, not count
     assert "resources.resource_pool" in found
+
+
+def test_an_epoch_budget_makes_the_epoch_a_commands_step():
+    imported = determined("quadratic.yaml")
+    assert imported.data["budget"]["max_steps"] == 4
+    assert imported.data["command"]["step"] == EPOCH_STEP
+    assert "command.step finds the epoch" in notes(imported)["searcher.max_length"]
 
 
 def test_unmappable_pbt_is_an_error_at_its_line():

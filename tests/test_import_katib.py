@@ -13,6 +13,7 @@ from scalehp.cli import main
 from scalehp.compiler import compile_plan
 from scalehp.errors import SpecError
 from scalehp.importers import import_file
+from scalehp.importers._mapping import EPOCH_STEP
 from scalehp.spec import load_experiment
 from tests.importing import notes
 
@@ -119,6 +120,14 @@ def test_hyperband_is_asha_with_the_same_brackets_and_the_resource_param_is_the_
     assert "asha" in found["spec.algorithm.algorithmName"]
     assert "'num-epochs'" in found["spec.algorithm.algorithmSettings.0"]
     assert "spec" not in found  # r_l gave the step budget
+    # the budget is epochs: a step is the epoch a line names, not a line (mxnet-mnist prints Epoch[0] ...)
+    assert data["command"]["step"] == EPOCH_STEP
+    assert "command.step finds the epoch" in found["spec.algorithm.algorithmSettings.0"]
+    pattern = re.compile(EPOCH_STEP)
+    for line, epoch in [("Epoch[0] Validation-accuracy=0.93", "0"), ("Train Epoch: 2 [640/60000 (1%)]\tloss=0.3", "2"),
+                        ("epoch=3 loss=1", "3"), ('{"epoch": 4, "loss": 1}', "4")]:
+        assert pattern.search(line).group(1) == epoch
+    assert pattern.search("num_epochs=20 epochs=3 loss=1") is None
 
 
 def test_grid_enumerates_steps_and_runs_every_point():

@@ -150,3 +150,17 @@ def test_an_nni_trial_runs_unchanged_through_the_stand_in(ray_local, tmp_path):
         expected = 1 - row["param_lr"] / row["step"] + bonus + (0.005 if row["step"] == 3 else 0.0)
         assert row["metric_default"] == pytest.approx(expected, abs=1e-9)
     assert reports.loc[reports["step"] == 3, "metric_test_loss"].eq(0.25).all()
+
+
+def test_a_katib_hyperband_trial_counts_epochs_not_printed_lines(ray_local, tmp_path):
+    """tests/programs/katib_mnist.py prints five loss lines an epoch and an accuracy line after it:
+    each step is an epoch, its accuracy the one printed after it (r_l = 3 epochs)."""
+    results = run_imported("katib", EXAMPLES / "katib" / "hyperband_epochs.yaml", tmp_path)
+    trials, reports = results.trials, results.reports
+    assert len(trials) == 6 and set(trials["status"]) <= {"completed", "stopped"}
+    assert (trials["steps"] <= 3).all() and (trials["status"] == "completed").sum() >= 1
+    assert len(reports) == trials["steps"].sum() and not reports.duplicated(["trial_id", "step"]).any()
+    for _, row in reports.iterrows():
+        expected = 1 - row["param_lr"] / row["step"] - (row["param_momentum"] - 0.5) ** 2
+        assert row["metric_accuracy"] == pytest.approx(expected, abs=6e-5)  # printed with 4 decimals
+        assert row["metric_loss"] == pytest.approx(1 - row["metric_accuracy"], abs=1e-4)

@@ -27,6 +27,14 @@ PYTHONS = ("python", "python3")
 
 DEFAULT_MAX_STEPS = 100
 """Steps per trial when the source sets no per-trial length (a step is one report of the metric)."""
+EPOCH_STEP = r"(?i)\bepoch\W{0,3}(\d+)"
+"""``command.step`` where a source counts epochs: the number after "epoch" in a line
+(``epoch=3``, ``Epoch: 3``, ``Train Epoch: 3 [...]``, ``Epoch[2]``, a JSON ``"epoch": 3``)."""
+EPOCH_NOTE = (
+    "command.step finds the epoch in each printed line (epoch=3, Epoch: 3, Epoch[2]): a step is an epoch, "
+    "reported when the next begins or the program ends, not every line that holds the metric"
+)
+
 DEFAULT_SAMPLES = 100
 """Trials when the source sets no trial cap."""
 MAX_GRID_VALUES = 10_000

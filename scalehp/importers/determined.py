@@ -25,6 +25,8 @@ from typing import Any
 from scalehp.importers import Imported, Source
 from scalehp.importers._mapping import (
     DEFAULT_MAX_STEPS,
+    EPOCH_NOTE,
+    EPOCH_STEP,
     Mapping,
     command_line,
     go_round,
@@ -72,8 +74,11 @@ class _Determined(Mapping):
         else:
             data["command"] = command
         data["metric"] = self.metric(searcher)
+        self.unit: str | None = None
         search, scheduler, samples, max_steps, concurrency = self.searcher(kind, searcher, space)
         data["budget"] = {"samples": samples, "max_steps": max_steps}
+        if command is not None and self.unit is not None:  # the budget counts epochs or batches, not lines
+            command["step"] = EPOCH_STEP if self.unit == "epochs" else "step"
         resources = self.resources(self.section(config.pop("resources", None), "resources"))
         if resources:
             data["resources"] = resources
@@ -287,6 +292,7 @@ class _Determined(Mapping):
         time_metric = searcher.pop("time_metric", None)
         if raw is None and max_time is not None:
             steps = self.count(max_time, "searcher.max_time")
+            self.unit = "time"
             self.note(
                 "searcher.max_time",
                 f"budget.max_steps is {steps}: scalehp counts steps from step= (or epoch=) in each report, so "
@@ -299,16 +305,15 @@ class _Determined(Mapping):
         if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in _UNITS:
             unit, value = next(iter(raw.items()))
             steps = self.count(value, f"searcher.max_length.{unit}")
+            self.unit = unit
             if unit == "epochs":
-                self.note(
-                    "searcher.max_length",
-                    f"{steps} epochs -> budget.max_steps {steps}: the program prints epoch=N with each report",
-                )
+                self.note("searcher.max_length", f"{steps} epochs -> budget.max_steps {steps}; for a command, {EPOCH_NOTE}")
             else:
                 self.note(
                     "searcher.max_length",
-                    f"{steps} {unit} -> budget.max_steps {steps}: the program prints step=<{unit} trained> with "
-                    "each report, so that rungs fall where Determined's do",
+                    f"{steps} {unit} -> budget.max_steps {steps}: the program prints step=<{unit} trained> "
+                    "(for a command, command.step is step: lines without it update the metrics), so that rungs "
+                    "fall where Determined's do",
                 )
             return steps
         if isinstance(raw, int) and not isinstance(raw, bool):

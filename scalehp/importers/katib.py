@@ -25,6 +25,8 @@ from scalehp.importers import Imported, Source
 from scalehp.importers._mapping import (
     DEFAULT_MAX_STEPS,
     DEFAULT_SAMPLES,
+    EPOCH_NOTE,
+    EPOCH_STEP,
     Mapping,
     asha_from_hyperband,
     join,
@@ -110,6 +112,9 @@ class _Katib(Mapping):
         collector = self.metrics_collector(spec.pop("metricsCollectorSpec", None), metric["name"])
         if collector:
             command["metric_format"] = collector
+        if resource is not None:  # the budget is epochs: a printed line is not one
+            command["step"] = EPOCH_STEP
+            self.note(resource[2], EPOCH_NOTE)
         data["command"] = command
         data["metric"] = metric
 

@@ -15,7 +15,10 @@ import atexit
 import os
 from typing import Any
 
-import _scalehp_stand_in as _base
+try:  # in the trial's program, scalehp/clients is first on its PYTHONPATH
+    import _scalehp_stand_in as _base
+except ImportError:  # imported as part of the scalehp package
+    from scalehp.clients import _scalehp_stand_in as _base
 
 __version__ = "0.0.0+scalehp-stand-in"
 
