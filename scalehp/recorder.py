@@ -135,6 +135,7 @@ class RunRecorder:
         self.max_failed = exp.failure.max_failed_trials
         self.max_steps = exp.budget.max_steps
         self.time_limit = exp.budget.time_limit
+        self.soft_time_limit = exp.budget.soft_time_limit
         self.columns = plan.columns
         self.keys = {"run_id": run_id, "experiment": exp.name}
         self.metric_map = ColumnMap("metric", plan.metric_columns)  # declared metrics claim their columns first
@@ -147,6 +148,7 @@ class RunRecorder:
         self.best: tuple[float, str] | None = None
         self.failed = 0
         self.ended: dict[str, Any] | None = None  # why the run ended early (a normal end)
+        self.closed: dict[str, Any] | None = None  # why no trial may start any more (the running ones go on)
         self.abort: str | None = None  # why the run must stop as an error
         self.used_s = 0.0  # running time of the run before this session (resume)
         self.started = clock.monotonic()
@@ -187,6 +189,22 @@ class RunRecorder:
                 self.end_run("budget.time_limit", None, None, elapsed, self.time_limit)
                 return True
         return False
+
+    def may_start(self) -> bool:
+        """Whether a new trial may start: the run goes on and ``budget.soft_time_limit`` is not spent
+        (once it is, that is recorded, on disk, and the trials running finish)."""
+        if self.over() or self.closed is not None:
+            return False
+        if self.soft_time_limit is not None:
+            elapsed = self.elapsed_s
+            if elapsed >= self.soft_time_limit:
+                self.closed = {"reason": "budget.soft_time_limit", "trial_id": None, "step": None,
+                               "value": elapsed, "cutoff": self.soft_time_limit}
+                log.info("no trial starts any more: %s", describe_end(self.closed, self.metric, self.mode))
+                self.sink.add("events", {**self.keys, "time": self.clock.time(), "action": "end", **self.closed})
+                self.durable()
+                return False
+        return True
 
     def record(self, trial_id: str) -> TrialRecord:
         found = self.trials.get(trial_id)
@@ -387,7 +405,8 @@ class RunRecorder:
     def progress(self, running: int) -> Progress:
         statuses = self.counts
         return Progress(
-            trials=self.plan.trials,
+            # once no trial may start, the run is the trials that did
+            trials=self.plan.trials if self.closed is None else sum(statuses.values()) + len(self.trials),
             running=running,
             completed=statuses["completed"],
             stopped=statuses["stopped"],
@@ -427,6 +446,8 @@ class RunRecorder:
                 if action == "stop":
                     stopped.add(trial_id)
             self.ended = run_end(events)
+            if self.ended is not None and self.ended.get("reason") == "budget.soft_time_limit":
+                self.closed, self.ended = self.ended, None  # started trials finish; none starts
         if len(reports):
             self._seed_reports(reports if ended_records else reports[~reports["trial_id"].isin(self.statuses.keys())])
             self._seed_best(reports)

@@ -406,11 +406,27 @@ class Metric(_Model):
 
 
 class Budget(_Model):
-    """How much to run: trials, steps per trial, and an optional wall-clock limit for the run."""
+    """How much to run: trials, steps per trial, and optional wall-clock limits for the run."""
 
     samples: Integer = Field(ge=1, le=1_000_000, description="trials to sample (per grid point)")
     max_steps: Integer = Field(ge=1, le=10_000_000, description="steps a trial runs at most")
-    time_limit: Seconds | None = Field(None, description="wall-clock limit of the run: 90s, 30m, 2h or seconds")
+    time_limit: Seconds | None = Field(
+        None, description="wall-clock limit of the run, running trials stopped where they are: 90s, 30m, 2h or seconds"
+    )
+    soft_time_limit: Seconds | None = Field(
+        None,
+        description="no trial starts after this much of the run's time; running ones finish (NNI's "
+        "maxExperimentDuration, Optuna's timeout): 90s, 30m, 2h or seconds",
+    )
+
+    @model_validator(mode="after")
+    def _limits(self) -> Budget:
+        if self.time_limit is not None and self.soft_time_limit is not None and self.soft_time_limit >= self.time_limit:
+            raise ValueError(
+                f"soft_time_limit ({self.soft_time_limit:g} s) must be below time_limit ({self.time_limit:g} s), "
+                "which stops running trials; drop one of them or lower soft_time_limit"
+            )
+        return self
 
 
 class Resources(_Model):

@@ -126,7 +126,7 @@ def test_caps_budget_concurrency_gpus_tuner_and_assessor():
     data = imported.data
     assert data["name"] == "MNIST-detailed"
     assert data["metric"] == {"name": "default", "mode": "max"}
-    assert data["budget"] == {"samples": 80, "max_steps": 100, "time_limit": 5400.0}  # 1.5h
+    assert data["budget"] == {"samples": 80, "max_steps": 100, "soft_time_limit": 5400.0}  # 1.5h
     assert data["concurrency"] == 4 and data["seed"] == 12345
     assert data["resources"] == {"gpu": 0.5}  # one GPU shared by maxTrialNumberPerGpu: 2
     assert data["search"] == {"algorithm": "hyperopt", "initial_points": 10}
@@ -157,7 +157,7 @@ def test_nested_choice_from_a_search_space_file_is_a_conditional_space():
     assert "_name" in found["searchSpaceFile.layer0._value"]
     by_path = {n.path: n.line for n in imported.notes}
     assert by_path["searchSpaceFile.layer0._value"] == 4  # the searchSpaceFile line of the config
-    assert imported.data["budget"]["time_limit"] == 3600.0
+    assert imported.data["budget"]["soft_time_limit"] == 3600.0
     assert imported.data["resources"] == {"gpu": 0}
 
 
@@ -294,5 +294,5 @@ def test_cli_writes_the_file_and_prints_the_notes(tmp_path):
         main, ["import", "--from", "nni", str(EXAMPLES / "nested" / "config.yml"), "-o", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert load_experiment(out).budget.time_limit == 3600
+    assert load_experiment(out).budget.soft_time_limit == 3600
     assert "searchSpaceFile.layer0._value" in result.stderr

@@ -130,6 +130,32 @@ def test_the_time_limit_counts_running_time_only_across_a_resume(tmp_path):
     assert again.over() and again.ended["reason"] == "budget.time_limit"
 
 
+def test_the_soft_time_limit_stops_starts_not_the_run_and_holds_across_a_resume(tmp_path):
+    clock = FakeClock()
+    recorder, run_dir = _recorder(tmp_path, clock, budget={"samples": 4, "max_steps": 3, "soft_time_limit": "60s"})
+    recorder.start("a", {"x": 1.0})
+    clock.advance(30)
+    assert recorder.may_start()
+    recorder.report("a", 1, {"loss": 1.0})
+    clock.advance(31)
+    assert not recorder.may_start() and not recorder.over()  # running trials go on
+    recorder.report("a", 2, {"loss": 0.5})  # ... and report
+    assert recorder.closed["reason"] == "budget.soft_time_limit" and recorder.ended is None
+    recorder.close()
+    events = read_results(run_dir).events
+    assert list(events["action"]) == ["end"] and list(events["reason"]) == ["budget.soft_time_limit"]
+    again = RunRecorder(recorder.plan, ParquetSink(run_dir, [pa.field("param_x", pa.float64())]), "run", clock=clock)
+    tables = read_results(run_dir)
+    again.seed(tables.trials, tables.reports, tables.events, tables.metric_columns, created_at=tables.plans["run"]["created_at"])
+    assert again.ended is None and not again.over() and not again.may_start()  # a resume finishes "a", starts nothing
+    assert again.progress(1).trials == 1  # the run is the trials that started
+
+
+def test_a_soft_time_limit_must_be_below_the_hard_one(tmp_path):
+    with pytest.raises(Exception, match="soft_time_limit .* must be below time_limit"):
+        _plan(tmp_path, budget={"samples": 4, "max_steps": 3, "soft_time_limit": "2m", "time_limit": "60s"})
+
+
 def test_resume_finishes_what_the_tables_say_ended_and_keeps_decisions(tmp_path):
     clock = FakeClock()
     recorder, run_dir = _recorder(tmp_path, clock)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
@@ -127,6 +128,18 @@ def test_hours_end_the_run_in_simulated_time(tmp_path):
     assert summary.elapsed_s <= 3600 + 120
     events = read_results(summary.path).events
     assert list(events["action"]) == ["end"]
+
+
+def test_the_soft_time_limit_starts_no_trial_after_it_and_lets_running_ones_finish(tmp_path):
+    source = _source(tmp_path)
+    exp = _experiment(tmp_path, scheduler="fifo", budget={"samples": 30, "max_steps": 9, "soft_time_limit": "1h"})
+    summary = simulate(exp, source, workers=2, decision_time=False)
+    tables = read_results(summary.path)
+    trials, events = tables.trials, tables.events
+    assert 2 < len(trials) < 30 and set(trials["status"]) == {"completed"}  # none cut short
+    started = (trials["started_at"] - pd.Timestamp(START, unit="s", tz="UTC")).dt.total_seconds()
+    assert started.max() < 3600 < summary.elapsed_s  # the last start before the hour, the end after it
+    assert list(events["reason"]) == ["budget.soft_time_limit"] and "no trial started after 3600 s" in summary.ended
 
 
 def test_a_config_the_table_does_not_hold_takes_its_nearest_trial(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import shutil
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -170,6 +171,29 @@ def test_time_limit_end_is_reported(ray_local, tmp_path):
     assert set(reports["trial_id"]) <= set(trials["trial_id"]), "every trial that reported has a row"
     assert set(trials["status"]) <= {"stopped"} and (trials["steps"].fillna(0) < 100).all()
     assert results.events.query("action == 'end'")["reason"].tolist() == ["budget.time_limit"]
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("runtime", ["tune", "swarm"])
+def test_the_soft_time_limit_starts_no_trial_after_it_and_running_ones_finish(ray_local, tmp_path, runtime):
+    """NNI's maxExperimentDuration, Optuna's timeout: trials of about 2 s, one at a time, and no
+    start after 6 s: a few trials run, every one of them to its last step."""
+    exp = experiment(
+        tmp_path,
+        trainable="tests.stops_trainables:sleepy",
+        budget={"samples": 1, "max_steps": 10, "soft_time_limit": 6},
+        space={"x": {"grid": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}, "sleep": 0.2},
+        **({"runtime": {"swarm": {"batch_size": 1}}} if runtime == "swarm" else {}),
+    )
+    summary = run(exp)
+    results = read_results(summary.path)
+    trials = results.trials
+    assert 1 <= len(trials) < 8 and set(trials["status"]) == {"completed"} and (trials["steps"] == 10).all()
+    assert results.events.query("action == 'end'")["reason"].tolist() == ["budget.soft_time_limit"]
+    assert summary.ended.startswith("no trial started after 6 s")
+    created = next(iter(results.plans.values()))["created_at"]
+    started = (trials["started_at"] - pd.Timestamp(created)).dt.total_seconds()
+    assert started.max() < 6 + 3  # (the run's clock starts a little after created_at)
 
 
 @pytest.mark.ray

@@ -144,6 +144,7 @@ def describe_plan(plan: Any, suggestions: list[dict[str, Any]] | None = None) ->
         f"metric      {metric}",
         f"trials      {plan.trials} ({exp.budget.samples} samples{grid}), {at_once}, {per_trial} each",
         f"budget      {exp.budget.max_steps} steps per trial at most"
+        + (f", no trial starts after {exp.budget.soft_time_limit:g} s" if exp.budget.soft_time_limit else "")
         + (f", run stops after {exp.budget.time_limit:g} s" if exp.budget.time_limit else ""),
         f"searcher    {searcher}",
         _runtime_line(plan),

@@ -9,7 +9,7 @@ What maps how (the full table is docs/import/nni.md)::
     assessor                      -> scheduler median_stopping
     trialCommand, trialCodeDirectory -> command (params as one JSON argument), command.cwd
     trialConcurrency, maxTrialNumber, maxExperimentDuration, trialGpuNumber
-                                  -> concurrency, budget.samples, budget.time_limit, resources.gpu
+                                  -> concurrency, budget.samples, budget.soft_time_limit, resources.gpu
 
 A bare search-space file (``search_space.json``) is accepted too; the rest is then filled with
 defaults, each with a note.
@@ -161,7 +161,8 @@ class _Nni(Mapping):
         budget: dict[str, Any] = {"samples": samples, "max_steps": max_steps}
         duration = config.pop("maxExperimentDuration", None)
         if duration is not None:
-            budget["time_limit"] = self.duration(duration, "maxExperimentDuration")
+            # NNI stops creating trials then and lets running ones finish: scalehp's soft limit
+            budget["soft_time_limit"] = self.duration(duration, "maxExperimentDuration")
         data["budget"] = budget
         resources = self.resources(config)
         if resources:

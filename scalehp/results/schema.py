@@ -245,8 +245,9 @@ FIXED: dict[str, list[pa.Field]] = {
 
 STATUSES = ("completed", "stopped", "error")
 
-END_REASONS = ("metric.goal", "failure.max_failed_trials", "budget.time_limit")
-"""What an ``events`` row with ``action = end`` can name in ``reason``: the setting that ended the run."""
+END_REASONS = ("metric.goal", "failure.max_failed_trials", "budget.time_limit", "budget.soft_time_limit")
+"""What an ``events`` row with ``action = end`` can name in ``reason``: the setting that ended the run
+(``budget.soft_time_limit``: no trial started after it; the ones running finished)."""
 
 
 def run_end(events: Any) -> dict[str, Any] | None:
@@ -290,6 +291,8 @@ def describe_end(end: Mapping[str, Any], metric: str, mode: str) -> str:
         return f"{int(value)} trials failed (failure.max_failed_trials: {int(cutoff)}){last}"
     if reason == "budget.time_limit":
         return f"time limit of {cutoff:g} s reached after {value:.1f} s (budget.time_limit)"
+    if reason == "budget.soft_time_limit":
+        return f"no trial started after {cutoff:g} s (budget.soft_time_limit, reached after {value:.1f} s); running trials finished"
     return f"ended early ({reason})"
 
 

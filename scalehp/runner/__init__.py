@@ -354,7 +354,7 @@ def _fit(
                 manifest.vouch_file("tuner.pkl")
                 manifest.save()
             if tuner is not None:
-                with _tables_decide(recorder, snapshots, exp.metric.name, stopper if restore else None):
+                with _tables_decide(recorder, snapshots, exp.metric.name, stopper if restore else None), _starts_gated(recorder):
                     tuner.fit()
     except SpecError:
         raise
@@ -372,6 +372,44 @@ def _fit(
     if recorder.abort:
         raise exp.error("metric.name", f"{recorder.abort}; the run was stopped at the first such report")
     return summarize(run_dir, elapsed_s=time.monotonic() - started)
+
+
+@contextmanager
+def _starts_gated(recorder: RunRecorder) -> Iterator[None]:
+    """While Ray runs: no trial starts once ``recorder.may_start()`` says no (``budget.soft_time_limit``).
+
+    Ray asks its search algorithm for trials in ``TuneController._maybe_update_trial_queue``
+    (Ray 2.60, private): from then on the search is finished, and trials Ray had queued but not
+    started are stopped (they never ran: no row); running and paused trials go on, and the run
+    ends when they have. If the method moved, trials keep starting until ``time_limit``.
+    """
+    if recorder.soft_time_limit is None and recorder.closed is None:
+        yield
+        return
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.experiment import Trial
+
+    original = getattr(TuneController, "_maybe_update_trial_queue", None)
+    if original is None:
+        log.warning("this Ray has no _maybe_update_trial_queue: budget.soft_time_limit cannot hold trials back")
+        yield
+        return
+
+    def gated(self: Any) -> Any:
+        if recorder.may_start():
+            return original(self)
+        if not self._search_alg.is_finished():
+            self._search_alg.set_finished()
+            for trial in list(getattr(self, "_pending_trials", ())):
+                if trial.status == Trial.PENDING and recorder.trials.get(trial.trial_id) is None:
+                    self._schedule_trial_stop(trial)
+        return None
+
+    TuneController._maybe_update_trial_queue = gated
+    try:
+        yield
+    finally:
+        TuneController._maybe_update_trial_queue = original
 
 
 @contextmanager

@@ -198,7 +198,7 @@ def simulate(
                 schedule(other, other.step + 1, spent)
 
     while True:
-        while len(running) < workers and not recorder.over() and start():
+        while len(running) < workers and recorder.may_start() and start():
             pass
         if not queue:
             break

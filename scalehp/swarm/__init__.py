@@ -143,6 +143,8 @@ class Swarm:
             return [self.requeued.pop(0)] if not slot.held else []
         taken: list[tuple[str, _Flight]] = []
         while len(taken) < count and not self.exhausted:
+            if not self.recorder.may_start():  # budget.soft_time_limit: what workers hold still runs
+                break
             suggested = next(self.configs, None)
             if suggested is None:
                 self.exhausted = True
