@@ -59,9 +59,9 @@ def test_adaptive_asha_maps_divisor_rungs_and_mode():
     data = imported.data
     assert data["metric"] == {"name": "validation_accuracy", "mode": "max"}
     assert data["budget"] == {"samples": 16, "max_steps": 16}
-    # max_length 16 epochs, divisor 2, max_rungs 5: the top bracket's first rung is 16 / 2**4 = 1;
-    # standard mode runs brackets of 3, 4 and 5 rungs
-    assert data["scheduler"] == {"asha": {"grace_steps": 1, "reduction_factor": 2.0, "brackets": 3}}
+    # max_length 16 epochs, divisor 2, max_rungs 5: rungs at 16 / 2**4, 16 / 2**3, ... = 1, 2, 4, 8 (and 16);
+    # standard mode runs brackets of 3, 4 and 5 rungs: rungs at Determined's steps, each bracket one higher
+    assert data["scheduler"] == {"asha": {"reduction_factor": 2.0, "brackets": 3, "rungs": [1, 2, 4, 8]}}
     assert data["search"] == {"algorithm": "random"}
     assert data["concurrency"] == 8 and data["seed"] == 42
     assert data["resources"] == {"gpu": 2}
@@ -69,7 +69,7 @@ def test_adaptive_asha_maps_divisor_rungs_and_mode():
     assert data["trainable"] == "model_def:train" and "command" not in data
     found = notes(imported)
     assert "Trial API" in found["entrypoint"] and "model_def:train" in found["entrypoint"]
-    assert "stop_once" in found["searcher.name"]
+    assert "stop_once" in found["searcher.name"] and "rungs at 1, 2, 4, 8 steps" in found["searcher.name"]
     assert "resources.max_slots" in found and "whole experiment" in found["max_restarts"]
 
 
@@ -195,3 +195,18 @@ def test_cli(tmp_path):
     assert result.exit_code == 0, result.output
     assert load_experiment(out).space["optimizer_config.learning_rate"].high == 10.0
     assert "Trial API" in result.stderr
+
+
+def test_adaptive_asha_places_rungs_where_determined_does_not_where_ray_would(tmp_path):
+    """max_length 100, divisor 4, 4 rungs: Determined compares at 1, 6, 25 (and ends at 100);
+    Ray's grace * divisor**k would give 1, 4, 16, 64."""
+    path = tmp_path / "asha.yaml"
+    path.write_text(
+        "name: rungs\nentrypoint: python3 train.py\nhyperparameters:\n  lr: {type: double, minval: 0.001, maxval: 0.1}\n"
+        "searcher:\n  name: adaptive_asha\n  metric: val_loss\n  smaller_is_better: true\n  max_trials: 64\n"
+        "  max_length: {epochs: 100}\n  divisor: 4\n  max_rungs: 4\n  mode: aggressive\n  stop_once: true\n"
+    )
+    imported = import_file("determined", path)
+    assert imported.data["scheduler"] == {"asha": {"reduction_factor": 4.0, "brackets": 1, "rungs": [1, 6, 25]}}
+    plan = compile_plan(load_experiment({**imported.data, "results": str(tmp_path / "r")}))
+    assert [r.step for r in plan.rungs] == [1, 6, 25, 100]

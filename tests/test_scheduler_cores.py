@@ -30,6 +30,8 @@ from scalehp.schedulers import (
     PbtSettings,
     core_for,
 )
+from scalehp.schedulers import describe as describe_scheduler
+from scalehp.schedulers.asha import AshaCore
 from scalehp.schedulers.base import EVENT_KEYS, WORST, finite
 from scalehp.space import ChoiceParam, FloatParam, IntParam
 
@@ -682,3 +684,67 @@ def test_asha_cutoffs_from_sorted_rewards_equal_numpys_to_the_last_bit(values, r
 
     p = (1 - 1 / rf) * 100
     assert percentile(sorted(values), p) == float(np.nanpercentile(values, p))
+
+
+# ---------------------------------------------------------------------------
+# ASHA with the rungs given (Determined's placement, not Ray's)
+
+
+def test_asha_with_explicit_rungs_decides_at_those_steps_only():
+    settings = AshaSettings(max_steps=100, grace_steps=1, reduction_factor=4, brackets=1, rungs=(1, 6, 25))
+    core = AshaCore(settings, "min", seed=0)
+    decided = []
+    for trial in range(8):
+        for step in range(1, 101):
+            decision = core.report(f"t{trial}", step, 1.0 / step + trial)  # later trials worse
+            decided += [(e["trial_id"], e["step"], e["rung"]) for e in decision.events]
+            if decision.action == "stop":
+                break
+    assert {rung for _, _, rung in decided} == {1, 6, 25}
+    assert all(step == rung for _, step, rung in decided)
+    assert core.decides_at("t0") == (1, 6, 25)
+
+
+def test_asha_brackets_over_explicit_rungs_start_one_rung_higher_each():
+    settings = AshaSettings(max_steps=100, grace_steps=1, reduction_factor=4, brackets=2, rungs=(1, 6, 25))
+    core = AshaCore(settings, "min", seed=3)
+    seen = {core.decides_at(f"t{i}") for i in range(40)}
+    assert seen == {(1, 6, 25), (6, 25)}
+
+
+@pytest.mark.parametrize(
+    "asha, says",
+    [
+        ({"rungs": [1, 6, 6]}, "each above the one before"),
+        ({"rungs": [0, 6]}, "from 1 up"),
+        ({"rungs": [1, 6, 100]}, "below budget.max_steps"),
+        ({"rungs": [1, 6], "grace_steps": 2}, "rungs or grace_steps, not both"),
+        ({"rungs": [1], "brackets": 2}, "2 brackets need at least as many rungs"),
+    ],
+)
+def test_explicit_rungs_are_checked_at_their_key(tmp_path, asha, says):
+    from scalehp.compiler import compile_plan
+    from scalehp.errors import SpecError
+    from scalehp.spec import load_experiment
+
+    exp = load_experiment({
+        "name": "rungs", "trainable": "tests.trainables:quadratic", "metric": {"name": "loss", "mode": "min"},
+        "budget": {"samples": 8, "max_steps": 100}, "space": {"x": {"float": [0.0, 1.0]}},
+        "scheduler": {"asha": {"reduction_factor": 4, **asha}},
+    })
+    with pytest.raises(SpecError, match=says):
+        compile_plan(exp)
+
+
+def test_the_plan_shows_explicit_rungs():
+    from scalehp.compiler import compile_plan
+    from scalehp.spec import load_experiment
+
+    plan = compile_plan(load_experiment({
+        "name": "rungs", "trainable": "tests.trainables:quadratic", "metric": {"name": "loss", "mode": "min"},
+        "budget": {"samples": 64, "max_steps": 100}, "space": {"x": {"float": [0.0, 1.0]}},
+        "scheduler": {"asha": {"reduction_factor": 4, "rungs": [1, 6, 25]}},
+    }))
+    assert describe_scheduler(plan)[0] == "scheduler   asha: rungs at 1, 6, 25 steps, reduction factor 4, 1 bracket"
+    assert [r.step for r in plan.rungs] == [1, 6, 25, 100] and [r.trials for r in plan.rungs] == [64, 16, 4, 1]
+    assert plan.to_dict()["scheduler_options"]["rungs"] == [1, 6, 25]

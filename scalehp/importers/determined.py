@@ -251,14 +251,33 @@ class _Determined(Mapping):
             else:
                 rungs = self.count(searcher.pop("num_rungs", None), f"{path}.num_rungs")
                 brackets = 1
-            try:
-                grace = max(1, int(max_steps / divisor ** (rungs - 1)))
-            except OverflowError:  # so many rungs that the first is below one step
-                grace = 1
-            asha = {"grace_steps": grace, "reduction_factor": divisor, "brackets": max(1, min(10, brackets))}
+            # Determined's rung i of n (its makeRungs): max(1, int(max_length / divisor**(n - i - 1))) units;
+            # the last is max_length itself, where a trial ends anyway
+            steps = []
+            for i in range(rungs - 1):
+                try:
+                    steps.append(max(1, int(max_steps / divisor ** (rungs - i - 1))))
+                except OverflowError:  # so many rungs that the first is below one step
+                    steps.append(1)
+            placed = sorted({s for s in steps if s < max_steps})
+            asha: dict[str, Any] = {"reduction_factor": divisor, "brackets": max(1, min(10, brackets, len(placed) or 1))}
+            if placed:
+                asha["rungs"] = placed
+                self.note(
+                    f"{path}.name",
+                    f"{kind}: rungs at {', '.join(map(str, placed))} steps, where Determined places them "
+                    f"(max_length / divisor**k); at each, a trial stops when worse than the 1 - 1/{divisor:g} "
+                    "percentile of those recorded there (Ray's rule), where Determined keeps the best "
+                    f"max(1, int(n / {divisor:g})) of the n recorded"
+                    + (f"; {len(steps) - len(placed)} rung(s) fell on the same step and are one" if len(placed) < len(steps) else ""),
+                )
+            else:
+                asha["grace_steps"] = max_steps
             scheduler = {"asha": asha}
             if brackets > 10:
                 self.note(f"{path}.max_rungs", f"{brackets} brackets; scalehp's asha runs at most 10")
+            elif placed and brackets > len(placed):
+                self.note(f"{path}.max_rungs", f"{brackets} brackets over {len(placed)} distinct rungs: {len(placed)} brackets")
             if not searcher.pop("stop_once", False):
                 self.note(
                     f"{path}.name",

@@ -1,6 +1,8 @@
 """ASHA, asynchronous successive halving (Li et al., 2020), as Ray's ``AsyncHyperBandScheduler`` runs it.
 
-A bracket has rungs at ``grace_steps * reduction_factor**k`` steps. The first time a trial
+A bracket has rungs at ``grace_steps * reduction_factor**k`` steps, or at the steps ``rungs``
+lists (other tools place them otherwise: Determined at ``max_length / divisor**k``, 1, 6, 25 for
+100 steps and divisor 4, where Ray's rule gives 1, 4, 16, 64). The first time a trial
 reaches a rung it is compared with every trial recorded there before it: it stops when its
 value is worse than the ``1 - 1/reduction_factor`` percentile of theirs, and is recorded there
 either way. A trial reaching ``budget.max_steps`` stops. With several brackets (each starting
@@ -46,6 +48,13 @@ class AshaOptions(Options):
     grace_steps: Integer = Field(1, ge=1, description="steps before a trial can first be stopped")
     reduction_factor: Number = Field(3.0, gt=1, le=100, description="keep 1/reduction_factor at each rung")
     brackets: Integer = Field(1, ge=1, le=10)
+    rungs: tuple[Integer, ...] | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="the steps trials are compared at, ascending and below budget.max_steps (default: grace_steps * "
+        "reduction_factor**k); with brackets, bracket k starts at the k-th",
+    )
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class AshaSettings(Settings):
     grace_steps: int = 1
     reduction_factor: float = 3.0
     brackets: int = 1
+    rungs: tuple[int, ...] | None = None  # explicit rung steps (else grace_steps * reduction_factor**k)
 
 
 def preview(experiment: Any, trials: int) -> Preview:
@@ -65,6 +75,8 @@ def preview(experiment: Any, trials: int) -> Preview:
     """
     options = experiment.scheduler.asha
     max_steps = experiment.budget.max_steps
+    if options.rungs is not None:
+        return _preview_rungs(experiment, options, trials)
     if options.grace_steps > max_steps:
         raise experiment.error(
             "scheduler.asha.grace_steps",
@@ -89,9 +101,43 @@ def preview(experiment: Any, trials: int) -> Preview:
     )
 
 
+def _preview_rungs(experiment: Any, options: AshaOptions, trials: int) -> Preview:
+    """The preview of explicit ``rungs``, checked against the budget and the other options."""
+    key, max_steps = "scheduler.asha.rungs", experiment.budget.max_steps
+    rungs = tuple(int(r) for r in options.rungs)
+    if "grace_steps" in options.model_fields_set:
+        raise experiment.error("scheduler.asha.grace_steps", "give rungs or grace_steps, not both (the first rung is the grace)")
+    if any(r < 1 for r in rungs) or any(b <= a for a, b in zip(rungs, rungs[1:])):
+        raise experiment.error(key, f"rungs must be steps from 1 up, each above the one before, got {list(rungs)}")
+    if rungs[-1] >= max_steps:
+        raise experiment.error(
+            key, f"every rung must be below budget.max_steps ({max_steps}), where a trial ends anyway; got {rungs[-1]}"
+        )
+    if options.brackets > len(rungs):
+        raise experiment.error("scheduler.asha.brackets", f"{options.brackets} brackets need at least as many rungs, got {len(rungs)}")
+    rf = options.reduction_factor
+    previews = [Rung(step=m, trials=max(1, math.ceil(trials / rf**k))) for k, m in enumerate(rungs)]
+    previews.append(Rung(step=max_steps, trials=max(1, math.ceil(trials / rf ** len(rungs)))))
+    expected, previous = 0, 0
+    for rung in previews:
+        expected += rung.trials * (rung.step - previous)
+        previous = rung.step
+    settings = AshaSettings(
+        max_steps=max_steps, grace_steps=rungs[0], reduction_factor=rf, brackets=options.brackets, rungs=rungs
+    )
+    return Preview(
+        settings=settings, expected_steps=expected, keep_checkpoints=experiment.checkpoints.keep, rungs=tuple(previews)
+    )
+
+
 def describe(plan: Any) -> list[str]:
     """``scalehp plan``'s scheduler line."""
     o: AshaSettings = plan.scheduler_options
+    if o.rungs is not None:
+        return [
+            f"scheduler   asha: rungs at {', '.join(map(str, o.rungs))} steps, reduction factor {o.reduction_factor:g}, "
+            f"{o.brackets} bracket{'s' if o.brackets > 1 else ''}"
+        ]
     return [
         f"scheduler   asha: grace {o.grace_steps} steps, reduction factor {o.reduction_factor:g}, "
         f"{o.brackets} bracket{'s' if o.brackets > 1 else ''}"
@@ -129,10 +175,13 @@ def percentile(ordered: list[float], p: float) -> float:
 class _Bracket:
     """Ray's ``_Bracket``: rungs highest first, each holding trial id -> reward (``sign * value``)."""
 
-    def __init__(self, grace: int, max_steps: int, rf: float, s: int) -> None:
+    def __init__(self, grace: int, max_steps: int, rf: float, s: int, rungs: tuple[int, ...] | None = None) -> None:
         self.rf = rf
+        if rungs is not None:  # explicit: bracket s starts at the s-th
+            self.rungs: list[tuple[float, _Recorded]] = [(float(m), _Recorded()) for m in reversed(rungs[s:])]
+            return
         count = int(np.log(max_steps / grace) / np.log(rf) - s + 1)
-        self.rungs: list[tuple[float, _Recorded]] = [(grace * rf ** (k + s), _Recorded()) for k in reversed(range(count))]
+        self.rungs = [(grace * rf ** (k + s), _Recorded()) for k in reversed(range(count))]
 
     def cutoff(self, recorded: _Recorded) -> float | None:
         if not recorded:
@@ -155,7 +204,7 @@ class AshaCore(Core):
         self.mode = mode
         self._sign = sign(mode)
         self._brackets = [
-            _Bracket(settings.grace_steps, settings.max_steps, settings.reduction_factor, s)
+            _Bracket(settings.grace_steps, settings.max_steps, settings.reduction_factor, s, settings.rungs)
             for s in range(settings.brackets)
         ]
         sizes = np.array([len(b.rungs) for b in self._brackets])
