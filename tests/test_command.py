@@ -455,3 +455,10 @@ def test_a_client_stand_in_is_first_on_the_path_even_where_the_real_one_is_insta
     trial = LocalTrial(max_steps=1, metric="val_loss")
     run_command(command, {}, trial)
     assert trial.reports[0]["step"] == 1
+
+
+def test_the_nni_stand_in_hands_hyperbands_trial_budget(tmp_path):
+    run = _program(tmp_path, "import nni\nnni.report_final_result(nni.get_next_parameter()['TRIAL_BUDGET'])\n")
+    trial = LocalTrial(max_steps=3, metric="default")
+    run_command(Command(run=run, client="nni", env={"SCALEHP_NNI_TRIAL_BUDGET": "60"}), {}, trial)
+    assert trial.reports == [{"step": 1, "default": 60.0}]

@@ -171,9 +171,11 @@ def test_bare_search_space_file():
 
 def test_hyperband_and_bohb_become_asha():
     hyperband = nni("hyperband.yml").data
-    # R = 60, eta = 3: s_max = 3, smallest budget 60 / 27 -> 2, four brackets
-    assert hyperband["scheduler"] == {"asha": {"grace_steps": 2, "reduction_factor": 3.0, "brackets": 4}}
+    # R = 60, eta = 3: s_max = 3; NNI's rounds floor(60 / 27), floor(60 / 9), floor(60 / 3) = 2, 6, 20
+    # (Ray's grace * eta**k would give 2, 6, 18, 54); four brackets, the last with no rung
+    assert hyperband["scheduler"] == {"asha": {"reduction_factor": 3.0, "brackets": 4, "rungs": [2, 6, 20]}}
     assert hyperband["budget"]["max_steps"] == 60 and hyperband["search"] == {"algorithm": "random"}
+    assert hyperband["command"]["env"] == {"SCALEHP_NNI_TRIAL_BUDGET": "60"}  # nni.get_next_parameter()'s TRIAL_BUDGET
     bohb = nni("bohb.yml")
     assert bohb.data["search"] == {"algorithm": "hyperopt"}
     assert bohb.data["scheduler"]["asha"]["grace_steps"] == 1 and bohb.data["budget"]["max_steps"] == 27

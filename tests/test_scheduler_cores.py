@@ -719,7 +719,7 @@ def test_asha_brackets_over_explicit_rungs_start_one_rung_higher_each():
         ({"rungs": [0, 6]}, "from 1 up"),
         ({"rungs": [1, 6, 100]}, "below budget.max_steps"),
         ({"rungs": [1, 6], "grace_steps": 2}, "rungs or grace_steps, not both"),
-        ({"rungs": [1], "brackets": 2}, "2 brackets need at least as many rungs"),
+        ({"rungs": [1], "brackets": 3}, "3 brackets need at least 2 rungs"),
     ],
 )
 def test_explicit_rungs_are_checked_at_their_key(tmp_path, asha, says):

@@ -142,6 +142,8 @@ class _Nni(Mapping):
             self.note(f"{tuner_key}.classArgs", "no optimize_mode: minimize, NNI's default for TPE and most tuners")
 
         data["command"] = self.command(config)
+        if getattr(self, "trial_budget", None) is not None:  # what Hyperband hands each trial in NNI
+            data["command"]["env"] = {"SCALEHP_NNI_TRIAL_BUDGET": str(self.trial_budget)}
         data["metric"] = {"name": METRIC, "mode": "min" if mode == "minimize" else "max"}
         self.note(
             "trialCommand",
@@ -472,13 +474,23 @@ class _Nni(Mapping):
             max_steps = self.count(budget, budget_path)
             eta = self.eta(eta, f"{argp}.eta")
             scheduler = {"asha": asha_from_hyperband(max_steps, eta)}
+            if lower == "hyperband":  # NNI's rounds: floor(R * eta**(i - s)), the same list in every bracket
+                s_max = math.floor(math.log(max_steps, eta) + 1e-6) if max_steps > 1 else 0
+                rungs = sorted({math.floor(max_steps * eta ** (j - s_max) + 1e-6) for j in range(s_max)} - {max_steps})
+                if rungs:
+                    scheduler = {"asha": {"reduction_factor": eta, "brackets": min(10, len(rungs) + 1), "rungs": rungs}}
+            shown = scheduler["asha"].get("rungs")
             self.note(
                 where,
-                f"{name} runs as scalehp's asha (asynchronous successive halving, same brackets)"
+                f"{name} runs as scalehp's asha (asynchronous successive halving"
+                + (f", rungs at {', '.join(map(str, shown))} steps as NNI's rounds, a bracket per round count" if shown else ", same brackets")
+                + ")"
                 + (" with hyperopt's TPE suggesting configs" if lower == "bohb" else "")
-                + ": a command trial cannot be paused and resumed, and trials get no TRIAL_BUDGET param "
-                f"(they run until stopped, at most budget.max_steps = {max_steps} reports)",
+                + f": a command trial cannot be paused and resumed, so each trial gets TRIAL_BUDGET = {max_steps} "
+                "(the full budget) from nni.get_next_parameter() and is stopped early at a rung (a step is one "
+                "intermediate result)",
             )
+            self.trial_budget = max_steps
             if args.pop("exec_mode", None) is not None:
                 self.note(f"{argp}.exec_mode", "scalehp's asha always runs brackets in parallel; left out")
         elif lower == "batch":

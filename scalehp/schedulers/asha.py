@@ -53,7 +53,7 @@ class AshaOptions(Options):
         min_length=1,
         max_length=100,
         description="the steps trials are compared at, ascending and below budget.max_steps (default: grace_steps * "
-        "reduction_factor**k); with brackets, bracket k starts at the k-th",
+        "reduction_factor**k); with brackets, bracket k starts at the k-th (one past the last: no rung)",
     )
 
 
@@ -113,8 +113,10 @@ def _preview_rungs(experiment: Any, options: AshaOptions, trials: int) -> Previe
         raise experiment.error(
             key, f"every rung must be below budget.max_steps ({max_steps}), where a trial ends anyway; got {rungs[-1]}"
         )
-    if options.brackets > len(rungs):
-        raise experiment.error("scheduler.asha.brackets", f"{options.brackets} brackets need at least as many rungs, got {len(rungs)}")
+    if options.brackets > len(rungs) + 1:  # (the last may have none: its trials run to max_steps)
+        raise experiment.error(
+            "scheduler.asha.brackets", f"{options.brackets} brackets need at least {options.brackets - 1} rungs, got {len(rungs)}"
+        )
     rf = options.reduction_factor
     previews = [Rung(step=m, trials=max(1, math.ceil(trials / rf**k))) for k, m in enumerate(rungs)]
     previews.append(Rung(step=max_steps, trials=max(1, math.ceil(trials / rf ** len(rungs)))))

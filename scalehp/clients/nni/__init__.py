@@ -28,8 +28,12 @@ _params: dict | None = None
 
 
 def get_next_parameter() -> dict:
+    """The trial's params (and ``TRIAL_BUDGET`` when the experiment was NNI's Hyperband)."""
     global _params
     _params = _base.nested(_base.params(), named=True)
+    budget = os.environ.get("SCALEHP_NNI_TRIAL_BUDGET")
+    if budget:
+        _params["TRIAL_BUDGET"] = int(budget) if budget.isdigit() else float(budget)
     return dict(_params)
 
 
