@@ -538,6 +538,11 @@ class _Converter(Mapping):
                     "defaults" if "defaults" in data else "hydra.sweeper",
                     "the defaults select no hydra/sweeper: optuna; read as the Optuna sweeper's settings",
                 )
+            mode = hydra.get("mode")
+            if mode not in (None, "MULTIRUN", "RUN"):
+                raise self.error("hydra.mode", f"Hydra's mode is RUN or MULTIRUN, got {mode!r}")
+            if mode == "RUN":
+                self.note("hydra.mode", "RUN: the app alone runs one job (unless --multirun); scalehp runs the sweep")
             others = sorted(k for k in hydra if k not in ("sweeper", "mode", "job"))
             job = hydra.get("job") if isinstance(hydra.get("job"), dict) else {}
             others += [f"job.{k}" for k in job if k != "name"]
@@ -578,7 +583,13 @@ class _Converter(Mapping):
         optuna = False
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict):
-                continue  # _self_ or a config name: the app's own composition
+                if entry != "_self_":  # a config the app composes: it may set what this file does not
+                    self.note(
+                        f"{path}.{i}",
+                        f"{entry!r}: a config Hydra composes into the app's; scalehp reads only this file (what the "
+                        "composed one sets still applies in each trial's run)",
+                    )
+                continue
             for key, value in entry.items():
                 group = str(key).removeprefix("override").strip().lstrip("/")
                 if group.startswith("hydra/") and not isinstance(value, str):
@@ -596,6 +607,11 @@ class _Converter(Mapping):
                         f"{path}.{i}",
                         f"launcher {value!r} left out: scalehp runs each trial as a command on Ray "
                         "(n_jobs -> concurrency)",
+                    )
+                else:
+                    self.note(
+                        f"{path}.{i}",
+                        f"{group}: {value!r}: composed by Hydra when the app runs; scalehp reads only this file",
                     )
         self.optuna_selected = self.optuna_selected or optuna
 

@@ -44,6 +44,11 @@ DEFAULT_PARALLEL = 3  # Katib's default parallelTrialCount
 _TRIAL_PARAM = re.compile(r"\$\{trialParameters\.([^}]+)\}")
 _GPU_KEYS = ("nvidia.com/gpu", "amd.com/gpu")
 _MEDIAN_DEFAULTS = {"min_trials_required": 3, "start_step": 4}
+KEPT = {
+    "spec.objective.additionalMetricNames.*": "exact: scalehp records every metric a report holds",
+    "spec.trialTemplate.trialParameters.*.description": "documentation only",
+}
+"""Settings kept exactly with nothing to write (key patterns; see tests/test_import_no_silent_change.py)."""
 
 
 def convert(source: Source) -> Imported:
@@ -516,6 +521,17 @@ class _Katib(Mapping):
                 f"{path}.trialSpec.kind",
                 f"{kind}: scalehp runs the primary container's command once per trial, not a distributed job",
             )
+        elif trial_spec.get("apiVersion") not in (None, "batch/v1"):
+            self.note(f"{path}.trialSpec.apiVersion", f"read as a batch/v1 Job (the file says {trial_spec.get('apiVersion')!r})")
+        for policy, at in _restart_policies(trial_spec, f"{path}.trialSpec"):
+            if policy == "OnFailure":
+                self.note(
+                    at,
+                    "OnFailure: Kubernetes restarts a failed container (up to the Job's backoffLimit); scalehp starts "
+                    "a failed trial again failure.max_retries times (0 unless set)",
+                )
+            elif policy != "Never":
+                raise self.error(at, f"a Job's pods restart Never or OnFailure, got {policy!r}")
         for key in ("retain", "successCondition", "failureCondition", "primaryPodLabels"):
             if template.pop(key, None) is not None:
                 self.note(f"{path}.{key}", "Kubernetes trial bookkeeping; scalehp watches the command's exit status")
@@ -685,6 +701,19 @@ def _containers(node: Any, path: str):
     elif isinstance(node, list):
         for i, item in enumerate(node):
             yield from _containers(item, f"{path}.{i}")
+
+
+def _restart_policies(node: Any, path: str):
+    """Every ``restartPolicy`` (with its key path) in a Kubernetes object."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "restartPolicy":
+                yield value, join(path, key)
+            else:
+                yield from _restart_policies(value, join(path, key))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _restart_policies(item, f"{path}.{i}")
 
 
 def _grid_size(space: dict[str, Any]) -> int:

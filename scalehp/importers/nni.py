@@ -136,6 +136,11 @@ class _Nni(Mapping):
             if scheduler is not None:
                 raise self.error("assessor", f"{tuner_key} {tuner.get('name')} already stops trials; drop the assessor")
             scheduler, assessor_mode = self.assessor(assessor)
+            if mode is not None and assessor_mode is not None and assessor_mode != mode:
+                self.note(
+                    "assessor.classArgs.optimize_mode",
+                    f"{assessor_mode}, where the tuner's is {mode}: scalehp has one mode, the tuner's",
+                )
             mode = mode or assessor_mode
         if mode is None:
             mode = "minimize"
@@ -546,6 +551,8 @@ class _Nni(Mapping):
         args = self.section(assessor.pop("classArgs", None), "assessor.classArgs")
         self.rest(assessor, "assessor")
         mode = args.pop("optimize_mode", None)
+        if mode is not None and mode not in ("maximize", "minimize"):
+            raise self.error("assessor.classArgs.optimize_mode", f"expected maximize or minimize, got {mode!r}")
         lower = str(name).lower()
         if lower == "medianstop":
             start = args.pop("start_step", 0)
@@ -604,7 +611,12 @@ class _Nni(Mapping):
                     out["gpu"] = tidy(1 / share)
                 elif share > 1:
                     self.note(f"{path}.maxTrialNumberPerGpu", "GPU sharing applies to one-GPU trials only; left out")
-            entry.pop("useActiveGpu", None)  # Ray hands out GPUs by its own count
+            if entry.pop("useActiveGpu", True) is False:  # NNI skips GPUs other processes use; Ray counts, not looks
+                self.note(
+                    f"{path}.useActiveGpu",
+                    "false: NNI leaves out GPUs that other processes use; Ray hands out GPUs by its own count and "
+                    "does not look (set CUDA_VISIBLE_DEVICES to keep trials off a busy GPU)",
+                )
             if entry.pop("gpuIndices", None) is not None:
                 self.note(
                     f"{path}.gpuIndices", "Ray picks the GPUs of each trial; set CUDA_VISIBLE_DEVICES to limit them"

@@ -1,0 +1,124 @@
+"""No silent change: every setting of every example sweep file either changes what scalehp runs,
+or is named in a note, or is refused.
+
+For each example under ``tests/import_examples`` (the files that import), each setting (a leaf
+of the file: a number, a string, a boolean) is changed in a copy of the file, one at a time,
+and the copy is imported again. The setting passes when the import is refused (the new value
+means something scalehp will not run), when the experiment or the notes differ, or when a note
+names the setting (or the section it sits in; a note on a top-level key that lists it by name).
+A setting that passes none of these was dropped silently. Settings an importer keeps exactly
+with nothing to write (``KEPT`` in its module: documentation fields, metrics scalehp records
+anyway) pass too.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import importlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scalehp.errors import SpecError
+from scalehp.importers import FORMATS as MODULES
+from scalehp.importers import import_file
+
+EXAMPLES = Path(__file__).parent / "import_examples"
+FORMATS = {"wandb": "wandb", "katib": "katib", "nni": "nni", "determined": "determined", "hydra_optuna": "hydra-optuna"}
+
+
+def _examples() -> list[tuple[str, Path]]:
+    out = []
+    for folder, fmt in FORMATS.items():
+        for path in sorted((EXAMPLES / folder).rglob("*")):
+            if path.suffix in (".yaml", ".yml") and "unmappable" not in path.parts:
+                out.append((fmt, path))
+    return out
+
+
+def _leaves(data, prefix=()):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _leaves(value, (*prefix, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _leaves(value, (*prefix, i))
+    else:
+        yield prefix, data
+
+
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 1.5 + 0.125
+    if isinstance(value, str):
+        return value + "x"
+    return "x"
+
+
+def _set(data, path, value):
+    data = copy.deepcopy(data)
+    here = data
+    for key in path[:-1]:
+        here = here[key]
+    here[path[-1]] = value
+    return data
+
+
+def _outcome(fmt, path):
+    try:
+        imported = import_file(fmt, path)
+    except SpecError:
+        return None
+    return imported
+
+
+def _named(dotted: str, notes) -> bool:
+    top = dotted.split(".")[0]
+    for note in notes:
+        if note.path and (dotted == note.path or dotted.startswith(note.path + ".")):
+            return True
+        if "." not in note.path and re.search(rf"(?<![\w.]){re.escape(top)}(?![\w])", note.message):
+            return True
+    return False
+
+
+def _kept(fmt: str, dotted: str) -> bool:
+    kept = getattr(importlib.import_module(MODULES[fmt]), "KEPT", {})
+    return any(fnmatch.fnmatchcase(dotted, pattern) for pattern in kept)
+
+
+def _seen(imported) -> tuple:
+    return imported.data, [(n.path, n.message) for n in imported.notes]
+
+
+@pytest.mark.parametrize("fmt, example", _examples(), ids=lambda v: str(v).split("import_examples/")[-1])
+def test_every_setting_is_mapped_named_or_refused(tmp_path, fmt, example):
+    folder = tmp_path / "copy"
+    shutil.copytree(example.parent, folder)
+    target = folder / example.name
+    text = example.read_text()
+    data = yaml.safe_load(text)
+    base = _outcome(fmt, target)
+    if base is None:
+        pytest.skip("the example itself is refused")
+    silent = []
+    for path, value in _leaves(data):
+        if not path:
+            continue
+        target.write_text(json.dumps(_set(data, path, _changed(value))) if example.suffix == ".json" else yaml.safe_dump(_set(data, path, _changed(value))))
+        imported = _outcome(fmt, target)
+        dotted = ".".join(str(k) for k in path)
+        if imported is None or _seen(imported) != _seen(base) or _named(dotted, imported.notes) or _kept(fmt, dotted):
+            continue
+        silent.append(f"{dotted} = {value!r}")
+    target.write_text(text)
+    assert not silent, f"{example.name}: settings that change nothing and are named in no note: {silent}"
