@@ -122,3 +122,42 @@ def test_every_setting_is_mapped_named_or_refused(tmp_path, fmt, example):
         silent.append(f"{dotted} = {value!r}")
     target.write_text(text)
     assert not silent, f"{example.name}: settings that change nothing and are named in no note: {silent}"
+
+
+DOCS = Path(__file__).parent.parent / "docs" / "import"
+
+
+def _user_names(imported) -> set[str]:
+    """Names the source's author chose (params, the app's own config keys): notes on them are
+    documented by what they are (a range, a distribution), not by name."""
+    names: set[str] = set()
+    for name in imported.data.get("space", {}):
+        names.update(str(name).split("."))
+    for note in imported.notes:
+        if note.message.startswith("the app's own config"):
+            names.update(re.findall(r"[\w.-]+", note.message.split("(", 1)[1].split(")", 1)[0]))
+    for note in imported.notes:  # a param a note names by its source path: the key after a params section
+        parts = note.path.split(".")
+        for section in ("parameters", "params", "searchSpace", "searchSpaceFile", "search_space", "hyperparameters"):
+            if section in parts and parts.index(section) + 1 < len(parts):
+                names.add(parts[parts.index(section) + 1])
+    return names
+
+
+@pytest.mark.parametrize("fmt, example", _examples(), ids=lambda v: str(v).split("import_examples/")[-1])
+def test_every_setting_a_note_names_is_in_the_import_docs(fmt, example):
+    """The import docs (docs/import/<format>.md) list every setting the importer notes: a note
+    on a setting the table does not mention would be a change the docs do not own up to."""
+    imported = _outcome(fmt, example)
+    if imported is None:
+        pytest.skip("the example itself is refused")
+    doc = (DOCS / f"{fmt}.md").read_text()
+    users = _user_names(imported)
+    missing = []
+    for note in imported.notes:
+        keys = [k for k in note.path.split(".") if k and not k.isdigit()]
+        if not keys or keys[-1] in users:
+            continue
+        if not re.search(rf"(?<![\w-]){re.escape(keys[-1])}(?![\w-])", doc):
+            missing.append(f"{note.path}: {note.message[:80]}")
+    assert not missing, f"notes on settings docs/import/{fmt}.md does not mention: {missing}"
