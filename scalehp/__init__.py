@@ -23,7 +23,7 @@ code that prints).
 """
 
 from scalehp.compiler import Plan, compile_plan
-from scalehp.errors import ResultsError, RunError, ScalehpError, SpecError
+from scalehp.errors import Infeasible, ResultsError, RunError, ScalehpError, SpecError
 from scalehp.results.store import Results, read_results
 from scalehp.spec import Experiment, load_experiment
 from scalehp.trial import LocalTrial, Trial
@@ -40,6 +40,7 @@ def run(experiment, **options):  # noqa: ANN001, ANN003, ANN201 - documented in 
 
 __all__ = [
     "Experiment",
+    "Infeasible",
     "LocalTrial",
     "Plan",
     "Results",

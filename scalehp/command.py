@@ -51,7 +51,8 @@ that never names a step reports once, at step 1, when it ends. A line whose step
 logged once per trial); at ``budget.max_steps`` the trial is complete and the program is
 ended. A program that exits with a non-zero status fails the trial with an error that shows
 the status and the last lines of its output; one that exits without ever printing the
-metric stops the run (every trial would fail the same way).
+metric stops the run (every trial would fail the same way). A line ``infeasible: <why>`` ends
+the program and the trial as infeasible (:class:`~scalehp.errors.Infeasible`).
 
 Every trial's program runs in its own process group: when the scheduler stops the trial,
 or the trial ends in any other way, the whole group (the program and its children) is
@@ -80,7 +81,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from scalehp import schedulers
-from scalehp.errors import TrialError
+from scalehp.errors import Infeasible, TrialError
 from scalehp.trial import MetricMissingError, TrainableKind, Trial, load_trainable
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ GRACE_S = 1.0  # SIGTERM -> SIGKILL; Ray gives a reused actor 2 s to end the pre
 _PLACEHOLDER = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
 _NAME = r"(?P<name>[A-Za-z_][\w./-]*)"
 _VALUE = r"(?P<value>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?i:nan|inf(?:inity)?))"
+INFEASIBLE_LINE = re.compile(r"\s*infeasible:(.*)$", re.IGNORECASE)
+"""A line ``infeasible: <why>``: the program's config cannot be trained (:class:`~scalehp.errors.Infeasible`)."""
 DEFAULT_FORMAT = re.compile(rf"(?<![\w./-]){_NAME}\s*=\s*{_VALUE}(?!\w|\.\d)")
 """The default metric format: ``name=value`` pairs (Katib's StdOut format, names may hold / and .)."""
 
@@ -797,6 +800,9 @@ def _lines(
         tail.append(text if len(text) <= 1000 else text[:999] + "…")
         if echo is not None:
             echo(text)
+        found = INFEASIBLE_LINE.match(text)
+        if found:  # the program says its config cannot be trained (the caller ends it)
+            raise Infeasible(found.group(1).strip()[:1000] or "infeasible")
         yield text
 
 

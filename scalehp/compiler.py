@@ -215,7 +215,7 @@ def _check_ends(experiment: Experiment, trials: int, warnings: list[str]) -> Non
 
 def _metric_columns(experiment: Experiment) -> dict[str, str]:
     """The declared metrics' columns, claimed before any reported name (see ``results/schema.py``)."""
-    names = [m.name for m in experiment.objectives]
+    names = [m.name for m in experiment.objectives] + list(experiment.constraints)
     readable: dict[str, str] = {}
     for name in names:
         column = column_name("metric", name)
@@ -232,6 +232,7 @@ def _metric_columns(experiment: Experiment) -> dict[str, str]:
 
 
 SWARM_SCHEDULERS = ("fifo", "asha", "hyperband")
+CONSTRAINED_SAMPLERS = ("tpe", "nsga2", "gp")  # optuna samplers that model Trial.set_constraint values
 GP_LIMIT = 1_000  # trials above which optuna's GP sampler spends more on each suggestion than a trial takes
 SWARM_MODEL_LIMIT = 10_000  # trials above which a model-based searcher, not the workers, sets a swarm's pace
 TUNE_ADVICE = 20_000  # trials above which plan points a Tune run to the swarm runtime
@@ -303,6 +304,12 @@ def compile_plan(experiment: Experiment) -> Plan:
         warnings.append(
             f"sampler gp fits a Gaussian process to every finished trial for each suggestion (cubic in trials): "
             f"above {GP_LIMIT:,} trials each suggestion slows down; sampler tpe scales to more"
+        )
+    if experiment.constraints and sampler not in CONSTRAINED_SAMPLERS:
+        warnings.append(
+            f"{'optuna ' + sampler if sampler else experiment.search.algorithm} does not model constraints: they decide "
+            "which reports count (a trial's best, the goal, the Pareto front), not which configs are tried; optuna's "
+            f"{', '.join(CONSTRAINED_SAMPLERS)} samplers model them"
         )
     searched = [p for p in experiment.space.values() if p.searched]
     if not searched and experiment.budget.samples > 1:

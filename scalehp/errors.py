@@ -78,6 +78,15 @@ class RunInterrupted(RunError):
         super().__init__(f"interrupted by signal {signal}: scalehp resume {getattr(summary, 'path', '')}")
 
 
+class Infeasible(ScalehpError, Exception):
+    """Raised by a trainable: this config cannot be trained (too large for the device, an invalid
+    combination of params). The trial ends with status ``infeasible`` and the message as its
+    ``error``: not a failure (no retry, not counted by ``failure.max_failed_trials``), and the
+    searcher is told the config gave no result. Determined's ``InvalidHP``; a command prints a
+    line ``infeasible: <why>``.
+    """
+
+
 class TrialError(ScalehpError, RuntimeError):
     """Raised inside a trial: the trial ends with ``status="error"`` (see :mod:`scalehp.command`, :mod:`scalehp.trial`)."""
 

@@ -67,10 +67,11 @@ class Progress:
     metric: str
     best: float | None = None
     best_trial: str | None = None
+    infeasible: int = 0
 
     @property
     def done(self) -> int:
-        return self.completed + self.stopped + self.errors
+        return self.completed + self.stopped + self.errors + self.infeasible
 
 
 class TrialRecord:
@@ -140,8 +141,9 @@ class RunRecorder:
         self.keys = {"run_id": run_id, "experiment": exp.name}
         self.metric_map = ColumnMap("metric", plan.metric_columns)  # declared metrics claim their columns first
         sink.metric_names = self.metric_map.names  # the same dict: names claimed later reach the part files too
-        self.metric_map.add([self.metric])
+        self.metric_map.add([self.metric, *exp.constraints])
         self.metric_column = self.metric_map[self.metric]
+        self.constraint_columns = [self.metric_map[name] for name in exp.constraints]  # <= 0: a report counts
         self.trials: dict[str, TrialRecord] = {}
         self.statuses: dict[str, str] = {}  # trial id -> its final status (its row is written)
         self.decisions: dict[tuple[str, int, str], str] = {}  # (trial, step, scheduler) -> action
@@ -170,6 +172,23 @@ class RunRecorder:
     def elapsed_s(self) -> float:
         """The run's own running time: earlier sessions plus this one."""
         return self.used_s + self.clock.monotonic() - self.started
+
+    def feasible(self, columns: Mapping[str, Any]) -> bool:
+        """Whether a report (its metric columns) meets every constraint: each reported and <= 0."""
+        for column in self.constraint_columns:
+            value = columns.get(column)
+            if not isinstance(value, (int, float)) or not value <= 0:  # (missing, NaN: not met)
+                return False
+        return True
+
+    def _feasible_rows(self, frame: Any) -> Any:
+        """The rows of a reports frame that meet every constraint."""
+        if not self.constraint_columns:
+            return frame
+        mask = frame.index == frame.index
+        for column in self.constraint_columns:
+            mask &= (frame[column] <= 0).to_numpy() if column in frame else False
+        return frame[mask]
 
     def status(self, trial_id: str) -> str | None:
         """The trial's final status when its end is recorded; None while it may still run."""
@@ -254,6 +273,8 @@ class RunRecorder:
         value = columns.get(self.metric_column)
         if value is not None and not math.isfinite(value):
             value = None  # NaN or inf: the worst value, never a best nor a goal reached
+        if value is not None and not self.feasible(columns):
+            value = None  # a constraint not met: neither a best nor a goal reached
         if value is not None:
             if record.best is None or self.better(value, record.best):
                 record.best, record.best_step = value, record.step
@@ -411,6 +432,7 @@ class RunRecorder:
             completed=statuses["completed"],
             stopped=statuses["stopped"],
             errors=statuses["error"],
+            infeasible=statuses["infeasible"],
             elapsed_s=self.clock.monotonic() - self.started,
             metric=self.metric,
             best=self.best[0] if self.best else None,
@@ -464,7 +486,8 @@ class RunRecorder:
         if self.ended is None and self.max_failed is not None and self.failed >= self.max_failed:
             self.end_run("failure.max_failed_trials", None, None, self.failed, self.max_failed)
         if self.ended is None and self.goal is not None and self.metric_column in reports:
-            hits = reports[reports[self.metric_column].map(lambda v: math.isfinite(v) and self.reached(v))]
+            feasible = self._feasible_rows(reports)
+            hits = feasible[feasible[self.metric_column].map(lambda v: math.isfinite(v) and self.reached(v))]
             if len(hits):  # the first report that reached the goal, as the live run saw it
                 first = hits.sort_values(["time", "step"], kind="stable").iloc[0]
                 self.end_run("metric.goal", first["trial_id"], int(first["step"]), float(first[self.metric_column]), self.goal)
@@ -486,7 +509,7 @@ class RunRecorder:
             node_id = _plain(last.get("node_id"))
             record.node_id = node_id
             if column in rows:
-                values = rows[["step", column]].dropna()
+                values = self._feasible_rows(rows)[["step", column]].dropna()
                 values = values[values[column].map(math.isfinite)]  # NaN, inf: never the best
                 if len(values):
                     best = values.loc[values[column].idxmin() if self.mode == "min" else values[column].idxmax()]
@@ -499,6 +522,7 @@ class RunRecorder:
             return
         import numpy as np
 
+        reports = self._feasible_rows(reports)
         values = reports[column].to_numpy(dtype=float)
         sign = 1.0 if self.mode == "min" else -1.0
         scored = np.where(np.isfinite(values), sign * values, np.inf)

@@ -687,6 +687,13 @@ class Experiment(_Model):
     metrics: tuple[Metric, ...] | None = Field(
         None, description="every metric of a multi-objective search; filled in from a list under 'metric'"
     )
+    constraints: tuple[Annotated[str, AfterValidator(_printable), Field(min_length=1, max_length=200)], ...] = Field(
+        (),
+        max_length=20,
+        description="metrics that must be <= 0 for a report to be feasible (Optuna's convention): only feasible "
+        "reports make a trial's best, reach the goal or join the Pareto front; optuna's tpe, nsga2 and gp samplers "
+        "model them",
+    )
     budget: Budget
     resources: Resources = Field(default_factory=Resources)
     concurrency: Integer | None = Field(
@@ -738,6 +745,11 @@ class Experiment(_Model):
             names = [m.name for m in self.metrics]
             if len(set(names)) != len(names):
                 raise ValueError(f"metric lists a name twice: {', '.join(names)}")
+        both = sorted({m.name for m in self.objectives} & set(self.constraints))
+        if both:
+            raise ValueError(f"{both[0]!r} is an objective and a constraint: a constraint is another metric, <= 0 when met")
+        if len(set(self.constraints)) != len(self.constraints):
+            raise ValueError("constraints lists a metric twice")
         return self
 
     @property

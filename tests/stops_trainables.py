@@ -27,3 +27,20 @@ def sleepy(config: dict, trial) -> None:
     for step in range(1, trial.max_steps + 1):
         time.sleep(config["sleep"])
         trial.report(step, {"loss": config["x"] + 1.0 / step})
+
+
+def constrained(config: dict, trial) -> None:
+    """loss is lowest at x = 0.7, but the constraint ``over = x - 0.5`` is met only for x <= 0.5."""
+    for step in range(1, trial.max_steps + 1):
+        trial.report(step, {"loss": (config["x"] - 0.7) ** 2 + 0.1 / step, "over": config["x"] - 0.5})
+
+
+def infeasible_above(config: dict, trial) -> None:
+    """Reports once, then declares the config infeasible when x > 0.5 (say, too large to train)."""
+    from scalehp import Infeasible
+
+    trial.report(1, {"loss": config["x"]})
+    if config["x"] > 0.5:
+        raise Infeasible(f"x = {config['x']} does not fit")
+    for step in range(2, trial.max_steps + 1):
+        trial.report(step, {"loss": config["x"] + 1.0 / step})

@@ -6,6 +6,7 @@ import scalehp
 def test_public_names():
     assert sorted(scalehp.__all__) == [
         "Experiment",
+        "Infeasible",
         "LocalTrial",
         "Plan",
         "Results",

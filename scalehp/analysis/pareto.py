@@ -53,6 +53,27 @@ def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFram
     return front.sort_values(columns[0], ascending=objectives[columns[0]] == "min", kind="stable")
 
 
+def feasible(trials: pd.DataFrame, plans: Any) -> pd.DataFrame:
+    """The trials whose last report met every constraint of their run (``constraints``: each <= 0).
+
+    ``plans``: run id -> ``plan.json`` (as :class:`~scalehp.results.store.Results` has them), or
+    one plan for every row.
+    """
+    import pandas as pd
+
+    if isinstance(plans, dict) and "experiment" in plans:
+        plans = {None: plans}
+    keep = pd.Series(True, index=trials.index)
+    for run_id, plan in (plans or {}).items():
+        names = list(((plan or {}).get("experiment") or {}).get("constraints") or [])
+        rows = keep.index if run_id is None or "run_id" not in trials else trials.index[trials["run_id"] == run_id]
+        for name in names:
+            column = metric_column(trials, name)
+            met = trials.loc[rows, column] <= 0 if column is not None else pd.Series(False, index=rows)
+            keep.loc[rows] &= met.fillna(False).astype(bool)
+    return trials[keep]
+
+
 def objectives(plan: dict[str, Any]) -> list[tuple[str, str]]:
     """``(name, mode)`` of every metric a run optimised, from its ``plan.json``."""
     experiment = plan["experiment"]
@@ -61,7 +82,8 @@ def objectives(plan: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def run_front(results: Results, metrics: list[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """The trials of ``results`` on the Pareto front, by their metrics at the last step.
+    """The trials of ``results`` on the Pareto front, by their metrics at the last step (of the
+    trials whose last report met the run's constraints).
 
     Args:
         results: the results of one or more runs (every run must have optimised the same metrics).
@@ -81,4 +103,4 @@ def run_front(results: Results, metrics: list[tuple[str, str]] | None = None) ->
     if missing:
         raise ResultsError(f"no trial reported {', '.join(missing)}")
     chosen = {columns[name]: mode for name, mode in metrics}
-    return pareto_front(trials, chosen).reset_index(drop=True)
+    return pareto_front(feasible(trials, results.plans), chosen).reset_index(drop=True)

@@ -252,7 +252,8 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
         pace = f", {rate:,.0f}/s, ETA {_clock(max(0, p.trials - p.done) / rate)}" if rate and p.done < p.trials else ""
         text = (
             f"[{_clock(p.elapsed_s)}] {p.done:,}/{p.trials:,} done{pace} "
-            f"({p.completed:,} completed, {p.stopped:,} stopped, {p.errors:,} errors), {p.running:,} running{best}"
+            f"({p.completed:,} completed, {p.stopped:,} stopped, {p.errors:,} errors"
+            f"{f', {p.infeasible:,} infeasible' if getattr(p, 'infeasible', 0) else ''}), {p.running:,} running{best}"
         )
         if tty:
             click.echo("\r" + text.ljust(100), nl=False, err=True)
@@ -391,6 +392,7 @@ def _interrupted(stop: Any, quiet: bool) -> NoReturn:
 
 def _print_summary(summary: Any, interrupted: bool = False, simulated: bool = False) -> None:
     unfinished = f", {summary.unfinished} unfinished" if summary.unfinished else ""
+    unfinished = (f", {summary.infeasible} infeasible" if getattr(summary, "infeasible", 0) else "") + unfinished
     took = f"{summary.elapsed_s:.1f} s"
     if simulated:
         seconds = summary.elapsed_s

@@ -132,12 +132,13 @@ def results_compare(paths: tuple[str, ...], fmt: str) -> None:
 @FORMAT
 def results_pareto(run: str, objectives: tuple[str, ...], fmt: str) -> None:
     """The trials of RUN that no other trial beats on every objective at once (multi-objective runs)."""
-    from scalehp.analysis.pareto import pareto_front
+    from scalehp.analysis.pareto import feasible, pareto_front
     from scalehp.errors import ResultsError
     from scalehp.results.schema import column_name, metric_column, metric_names, param_names
     from scalehp.results.store import read_results
 
-    trials = read_results(run).trials
+    results = read_results(run)
+    trials = feasible(results.trials, results.plans)  # (constraints not met: off the front)
     chosen = {}
     for objective in objectives:
         name, _, mode = objective.rpartition(":")
@@ -148,7 +149,11 @@ def results_pareto(run: str, objectives: tuple[str, ...], fmt: str) -> None:
     params = [c for c in front.columns if c.startswith("param_") and front[c].notna().any()]
     frame = front[["run_id", "trial_id", *chosen, *params]]
     if fmt == "table":
-        click.echo(f"{len(front)} of {len(trials)} trials on the Pareto front of {', '.join(objectives)}")
+        shut = len(results.trials) - len(trials)
+        click.echo(
+            f"{len(front)} of {len(results.trials)} trials on the Pareto front of {', '.join(objectives)}"
+            + (f" ({shut} left out: a constraint not met at their last report)" if shut else "")
+        )
         names = {**metric_names(trials), **param_names(trials)}
         frame = frame.rename(columns=lambda c: names.get(c) or c.removeprefix("param_"))
     print_table(frame_rows(frame), fmt)

@@ -799,7 +799,13 @@ class RunState:
         columns = {n: self.metric_columns.get(n) for n, _ in wanted}
         if any(c is None or c not in self.trials.column_names for c in columns.values()):
             return {"objectives": [{"name": n, "mode": m} for n, m in wanted], "points": [], "front": []}
-        frame = self.trials.select(["trial_id", *columns.values()]).to_pandas()
+        from scalehp.analysis.pareto import feasible
+
+        wanted_columns = ["trial_id", *columns.values()] + [
+            c for c in (self.metric_columns.get(n) for n in (self.plan.get("experiment") or {}).get("constraints") or [])
+            if c is not None and c in self.trials.column_names and c not in columns.values()
+        ]
+        frame = feasible(self.trials.select(wanted_columns).to_pandas(), self.plan)
         note = ""
         if len(frame) > 5000:  # the front of a sample: O(n^2) beyond
             frame, note = frame.sample(5000, random_state=0), f"5000 of {len(frame)} trials sampled"

@@ -202,7 +202,7 @@ FIXED: dict[str, list[pa.Field]] = {
         pa.field("run_id", pa.string()),
         pa.field("experiment", pa.string()),
         pa.field("trial_id", pa.string()),
-        pa.field("status", pa.string()),  # completed | stopped | error
+        pa.field("status", pa.string()),  # completed | stopped | error | infeasible
         pa.field("error", pa.string()),
         pa.field("steps", pa.int64()),  # last step reported
         pa.field("best_value", pa.float64()),  # best value of the experiment's metric
@@ -243,7 +243,9 @@ FIXED: dict[str, list[pa.Field]] = {
     ],
 }
 
-STATUSES = ("completed", "stopped", "error")
+STATUSES = ("completed", "stopped", "error", "infeasible")
+INFEASIBLE = "__scalehp_infeasible__"
+"""The key of the result a trial sends when its trainable raised :class:`~scalehp.errors.Infeasible` (its message)."""
 
 END_REASONS = ("metric.goal", "failure.max_failed_trials", "budget.time_limit", "budget.soft_time_limit")
 """What an ``events`` row with ``action = end`` can name in ``reason``: the setting that ended the run

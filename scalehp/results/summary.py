@@ -30,6 +30,7 @@ class RunSummary:
     best_metrics: dict[str, float] = field(default_factory=dict)  # metric name -> value at its last step
     ended: str | None = None  # why the run ended early (a goal reached, …); None: it ran to the end
     unfinished: int = 0  # trials that had started but have no trials row (an interrupted run)
+    infeasible: int = 0  # trials whose config could not be trained (their trainable raised Infeasible)
 
 
 def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0, started: Iterable[str] = ()) -> RunSummary:
@@ -99,6 +100,7 @@ def summarize(run_dir: str | Path, *, elapsed_s: float = 0.0, started: Iterable[
         completed=int(counts.get("completed", 0)),
         stopped=int(counts.get("stopped", 0)),
         errors=int(counts.get("error", 0)),
+        infeasible=int(counts.get("infeasible", 0)),
         elapsed_s=elapsed_s,
         metric=metric,
         mode=mode,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from scalehp.recorder import RunRecorder
+from scalehp.results.schema import INFEASIBLE
 from scalehp.trial import MetricMissingError
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,9 @@ def run_stopper(recorder: RunRecorder, time_attr: str) -> Any:
         def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
             if recorder.status(trial_id) is not None:
                 return True  # its end is recorded (before a resume, or just now)
+            if INFEASIBLE in result:  # the trainable raised Infeasible: its end, not a report
+                recorder.end_trial(trial_id, status="infeasible", error=str(result[INFEASIBLE]))
+                return True
             step = result.get(time_attr)
             recorder.report(
                 trial_id,

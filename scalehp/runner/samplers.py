@@ -62,3 +62,4 @@ class GPSampler(_Picklable, optuna.samplers.GPSampler):
 
 class QMCSampler(_Picklable, optuna.samplers.QMCSampler):
     """``optuna.samplers.QMCSampler`` (scrambled Sobol points) that Ray can pickle."""
+

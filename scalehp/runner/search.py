@@ -32,6 +32,7 @@ from typing import Any, Callable, Container, Iterator
 from scalehp.compiler import Plan
 from scalehp.defaults import initial_points, nsga2_population
 from scalehp.errors import RunError
+from scalehp.results.schema import INFEASIBLE
 from scalehp.space import Node, flatten_space, is_conditional, resolve, sample_config
 from scalehp.spec import Experiment
 
@@ -314,6 +315,15 @@ class DefineByRun:
         return None
 
 
+def _constraint(value: Any) -> float:
+    """A reported constraint value for Optuna: a missing or non-finite one is not met."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 1.0
+    return number if math.isfinite(number) else 1.0
+
+
 def optuna_sampler(plan: Plan) -> Any:
     """Optuna's sampler for the plan (seeded), in a form Ray can pickle (see ``samplers.py``)."""
     from scalehp.runner import samplers
@@ -399,6 +409,11 @@ def _base_searcher(plan: Plan) -> Any:
                     return sample
                 return config_from(nodes, hyperopt_values(sample))
 
+            def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+                if result and INFEASIBLE in result:  # no result: hyperopt marks the config failed
+                    result, error = None, True
+                super().on_trial_complete(trial_id, result=result, error=error)
+
         search = ScalehpHyperOpt(
             space=hyperopt_space(nodes),
             metric=metric,
@@ -413,12 +428,23 @@ def _base_searcher(plan: Plan) -> Any:
         from ray.tune.search.optuna import OptunaSearch
         from ray.tune.utils.util import flatten_dict
 
+        constraints = experiment.constraints
+
         class ScalehpOptuna(OptunaSearch):
             def suggest(self, trial_id: str) -> Any:
                 sample = super().suggest(trial_id)
                 if not isinstance(sample, dict):
                     return sample
                 return config_from(nodes, flatten_dict(sample, delimiter="/"))
+
+            def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+                if result and INFEASIBLE in result:  # no result: optuna marks the trial failed
+                    result, error = None, True
+                trial = self._ot_trials.get(trial_id)
+                if constraints and trial is not None and result:  # what optuna's tpe, nsga2 and gp samplers read
+                    for name in constraints:
+                        trial.set_constraint(name, _constraint(result.get(name)))
+                super().on_trial_complete(trial_id, result=result, error=error)
 
         import optuna
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from typing import Any, Callable
 
 from scalehp.compiler import Plan
+from scalehp.errors import Infeasible
+from scalehp.results.schema import INFEASIBLE
 from scalehp.trial import Trial, load_checkpoint, save_checkpoint, trial_seed
 
 
@@ -68,6 +71,7 @@ def entry_point(train: Callable, kind: str, plan: Plan) -> Callable[[dict], None
     """A fresh function for Ray to run (never the user's own object)."""
     max_steps = plan.experiment.budget.max_steps
     metric = plan.experiment.metric.name
+    objectives = [m.name for m in plan.experiment.objectives]
     seed = plan.experiment.seed
 
     def scalehp_trial(config: dict) -> None:
@@ -80,7 +84,10 @@ def entry_point(train: Callable, kind: str, plan: Plan) -> Callable[[dict], None
         trial_id = context.get_trial_id() or "trial"
         index = _trial_index(context.get_trial_name() or "")
         trial = _RayTrial(trial_id, max_steps=max_steps, seed=trial_seed(seed, index), metric=metric)
-        train(config, trial)
+        try:
+            train(config, trial)
+        except Infeasible as exc:  # a result, not an error: Ray would retry an error
+            tune.report({**{name: math.nan for name in objectives}, INFEASIBLE: str(exc) or "infeasible"})
 
     scalehp_trial.__name__ = scalehp_trial.__qualname__ = f"scalehp_{plan.name.replace('-', '_').replace('.', '_')}"
     return scalehp_trial

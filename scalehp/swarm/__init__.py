@@ -184,10 +184,10 @@ class Swarm:
                 flight.last = metrics  # (after a goal ends the run, the rest of what came is still recorded)
             elif kind == "ask":
                 self._decide(slot, trial_id, message[2], message[3], flight)
-            elif kind == "end":
+            elif kind in ("end", "infeasible"):
                 if not flight.started:
                     self._start(trial_id, flight, time.time(), slot)
-                self._end(slot, trial_id, flight, message[2])
+                self._end(slot, trial_id, flight, message[2], infeasible=kind == "infeasible")
             elif kind == "retry":
                 recorder.retry(trial_id, message[2], from_start=True)
             elif kind == "abort":
@@ -223,7 +223,9 @@ class Swarm:
             if slot is not None:
                 slot.answers[trial_id] = action
 
-    def _end(self, slot: _Slot, trial_id: str, flight: _Flight, error: str | None) -> None:
+    def _end(self, slot: _Slot, trial_id: str, flight: _Flight, error: str | None, *, infeasible: bool = False) -> None:
+        """A trial ended: ``error`` None (it returned or was stopped), its error, or with
+        ``infeasible`` why its config cannot be trained (no failure: its own status)."""
         del slot.held[trial_id]
         self.holder.pop(trial_id, None)
         last = flight.last or {}
@@ -231,10 +233,11 @@ class Swarm:
         record = self.recorder.trials.get(trial_id)
         step = record.step if record is not None else None
         self._act(self.core.remove(trial_id, completed=error is None, last=(step, value) if step else None))
-        self.recorder.end_trial(trial_id, error=error, config=flight.config)
+        self.recorder.end_trial(trial_id, error=error, config=flight.config, status="infeasible" if infeasible else None)
         if self.searcher is not None:
-            self.searcher.on_trial_complete(trial_id, result=dict(last) if last else None, error=error is not None)
-        if error is not None and self.plan.experiment.failure.fail_fast and self.recorder.ended is None:
+            failed = error is not None
+            self.searcher.on_trial_complete(trial_id, result=None if failed else dict(last) if last else None, error=failed)
+        if error is not None and not infeasible and self.plan.experiment.failure.fail_fast and self.recorder.ended is None:
             self.recorder.end_run("failure.fail_fast", trial_id, step, 1, 1)
 
     def _lost(self, slot: _Slot, exc: BaseException) -> None:

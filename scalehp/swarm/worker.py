@@ -25,6 +25,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
+from scalehp.errors import Infeasible
 from scalehp.trial import MetricMissingError, Trial
 
 MAX_OUTBOX = 20_000  # messages: the driver is called back sooner rather than a worker's memory growing
@@ -188,6 +189,9 @@ class Worker:
                 self.train(dict(config), trial)
             except TrialStopped:
                 pass
+            except Infeasible as exc:  # no retry: the config cannot be trained
+                self.emit(("infeasible", trial_id, str(exc) or "infeasible"))
+                return
             except MetricMissingError as exc:
                 self.emit(("abort", trial_id, str(exc)))
                 self.emit(("end", trial_id, f"{exc.__class__.__name__}: {exc}"))
