@@ -6,7 +6,7 @@
 const TABS = ["overview", "curves", "scheduler", "params", "trials", "failed", "plan", "sql", "compare"];
 const COLORS = {
   best: "#111111", goal: "#d4a106", stop: "#e5484d", pause: "#f5a524", continue: "#3ecf8e", exploit: "#8e4ec6", explore: "#b48ce0",
-  completed: "#3b6fe0", stopped: "#e5484d", error: "#7a1f1f", running: "#8a94a6",
+  completed: "#3b6fe0", stopped: "#e5484d", error: "#7a1f1f", infeasible: "#c2b280", running: "#8a94a6",
 };
 const state = { runs: [], run: null, tab: "overview", version: null, compare: new Set(), trials: { sort: "best_value", desc: false, q: "", status: "", offset: 0 }, metric: null, busy: false, charts: [] };
 
@@ -139,8 +139,8 @@ function renderHead(run) {
       el("span", { class: "badge", text: `runtime ${run.runtime}` }),
       run.simulated ? el("span", { class: "badge sim", text: "simulated" }) : null));
   const total = Math.max(1, p.planned || (p.done + p.running + p.pending));
-  const bar = el("div", { class: "bar", title: "completed / stopped / error / running" });
-  for (const [key, count] of [["completed", p.by_status.completed || 0], ["stopped", p.by_status.stopped || 0], ["error", p.by_status.error || 0], ["running", p.running]]) {
+  const bar = el("div", { class: "bar", title: "completed / stopped / error / infeasible / running" });
+  for (const [key, count] of [["completed", p.by_status.completed || 0], ["stopped", p.by_status.stopped || 0], ["error", p.by_status.error || 0], ["infeasible", p.by_status.infeasible || 0], ["running", p.running]]) {
     const part = el("span");
     part.style.width = `${(100 * count) / total}%`;
     part.style.background = COLORS[key];
@@ -161,6 +161,7 @@ async function viewOverview(view, run) {
   card("completed", p.by_status.completed || 0);
   card("stopped", p.by_status.stopped || 0);
   card("errors", p.by_status.error || 0);
+  if (p.by_status.infeasible) card("infeasible", p.by_status.infeasible);
   card("running", p.running);
   card("pending", p.pending);
   card("trials / min", p.per_minute === null ? "–" : fmt(Number(p.per_minute.toFixed(2))));
@@ -229,7 +230,7 @@ function table(columns, rows, opts) {
   const body = rows.map((r, i) => el("tr", { class: opts && opts.open ? "pick" : null, onclick: opts && opts.open ? () => opts.open(i) : undefined }, ...r.map(v => {
     const numeric = typeof v === "number";
     const cell = el("td", { class: numeric ? "num" : "", text: numeric ? fmt(v) : (v === null || v === undefined ? "" : String(v)), title: v === null || v === undefined ? undefined : String(v) });
-    if (["completed", "stopped", "error", "running"].includes(v)) cell.classList.add(`status-${v}`);
+    if (["completed", "stopped", "error", "infeasible", "running"].includes(v)) cell.classList.add(`status-${v}`);
     return cell;
   })));
   return el("table", {}, el("thead", {}, head), el("tbody", {}, ...body));
@@ -388,7 +389,7 @@ async function viewTrials(view, run) {
   const search = el("input", { type: "search", placeholder: "filter: id, error, decision, choice", value: t.q });
   search.addEventListener("change", e => { t.q = e.target.value; t.offset = 0; render(); });
   const status = el("select", { onchange: e => { t.status = e.target.value; t.offset = 0; render(); } },
-    ...["", "completed", "stopped", "error", "running"].map(s => { const o = el("option", { value: s, text: s || "any status" }); o.selected = s === t.status; return o; }));
+    ...["", "completed", "stopped", "error", "infeasible", "running"].map(s => { const o = el("option", { value: s, text: s || "any status" }); o.selected = s === t.status; return o; }));
   const page = (d) => () => { t.offset = Math.max(0, t.offset + d); render(); };
   view.append(el("div", { class: "controls" }, search, status,
     el("button", { text: "◀", onclick: page(-100), disabled: t.offset === 0 ? "" : null }),
