@@ -48,13 +48,18 @@ class SpecError(ScalehpError, ValueError):
         source: the file (or ``<dict>``) the experiment came from.
         path: the dotted key path of the offending value, e.g. ``space.lr.float``.
         line: the 1-based line in ``source``, when known.
+        also: the file's other problems found in the same pass (each a :class:`SpecError`), so
+            that one run names them all; the CLI prints each on a line of its own.
     """
 
-    def __init__(self, message: str, *, source: str = "<dict>", path: str = "", line: int | None = None):
+    def __init__(
+        self, message: str, *, source: str = "<dict>", path: str = "", line: int | None = None, also: tuple = ()
+    ):
         self.source = source
         self.path = path
         self.line = line
         self.message = message
+        self.also = tuple(also)
         where = source if line is None else f"{source}:{line}"
         super().__init__(f"{where}: {path}: {message}" if path else f"{where}: {message}")
 

@@ -929,6 +929,10 @@ def _check_data(data: Any, source: str, lines: dict | None) -> None:
             raise fail(path, _TOO_LARGE)
 
 
+MAX_ALSO = 20
+"""At most this many more problems of a file are named with the first."""
+
+
 def experiment_from_data(data: Any, *, source: str = "<dict>", lines: dict | None = None) -> Experiment:
     """Validate plain data (a dict as read from YAML) into an :class:`Experiment`."""
     if not isinstance(data, dict):
@@ -939,20 +943,26 @@ def experiment_from_data(data: Any, *, source: str = "<dict>", lines: dict | Non
     except ValidationError as exc:
         # a misspelt key is the cause of the "missing" error beside it: report it first
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        first = errors[0]
-        loc = _clean_loc(tuple(first["loc"]))
-        if first["type"] == "missing" and loc and isinstance(loc[-1], int):
-            loc = loc[:-1]  # a pair given one number: the pair is at fault
-        message = _message(first)
-        if len(errors) > 1:
-            message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
-        line = None
-        if lines:
-            probe = loc
-            while probe and probe not in lines:
-                probe = probe[:-1]
-            line = lines.get(probe)
-        raise SpecError(message, source=source, path=_dotted(loc), line=line) from None
+        misspelt = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
+        # a key missing beside an unknown one is (most likely) that key misspelt: one problem, not two
+        errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in misspelt)] or errors
+        found: dict[str, SpecError] = {}  # one problem per key, in that order
+        for error in errors:
+            loc = _clean_loc(tuple(error["loc"]))
+            if error["type"] == "missing" and loc and isinstance(loc[-1], int):
+                loc = loc[:-1]  # a pair given one number: the pair is at fault
+            line = None
+            if lines:
+                probe = loc
+                while probe and probe not in lines:
+                    probe = probe[:-1]
+                line = lines.get(probe)
+            found.setdefault(_dotted(loc), SpecError(_message(error), source=source, path=_dotted(loc), line=line))
+        first, *rest = found.values()
+        message = first.message
+        if rest:
+            message += f" (and {len(rest)} more error{'s' if len(rest) > 1 else ''})"
+        raise SpecError(message, source=source, path=first.path, line=first.line, also=tuple(rest[:MAX_ALSO])) from None
     experiment._source = source
     experiment._lines = dict(lines or {})
     return experiment

@@ -67,3 +67,39 @@ def test_a_hydra_direction_this_file_does_not_hold_is_said(tmp_path):
     assert "no direction in this file" in said and "check metric.mode" in said
     source.write_text(source.read_text().replace("    n_trials: 8\n", "    n_trials: 8\n    direction: maximize\n"))
     assert "no direction in this file" not in " ".join(notes(import_file("hydra-optuna", source)).values())
+
+
+@pytest.mark.parametrize(
+    "fmt, text, paths",
+    [
+        ("wandb", "method: random\nmetric: {name: loss, goal: minimize}\nparameters:\n  a: {min: 2, max: 1}\n  b: {values: []}\n"
+         "  c: {distribution: nosuch, min: 0, max: 1}\n", ["parameters.a", "parameters.b", "parameters.c"]),
+        ("nni", "trialCommand: python3 t.py\nsearchSpace:\n  a: {_type: choice, _value: []}\n  b: {_type: nosuch, _value: [1]}\n"
+         "tuner: {name: Random}\n", ["searchSpace.a", "searchSpace.b"]),
+    ],
+)
+def test_every_bad_param_of_a_file_is_named_in_one_run(tmp_path, fmt, text, paths):
+    """Not one problem per run: each bad parameter is named, file and line, in the same error."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as caught:
+        import_file(fmt, path)
+    found = [caught.value.path, *(e.path for e in caught.value.also)]
+    assert len(found) == len(paths) and all(p == want or p.startswith(want + ".") for p, want in zip(found, paths))
+    assert all(e.line is not None and e.source == str(path) for e in (caught.value, *caught.value.also))
+    result = CliRunner().invoke(main, ["import", "--from", fmt, str(path)])
+    lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert result.exit_code == 2 and len(lines) == len(paths) and "Traceback" not in result.output
+
+
+def test_every_bad_key_of_an_experiment_file_is_named_in_one_run(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        "version: 1\nname: bad\ntrainable: tests.trainables:quadratic\nmetric: {name: loss, mode: minimize}\n"
+        "budget: {samples: 0, max_steps: 5}\nspace:\n  x: {float: [0.0, 1.0]}\nconcurrency: -1\n"
+    )
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert result.exit_code == 2
+    assert [line.split(": ")[2] for line in lines] == ["metric.mode", "budget.samples", "concurrency"]
+    assert lines[0].endswith("(and 2 more errors)") and ":5: budget.samples" in lines[1] and ":8: concurrency" in lines[2]

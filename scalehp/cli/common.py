@@ -30,11 +30,14 @@ MAX_ERROR = 2000
 
 
 def print_error(message: object) -> None:
-    """The one way the CLI prints an error: ``error: <message>``, one line, escaped, at most :data:`MAX_ERROR` long."""
+    """The one way the CLI prints an error: ``error: <message>``, one line, escaped, at most :data:`MAX_ERROR` long
+    (a :class:`SpecError` that found more problems in the file: a line for each of them too)."""
     text = escape(str(message))
     if len(text) > MAX_ERROR:
         text = f"{text[:MAX_ERROR]}… ({len(text) - MAX_ERROR} more characters)"
     click.secho(f"error: {text}", err=True, fg="red")
+    for more in getattr(message, "also", ()):  # a file's other problems found in the same pass: a line each
+        print_error(more)
 
 
 def print_warning(message: object) -> None:

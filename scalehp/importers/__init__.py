@@ -269,7 +269,7 @@ def import_file(fmt: str, path: str | Path, program: str | None = None) -> Impor
         if len(str(exc).splitlines()) == 1:
             raise
         raise SpecError(
-            one_line(exc.message), source=one_line(exc.source), path=one_line(exc.path), line=exc.line
+            one_line(exc.message), source=one_line(exc.source), path=one_line(exc.path), line=exc.line, also=exc.also
         ) from None
 
 

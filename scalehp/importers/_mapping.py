@@ -46,12 +46,29 @@ MAX_CHOICE_VALUES = 1_000
 step takes the multiples of step; a source that counts from low, or clips to its bounds, can take others)."""
 
 
+class _Gather:
+    """Keeps a :class:`SpecError` raised inside it (see :meth:`Mapping.gathering`)."""
+
+    def __init__(self, problems: list[SpecError]) -> None:
+        self.problems = problems
+
+    def __enter__(self) -> _Gather:
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, trace: Any) -> bool:
+        if isinstance(exc, SpecError):
+            self.problems.append(exc)
+            return True
+        return False
+
+
 class Mapping:
     """One conversion in progress: the source, the notes so far, and helpers that raise or note."""
 
     def __init__(self, source: Source):
         self.source = source
         self.notes: list[Note] = []
+        self.problems: list[SpecError] = []  # gathered (see gathering), raised together by settle
         if depth(source.data) > MAX_DEPTH:  # read_source refuses such files; this is for data given directly
             raise source.error("", f"nested more than {MAX_DEPTH} levels deep")
 
@@ -60,6 +77,24 @@ class Mapping:
 
     def error(self, path: str, message: str) -> SpecError:
         return self.source.error(path, message)
+
+    def gathering(self) -> _Gather:
+        """``with self.gathering(): ...`` around one param's conversion: its error is kept, and the
+        next param is converted too, so that :meth:`settle` names every bad param in one run."""
+        return _Gather(self.problems)
+
+    def settle(self) -> None:
+        """Raise the problems gathered so far: the first, with the others as its ``also``.
+
+        Raises:
+            SpecError: when there were any.
+        """
+        if not self.problems:
+            return
+        first, *rest = self.problems
+        self.problems = []
+        more = f" (and {len(rest)} more error{'s' if len(rest) > 1 else ''})" if rest else ""
+        raise SpecError(first.message + more, source=first.source, path=first.path, line=first.line, also=tuple(rest[:20]))
 
     def done(self, data: dict[str, Any]) -> Imported:
         return Imported({"version": 1, **data}, self.notes)

@@ -112,24 +112,26 @@ class _Determined(Mapping):
         hparams = self.section(raw, "hyperparameters", required=True)
         space: dict[str, Any] = {}
         self.group(hparams, "", "hyperparameters", grid, space)
+        self.settle()  # every bad hyperparameter named in one run
         if not space:
             raise self.error("hyperparameters", "no hyperparameters")
         return space
 
     def group(self, node: dict[str, Any], prefix: str, path: str, grid: bool, out: dict[str, Any]) -> None:
         for key, value in node.items():
-            where = f"{path}.{key}"
-            if not isinstance(key, str) or "." in key:
-                raise self.error(where, f"hyperparameter name {key!r} cannot hold a '.' (nested names are dotted)")
-            name = self.param_name(prefix + key, where)
-            if isinstance(value, dict) and "type" in value:
-                out[name] = self.param(dict(value), where, grid)
-            elif isinstance(value, dict):
-                if not value:
-                    raise self.error(where, "an empty group of hyperparameters")
-                self.group(value, f"{name}.", where, grid, out)
-            else:
-                out[name] = {"constant": value}
+            with self.gathering():
+                where = f"{path}.{key}"
+                if not isinstance(key, str) or "." in key:
+                    raise self.error(where, f"hyperparameter name {key!r} cannot hold a '.' (nested names are dotted)")
+                name = self.param_name(prefix + key, where)
+                if isinstance(value, dict) and "type" in value:
+                    out[name] = self.param(dict(value), where, grid)
+                elif isinstance(value, dict):
+                    if not value:
+                        raise self.error(where, "an empty group of hyperparameters")
+                    self.group(value, f"{name}.", where, grid, out)
+                else:
+                    out[name] = {"constant": value}
 
     def param(self, spec: dict[str, Any], path: str, grid: bool) -> Any:
         kind = spec.pop("type")

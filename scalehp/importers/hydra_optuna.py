@@ -824,11 +824,13 @@ class _Converter(Mapping):
                 )
             sizes: list[int] = []  # grid values of each param so far
             for key, raw in params.items():
-                name = self.param_name(str(key), self.at(f"params.{key}"))
-                space[name] = self.param(raw, self.at(f"params.{key}"), grid)
-                if grid and isinstance(space[name], dict) and "choice" in space[name]:
-                    sizes.append(len(space[name]["choice"]))
-                    self.grid_total(sizes, self.at(f"params.{key}"))
+                with self.gathering():  # every bad param named in one run
+                    name = self.param_name(str(key), self.at(f"params.{key}"))
+                    space[name] = self.param(raw, self.at(f"params.{key}"), grid)
+                    if grid and isinstance(space[name], dict) and "choice" in space[name]:
+                        sizes.append(len(space[name]["choice"]))
+                        self.grid_total(sizes, self.at(f"params.{key}"))
+            self.settle()
         elif self.sweeper.get("search_space") is not None:
             old = self.sweeper["search_space"]
             if not isinstance(old, dict):
@@ -839,11 +841,13 @@ class _Converter(Mapping):
             )
             sizes = []
             for key, raw in old.items():
-                name = self.param_name(str(key), self.at(f"search_space.{key}"))
-                space[name] = self.old_param(raw, self.at(f"search_space.{key}"), grid)
-                if grid and isinstance(space[name], dict) and "choice" in space[name]:
-                    sizes.append(len(space[name]["choice"]))
-                    self.grid_total(sizes, self.at(f"search_space.{key}"))
+                with self.gathering():  # every bad param named in one run
+                    name = self.param_name(str(key), self.at(f"search_space.{key}"))
+                    space[name] = self.old_param(raw, self.at(f"search_space.{key}"), grid)
+                    if grid and isinstance(space[name], dict) and "choice" in space[name]:
+                        sizes.append(len(space[name]["choice"]))
+                        self.grid_total(sizes, self.at(f"search_space.{key}"))
+            self.settle()
         if not space:
             raise self.error(self.at("params"), "the sweeper searches no params: add params (e.g. x: interval(-5, 5))")
         if grid:

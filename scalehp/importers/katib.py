@@ -221,20 +221,22 @@ class _Katib(Mapping):
         space: dict[str, Any] = {}
         renamed: dict[str, str] = {}  # Katib name -> scalehp name
         for i, item in enumerate(raw):
-            path = f"spec.parameters.{i}"
-            entry = self.section(item, path)
-            katib_name = entry.pop("name", None)
-            if not isinstance(katib_name, str) or not katib_name:
-                raise self.error(f"{path}.name", "every parameter needs a name")
-            name = self.katib_param_name(katib_name, f"{path}.name")
-            if name in space:
-                raise self.error(f"{path}.name", f"parameter {name!r} is declared twice")
-            renamed[katib_name] = name
-            self.param_paths[name] = path
-            kind = entry.pop("parameterType", None)
-            feasible = self.section(entry.pop("feasibleSpace", None), f"{path}.feasibleSpace", required=True)
-            space[name] = self.param(kind, feasible, f"{path}.feasibleSpace", f"{path}.parameterType")
-            self.rest(entry, path)
+            with self.gathering():  # every bad parameter named in one run
+                path = f"spec.parameters.{i}"
+                entry = self.section(item, path)
+                katib_name = entry.pop("name", None)
+                if not isinstance(katib_name, str) or not katib_name:
+                    raise self.error(f"{path}.name", "every parameter needs a name")
+                name = self.katib_param_name(katib_name, f"{path}.name")
+                if name in space:
+                    raise self.error(f"{path}.name", f"parameter {name!r} is declared twice")
+                renamed[katib_name] = name
+                self.param_paths[name] = path
+                kind = entry.pop("parameterType", None)
+                feasible = self.section(entry.pop("feasibleSpace", None), f"{path}.feasibleSpace", required=True)
+                space[name] = self.param(kind, feasible, f"{path}.feasibleSpace", f"{path}.parameterType")
+                self.rest(entry, path)
+        self.settle()
         return space, renamed
 
     def katib_param_name(self, raw: str, path: str) -> str:

@@ -259,10 +259,12 @@ class _Nni(Mapping):
         try:
             if not isinstance(raw, dict) or not raw:
                 raise self.error(path, "the search space must be a non-empty mapping of name -> {_type, _value}")
-            return {
-                self.param_name(name, _join(path, name)): self.param(spec, _join(path, name))
-                for name, spec in raw.items()
-            }
+            space = {}
+            for name, spec in raw.items():
+                with self.gathering():  # every bad parameter named in one run
+                    space[self.param_name(name, _join(path, name))] = self.param(spec, _join(path, name))
+            self.settle()
+            return space
         finally:
             self.source = outer
 

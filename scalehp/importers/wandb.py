@@ -343,15 +343,17 @@ class _Converter(Mapping):
         space: dict[str, Any] = {}
         sizes: list[int] = []  # grid values of each param so far
         for name, spec in params.items():
-            if not isinstance(name, str) or not _PARAM.match(name):
-                raise self.error(f"parameters.{name}", f"parameter name {name!r}: use letters, digits, _ . -")
-            for key, param in self.param(str(name), spec, f"parameters.{name}").items():
-                if key in space:
-                    raise self.error(f"parameters.{name}", f"parameter {key!r} is given twice (nested and dotted)")
-                space[key] = param
-                if self.method == "grid" and isinstance(param, dict) and isinstance(param.get("choice"), list):
-                    sizes.append(len(param["choice"]))
-                    self.grid_total(sizes, f"parameters.{name}")
+            with self.gathering():  # every bad parameter named in one run
+                if not isinstance(name, str) or not _PARAM.match(name):
+                    raise self.error(f"parameters.{name}", f"parameter name {name!r}: use letters, digits, _ . -")
+                for key, param in self.param(str(name), spec, f"parameters.{name}").items():
+                    if key in space:
+                        raise self.error(f"parameters.{name}", f"parameter {key!r} is given twice (nested and dotted)")
+                    space[key] = param
+                    if self.method == "grid" and isinstance(param, dict) and isinstance(param.get("choice"), list):
+                        sizes.append(len(param["choice"]))
+                        self.grid_total(sizes, f"parameters.{name}")
+        self.settle()
         return space
 
     def param(self, name: str, spec: Any, path: str) -> dict[str, Any]:
