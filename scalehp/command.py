@@ -39,7 +39,9 @@ metric is one report:
 
 ``step=N`` (or else ``epoch=N``) on the line gives the step; without one, reports count
 1, 2, 3… A program that counts from 0 (its first report says ``epoch=0``) has its steps
-shifted by one.
+shifted by one. A line whose step is not above the last report's is ignored (a warning is
+logged once per trial); at ``budget.max_steps`` the trial is complete and the program is
+ended.
 
 ``command.step`` names what the step is when a program prints metrics more often than once
 a step (a loss every 10 batches, say): a field (``epoch``: ``epoch=3``, a JSON key or a
@@ -47,12 +49,15 @@ a step (a loss every 10 batches, say): a field (``epoch``: ``epoch=3``, a JSON k
 Then a line only counts by naming a later step: a step is reported when the next one begins
 (or the program ends), with the last value of each metric printed meanwhile, whether or not
 the line that named the step held it; lines naming no step update those values. A program
-that never names a step reports once, at step 1, when it ends. A line whose step is not above the last report's is ignored (a warning is
-logged once per trial); at ``budget.max_steps`` the trial is complete and the program is
-ended. A program that exits with a non-zero status fails the trial with an error that shows
-the status and the last lines of its output; one that exits without ever printing the
-metric stops the run (every trial would fail the same way). A line ``infeasible: <why>`` ends
-the program and the trial as infeasible (:class:`~scalehp.errors.Infeasible`).
+that never names a step reports once, at step 1, when it ends.
+
+``command.client`` (``wandb`` or ``nni``) runs a W&B sweep program or an NNI trial unchanged:
+see :mod:`scalehp.clients`.
+
+A program that exits with a non-zero status fails the trial with an error that shows the
+status and the last lines of its output; one that exits without ever printing the metric
+stops the run (every trial would fail the same way). A line ``infeasible: <why>`` ends the
+program and the trial as infeasible (:class:`~scalehp.errors.Infeasible`).
 
 Every trial's program runs in its own process group: when the scheduler stops the trial,
 or the trial ends in any other way, the whole group (the program and its children) is

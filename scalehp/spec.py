@@ -363,8 +363,13 @@ def _check_trainable(value: str) -> str:
     return value
 
 
-def _duration(value: Any) -> Any:
-    """Seconds from a number or a string like ``90s``, ``30m``, ``1h30m``, ``2d``."""
+def parse_duration(value: Any) -> Any:
+    """Seconds from a number or a string like ``90s``, ``30m``, ``1h30m``, ``2d`` (the one duration
+    rule: experiment files and the importers' ``10m``, ``1.5h``).
+
+    Raises:
+        ValueError: anything else.
+    """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 30m, got {value!r}")
     if isinstance(value, (int, float)):
@@ -384,7 +389,7 @@ def _positive(value: float) -> float:
 
 
 Name = Annotated[str, AfterValidator(_check_name)]
-Seconds = Annotated[float, BeforeValidator(_duration), AfterValidator(_positive)]
+Seconds = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
 
 
 class _Model(BaseModel):

@@ -16,11 +16,11 @@ from typing import Any
 
 from scalehp.errors import SpecError
 from scalehp.importers import MAX_DEPTH, Imported, Note, Source, depth
+from scalehp.spec import parse_duration
 
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _PARAM_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,99}$")
 _SUB_PARAM_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_/-]{0,99}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _SHELL = re.compile(r"&&|\|\||[|;<>`]|\$\(|\$[A-Za-z_{]")
 _PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_./-]*\}")
 PYTHONS = ("python", "python3")
@@ -166,14 +166,13 @@ class Mapping:
         return value
 
     def duration(self, value: Any, path: str) -> float:
-        """Seconds from ``number + s|m|h|d`` (NNI's format) or a number of seconds."""
-        seconds = None
-        if finite(value) and value > 0:
-            seconds = float(value)
-        match = _DURATION.fullmatch(value) if isinstance(value, str) else None
-        if match:
-            seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-        if seconds is None or not math.isfinite(seconds):
+        """Seconds from ``number + s|m|h|d`` (NNI's format: ``30m``, ``1.5h``; spaces allowed) or a number
+        of seconds, by the experiment files' own rule (:func:`scalehp.spec.parse_duration`)."""
+        try:
+            seconds = float(parse_duration(re.sub(r"\s+", "", value) if isinstance(value, str) else value))
+        except (TypeError, ValueError, OverflowError):
+            seconds = None
+        if seconds is None or not (math.isfinite(seconds) and seconds > 0):
             raise self.error(path, f"expected a duration such as 30m, 2h or 0.5d, got {shown(value)}")
         return seconds
 

@@ -33,6 +33,7 @@ from scalehp.importers._mapping import (
     asha_from_hyperband,
     command_line,
     is_multiple,
+    join,
     multiple,
     optuna_problem,
     span,
@@ -249,7 +250,7 @@ class _Nni(Mapping):
     def note(self, path: str, message: str) -> None:
         if self.source is not self.main:  # a note on the search-space file: at searchSpaceFile in the config
             line = self.main.line_of("searchSpaceFile")
-            self.notes.append(Note(brief(_join("searchSpaceFile", path), 200), brief(message, 1000), line))
+            self.notes.append(Note(brief(join("searchSpaceFile", path), 200), brief(message, 1000), line))
             return
         super().note(path, message)
 
@@ -262,7 +263,7 @@ class _Nni(Mapping):
             space = {}
             for name, spec in raw.items():
                 with self.gathering():  # every bad parameter named in one run
-                    space[self.param_name(name, _join(path, name))] = self.param(spec, _join(path, name))
+                    space[self.param_name(name, join(path, name))] = self.param(spec, join(path, name))
             self.settle()
             return space
         finally:
@@ -273,9 +274,9 @@ class _Nni(Mapping):
         for key, spec in option.items():
             if key == "_name":
                 continue
-            name = self.param_name(key, _join(path, key), nested=True)
+            name = self.param_name(key, join(path, key), nested=True)
             if isinstance(spec, dict) and "_type" in spec:
-                out[name] = self.param(spec, _join(path, key))
+                out[name] = self.param(spec, join(path, key))
             else:
                 out[name] = {"constant": spec}
         return out
@@ -287,10 +288,10 @@ class _Nni(Mapping):
         value = spec.get("_value")
         for key in spec:
             if key not in ("_type", "_value"):
-                self.note(_join(path, key), "not part of NNI's search-space format; left out")
+                self.note(join(path, key), "not part of NNI's search-space format; left out")
         if kind not in _TYPES:
-            raise self.error(_join(path, "_type"), f"unknown NNI type {kind!r}; expected one of {', '.join(_TYPES)}")
-        vpath = _join(path, "_value")
+            raise self.error(join(path, "_type"), f"unknown NNI type {kind!r}; expected one of {', '.join(_TYPES)}")
+        vpath = join(path, "_value")
         if not isinstance(value, list) or not value:
             raise self.error(vpath, "expected a list")
         if kind == "choice":
@@ -525,7 +526,7 @@ class _Nni(Mapping):
             count = _count(param)
             if count is not None:
                 with self.in_space():
-                    self.check_grid(count, _join(self.space_prefix, name))
+                    self.check_grid(count, join(self.space_prefix, name))
             values = None if count is None else _enumerate(param)
             if values is None:
                 self.note(
@@ -535,12 +536,12 @@ class _Nni(Mapping):
                 )
                 return space, {"algorithm": "random"}, samples
             out[name] = param if "constant" in param else {"grid": values}
-            stale = self.inexact.pop(_join(self.space_prefix, name), None)
+            stale = self.inexact.pop(join(self.space_prefix, name), None)
             if stale is not None:  # the grid lists NNI's exact values
                 self.notes.remove(stale)
             sizes.append(len(values))
             with self.in_space():
-                self.grid_total(sizes, _join(self.space_prefix, name))
+                self.grid_total(sizes, join(self.space_prefix, name))
         size = math.prod(sizes)
         if samples < size and "maxTrialNumber" in self.source.data:
             self.note("maxTrialNumber", f"scalehp's grid runs every point once ({size} trials), not {samples}")
@@ -625,10 +626,6 @@ class _Nni(Mapping):
                 )
             self.rest(entry, path, "a training-service setting with no scalehp equivalent; left out")
         return out
-
-
-def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
 
 
 def _count(param: dict[str, Any]) -> float | None:
