@@ -52,6 +52,7 @@ class Plan:
     metric_columns: dict[str, str] = field(default_factory=dict)  # declared metric name -> Parquet column
     runtime: str = "tune"  # tune | swarm
     batch_size: int | None = None  # swarm: configs handed to a worker at a time
+    vectorized: bool = False  # swarm: the trainable evaluates a list of configs at once
 
     @property
     def name(self) -> str:
@@ -260,6 +261,17 @@ def _check_runtime(experiment: Experiment, trials: int, warnings: list[str]) -> 
             f"the swarm runtime runs {', '.join(SWARM_SCHEDULERS)}, not {scheduler} ({why}); "
             "use runtime: tune for it",
         )
+    if experiment.runtime.swarm.vectorized:
+        if experiment.budget.max_steps != 1:
+            raise experiment.error(
+                "runtime.swarm.vectorized",
+                f"a vectorized trainable returns one result per config: set budget.max_steps to 1 "
+                f"(it is {experiment.budget.max_steps})",
+            )
+        if scheduler != "fifo":
+            raise experiment.error("scheduler", f"a vectorized trainable runs one step per config: nothing for {scheduler} to stop; use fifo")
+        if experiment.command is not None:
+            raise experiment.error("runtime.swarm.vectorized", "a command runs one config at a time; give a Python trainable")
     if algorithm in MODEL_BASED and trials > SWARM_MODEL_LIMIT:
         warnings.append(
             f"{algorithm} models every finished trial for each suggestion: above {SWARM_MODEL_LIMIT:,} trials the "
@@ -368,6 +380,7 @@ def compile_plan(experiment: Experiment) -> Plan:
         keep_checkpoints=planned.keep_checkpoints,
         runtime=experiment.runtime_name,
         batch_size=experiment.runtime.swarm.batch_size if experiment.runtime_name == "swarm" else None,
+        vectorized=experiment.runtime_name == "swarm" and experiment.runtime.swarm.vectorized,
     )
 
 

@@ -541,6 +541,12 @@ class SwarmOptions(_Model):
         description="configs a worker is handed at a time (larger: less driver work per config; smaller: "
         "a lost worker re-runs less)",
     )
+    vectorized: bool = Field(
+        False,
+        description="the trainable takes a list of configs and returns each one's metrics (numpy or torch over a "
+        "whole batch at once): train(configs) -> [{metric: value}, ...]; one step per config (budget.max_steps 1, "
+        "scheduler fifo)",
+    )
 
 
 class TuneOptions(_Model):

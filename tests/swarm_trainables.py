@@ -42,3 +42,12 @@ def paced(config: dict, trial) -> None:
     for step in range(1, trial.max_steps + 1):
         time.sleep(config.get("pause", 0.05))
         trial.report(step, {"loss": (config["x"] - 0.3) ** 2 + 1.0 / step, "pid": float(os.getpid())})
+
+
+def vectorized_square(configs: list[dict]) -> list[dict]:
+    """A vectorized trainable: every config of the batch in one call (its size recorded as a metric)."""
+    return [{"loss": (config["x"] - 0.25) ** 2, "batch": len(configs)} for config in configs]
+
+
+def vectorized_wrong_length(configs: list[dict]) -> list[dict]:
+    return [{"loss": 0.0}]

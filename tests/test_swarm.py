@@ -513,3 +513,65 @@ def test_progress_shows_the_rate_and_the_time_left(capsys):
     assert lines[0].startswith("[01:40] 250,000/1,000,000 done, 2,500/s, ETA 05:00 (250,000 completed")
     assert lines[0].endswith("2 running  best loss 0.5 (t0000007)")
     assert lines[1].startswith("[1:06:40] 1,000,000/1,000,000 done (1,000,000 completed")
+
+
+# ---------------------------------------------------------------------------
+# A vectorized trainable: a whole batch in one call
+
+
+def test_a_vectorized_worker_evaluates_its_whole_batch_in_one_call():
+    from tests.swarm_trainables import vectorized_square, vectorized_wrong_length
+
+    worker = Worker(vectorized_square, "loss", max_steps=1, vectorized=True)
+    try:
+        configs = [(trial_name(i), {"x": i / 10}, i, []) for i in range(5)]
+        got = []
+        deadline = time.monotonic() + 10
+        while sum(m[0] == "end" for m in got) < 5 and time.monotonic() < deadline:
+            got += worker.poll(None, configs, wait_s=0.5)[0]
+            configs = None
+        reports = [m for m in got if m[0] == "report"]
+        assert [(m[1], m[2], m[5]["loss"], m[5]["batch"]) for m in reports] == [
+            (trial_name(i), 1, pytest.approx((i / 10 - 0.25) ** 2), 5) for i in range(5)
+        ]
+        assert [m for m in got if m[0] == "end"] == [("end", trial_name(i), None) for i in range(5)]
+    finally:
+        worker.close()
+    worker = Worker(vectorized_wrong_length, "loss", max_steps=1, vectorized=True)
+    try:
+        got = _until(worker, configs=[(trial_name(i), {"x": 0.0}, i, []) for i in range(2)])
+        assert got[0][0] == "end" and "returned 1 results for 2 configs" in got[0][2]
+    finally:
+        worker.close()
+
+
+@pytest.mark.parametrize(
+    "changes, where, says",
+    [
+        ({"budget": {"samples": 10, "max_steps": 3}}, "runtime.swarm.vectorized", "max_steps to 1"),
+        ({"scheduler": {"asha": {}}}, "scheduler", "nothing for asha to stop"),
+        ({"trainable": "tests.trainables:quadratic"}, "trainable", "takes one argument"),
+    ],
+)
+def test_a_vectorized_run_is_checked_at_the_key(tmp_path, changes, where, says):
+    data = _experiment(tmp_path, trainable="tests.swarm_trainables:vectorized_square",
+                       budget={"samples": 10, "max_steps": 1}, runtime={"swarm": {"batch_size": 4, "vectorized": True}})
+    data.update(changes)
+    with pytest.raises(SpecError, match=rf"{where}: .*{says}"):
+        run(load_experiment(data))
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.ray
+def test_a_vectorized_run_evaluates_every_config_once_in_batches(ray_local, tmp_path):
+    data = _experiment(tmp_path, trainable="tests.swarm_trainables:vectorized_square",
+                       budget={"samples": 300, "max_steps": 1}, runtime={"swarm": {"batch_size": 50, "vectorized": True}})
+    summary = run(load_experiment(data))
+    results = read_results(summary.path)
+    trials, reports = results.trials, results.reports
+    assert len(trials) == 300 and set(trials["status"]) == {"completed"} and len(reports) == 300
+    assert (reports["metric_loss"] - (reports["param_x"] - 0.25) ** 2).abs().max() < 1e-12
+    assert reports["metric_batch"].max() > 1  # several configs per call
+    tune_configs = sorted(read_results(run(load_experiment({**data, "name": "plain", "runtime": {"swarm": {"batch_size": 50}},
+                                                             "trainable": "tests.trainables:quadratic"})).path).trials["param_x"])
+    assert sorted(trials["param_x"]) == tune_configs  # the very configs the seeded searcher draws either way

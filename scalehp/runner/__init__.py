@@ -253,7 +253,14 @@ def resume(
 
 
 def check_kind(plan: Plan, kind: str) -> None:
-    """A plain Ray Tune function needs Tune's session: refused under ``runtime: swarm``, at the key."""
+    """A plain Ray Tune function needs Tune's session: refused under ``runtime: swarm``, at the key;
+    a vectorized trainable takes one argument, the list of configs."""
+    if plan.vectorized:
+        if kind != "ray":  # (one argument, as a plain Ray function has)
+            raise plan.experiment.error(
+                "trainable", "a vectorized trainable takes one argument, the list of configs: train(configs) -> [metrics, ...]"
+            )
+        return
     if plan.runtime == "swarm" and kind == "ray":
         raise plan.experiment.error(
             "trainable",

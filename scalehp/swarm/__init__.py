@@ -279,7 +279,7 @@ class Swarm:
         if custom:
             options["resources"] = custom
         Worker = actor_class().options(**options)
-        args = (self.train, self.metric, self.max_steps, exp.failure.max_retries)
+        args = (self.train, self.metric, self.max_steps, exp.failure.max_retries, self.plan.vectorized)
         slots: list[_Slot] = []
         calls: dict[Any, _Slot] = {}
 

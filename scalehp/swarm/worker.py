@@ -76,10 +76,15 @@ class Worker:
         metric: the experiment's metric (every report must hold it).
         max_steps: ``budget.max_steps``.
         max_retries: ``failure.max_retries``: a failing trial runs again from the start.
+        vectorized: ``train`` takes the list of every queued config and returns each one's
+            metrics (``runtime.swarm.vectorized``): one call, one step per config.
     """
 
-    def __init__(self, train: Callable, metric: str, max_steps: int, max_retries: int = 0) -> None:
+    def __init__(
+        self, train: Callable, metric: str, max_steps: int, max_retries: int = 0, vectorized: bool = False
+    ) -> None:
         self.train, self.metric, self.max_steps, self.max_retries = train, metric, max_steps, max_retries
+        self.vectorized = vectorized  # train(configs) -> [metrics, ...]: every queued config in one call
         self._lock = threading.Condition()
         self._queue: deque[tuple[str, dict[str, Any], int, list[int]]] = deque()
         self._outbox: list[tuple] = []
@@ -174,9 +179,17 @@ class Worker:
                 self._idle -= 1
                 if self._closed:
                     return
-                trial_id, config, seed, asks = self._queue.popleft()
-                self._turn = trial_id
-            self._run(trial_id, config, seed, asks)
+                if self.vectorized:
+                    batch = list(self._queue)
+                    self._queue.clear()
+                    self._turn = batch[0][0]
+                else:
+                    trial_id, config, seed, asks = self._queue.popleft()
+                    self._turn = trial_id
+            if self.vectorized:
+                self._run_batch(batch)
+            else:
+                self._run(trial_id, config, seed, asks)
             with self._lock:
                 self._turn = None
                 self._lock.notify_all()
@@ -206,6 +219,37 @@ class Worker:
                 return
             self.emit(("end", trial_id, None))
             return
+
+    def _run_batch(self, batch: list[tuple]) -> None:
+        """``runtime.swarm.vectorized``: one call for every config of the batch; each result is its
+        config's one report. A call that fails is each config's error (retried as a whole)."""
+        configs = [dict(config) for _, config, _, _ in batch]
+        for attempt in range(self.max_retries + 1):
+            started = time.time()
+            try:
+                results = list(self.train(configs))
+                if len(results) != len(configs):
+                    raise ValueError(f"the vectorized trainable returned {len(results)} results for {len(configs)} configs")
+            except Exception as exc:  # noqa: BLE001 - a failure is data
+                text = _error_text(exc)
+                if attempt < self.max_retries:
+                    for trial_id, *_ in batch:
+                        self.emit(("retry", trial_id, text))
+                    continue
+                for trial_id, *_ in batch:
+                    self.emit(("end", trial_id, text))
+                return
+            now = time.time()
+            for (trial_id, *_), metrics in zip(batch, results):
+                if not isinstance(metrics, dict) or self.metric not in metrics:
+                    self.emit(("abort", trial_id, f"the vectorized trainable's result for {trial_id} holds no {self.metric!r}"))
+                    self.emit(("end", trial_id, f"MetricMissingError: no {self.metric!r} in {type(metrics).__name__}"))
+                    continue
+                plain = {str(k): v.item() if hasattr(v, "item") else v for k, v in metrics.items() if k != "step"}
+                self.emit(("report", trial_id, 1, now, (now - started) / len(batch), plain))
+                self.emit(("end", trial_id, None))
+            return
+
 
 def _error_text(exc: BaseException) -> str:
     """The error and the last lines of its traceback (the user's frame), at most 4 KB."""
