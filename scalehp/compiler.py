@@ -17,7 +17,7 @@ from scalehp import schedulers
 from scalehp.defaults import initial_points
 from scalehp.results.schema import ColumnMap, column_name, param_type
 from scalehp.schedulers.base import Bracket, Rung, Settings
-from scalehp.space import flatten_space, is_conditional
+from scalehp.space import Param, flatten_space, is_conditional
 from scalehp.spec import Experiment, SpecError
 
 MODEL_BASED = ("hyperopt", "optuna")
@@ -85,59 +85,60 @@ def _sampler(experiment: Experiment) -> str | None:
     return search.sampler or ("nsga2" if len(experiment.objectives) > 1 else "tpe")
 
 
+def _node_problem(node: Any, space: dict[str, Any], algorithm: str, sampler: str | None) -> str | None:
+    """Why ``algorithm`` (optuna with ``sampler``) cannot search this param of ``space``, or None."""
+    param = node.param
+    searcher = f"optuna {sampler}" if sampler else algorithm
+    if algorithm == "grid" and param.kind in _RANGES:
+        return f"grid search cannot enumerate a {param.kind} range; give {{grid: [...]}} values or use search.algorithm random"
+    if algorithm == "grid" and param.nested:
+        return f"grid search cannot enumerate the conditional param {node.name!r}; use search.algorithm random, hyperopt or optuna"
+    if algorithm in MODEL_BASED and param.kind == "grid":
+        return f"{algorithm} cannot search a grid param; write {{choice: [...]}} or use search.algorithm random or grid"
+    if algorithm == "random" and param.kind == "grid" and is_conditional(space):
+        return "random search of a conditional space cannot also walk a grid; write {choice: [...]} instead"
+    if algorithm == "random" and param.kind == "grid" and any(p.kind == "lognormal" for p in space.values()):
+        return "random search with a lognormal param cannot also walk a grid; write {choice: [...]} instead"
+    if algorithm == "optuna":
+        if param.kind in _GAUSSIANS:
+            return (
+                f"optuna has no {param.kind} distribution for {node.name!r}; use search.algorithm hyperopt "
+                "or random, or a {float: [low, high]} range"
+            )
+        if param.kind == "float" and param.log and param.step:
+            return f"{searcher} cannot search float {node.name!r} on a log scale with a step"
+        if param.kind == "choice" and not all(isinstance(o, _OPTUNA_VALUES) for o in param.options):
+            return f"{searcher} can only choose among numbers, strings, booleans and null; {node.name!r} lists a list or mapping"
+        if sampler == "cmaes" and param.kind in _CATEGORICAL:
+            return f"optuna cmaes searches numbers only and cannot model the {param.kind} param {node.name!r}; use search.sampler tpe"
+    return None
+
+
+def searcher_problem(space: dict[str, Any], algorithm: str, sampler: str | None = None) -> str | None:
+    """Why ``algorithm`` (optuna with ``sampler``) cannot search ``space``, a space as an experiment
+    file writes it (plain data), or None when it can: the compiler's own rule, for callers that
+    choose a searcher (the importers); an invalid space is no searcher's problem here (None)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        params = TypeAdapter(dict[str, Param]).validate_python(space)
+    except ValidationError:
+        return None
+    for node in flatten_space(params):
+        problem = _node_problem(node, params, algorithm, sampler)
+        if problem is not None:
+            return problem
+    return None
+
+
 def _check_searcher(experiment: Experiment, sampler: str | None) -> None:
     """Every param kind the chosen searcher cannot express is an error naming the param and the searcher."""
     algorithm = experiment.search.algorithm
     searcher = f"optuna {sampler}" if sampler else algorithm
     for node in flatten_space(experiment.space):
-        param, path = node.param, node.path
-        if algorithm == "grid" and param.kind in _RANGES:
-            raise experiment.error(
-                path,
-                f"grid search cannot enumerate a {param.kind} range; give {{grid: [...]}} values or use search.algorithm random",
-            )
-        if algorithm == "grid" and param.nested:
-            raise experiment.error(
-                path,
-                f"grid search cannot enumerate the conditional param {node.name!r}; use search.algorithm random, hyperopt or optuna",
-            )
-        if algorithm in MODEL_BASED and param.kind == "grid":
-            raise experiment.error(
-                path,
-                f"{algorithm} cannot search a grid param; write {{choice: [...]}} or use search.algorithm random or grid",
-            )
-        if algorithm == "random" and param.kind == "grid" and is_conditional(experiment.space):
-            raise experiment.error(
-                path, "random search of a conditional space cannot also walk a grid; write {choice: [...]} instead"
-            )
-        if (
-            algorithm == "random"
-            and param.kind == "grid"
-            and any(p.kind == "lognormal" for p in experiment.space.values())
-        ):
-            raise experiment.error(
-                path, "random search with a lognormal param cannot also walk a grid; write {choice: [...]} instead"
-            )
-        if algorithm == "optuna":
-            if param.kind in _GAUSSIANS:
-                raise experiment.error(
-                    path,
-                    f"optuna has no {param.kind} distribution for {node.name!r}; use search.algorithm hyperopt "
-                    "or random, or a {float: [low, high]} range",
-                )
-            if param.kind == "float" and param.log and param.step:
-                raise experiment.error(path, f"{searcher} cannot search float {node.name!r} on a log scale with a step")
-            if param.kind == "choice" and not all(isinstance(o, _OPTUNA_VALUES) for o in param.options):
-                raise experiment.error(
-                    path,
-                    f"{searcher} can only choose among numbers, strings, booleans and null; {node.name!r} lists a list or mapping",
-                )
-            if sampler == "cmaes" and param.kind in _CATEGORICAL:
-                raise experiment.error(
-                    path,
-                    f"optuna cmaes searches numbers only and cannot model the {param.kind} param {node.name!r}; "
-                    "use search.sampler tpe",
-                )
+        problem = _node_problem(node, experiment.space, algorithm, sampler)
+        if problem is not None:
+            raise experiment.error(node.path, problem)
     if experiment.search.initial_points is not None and algorithm not in MODEL_BASED:
         raise experiment.error(
             "search.initial_points", f"only model-based searchers take initial_points, not {algorithm}"

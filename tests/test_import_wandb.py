@@ -369,4 +369,4 @@ def test_bayes_is_optunas_gaussian_process_where_optuna_can_draw_the_space(tmp_p
     source.write_text(source.read_text() + "  noise: {distribution: normal, mu: 0, sigma: 1}\n")
     result = import_file("wandb", source)
     assert result.data["search"] == {"algorithm": "hyperopt"}
-    assert "'noise' is a normal/lognormal param" in notes(result)["method"]
+    assert "optuna has no normal distribution for 'noise'" in notes(result)["method"]

@@ -360,36 +360,6 @@ def command_line(words: list[str]) -> str:
 # -- searchers --------------------------------------------------------------------------------
 
 
-def optuna_problem(space: dict[str, Any]) -> str | None:
-    """Why optuna cannot search ``space`` (scalehp's converted params), or None when it can."""
-    for name, param in _walk(space):
-        if not isinstance(param, dict):
-            continue
-        if "normal" in param or "lognormal" in param:
-            return f"{name!r} is a normal/lognormal param, which optuna has no distribution for"
-        if "float" in param and param.get("log") and param.get("step"):
-            return f"{name!r} is a float on a log scale with a step"
-        if "choice" in param and isinstance(param["choice"], list):
-            if not all(v is None or isinstance(v, (bool, int, float, str)) for v in param["choice"]):
-                return f"{name!r} chooses among lists or mappings"
-    return None
-
-
-def numbers_only(space: dict[str, Any]) -> bool:
-    """Whether every searched param is a number range (what CMA-ES searches)."""
-    return all(
-        not isinstance(p, dict) or "constant" in p or "float" in p or "int" in p for _, p in _walk(space, nested=False)
-    )
-
-
-def _walk(space: dict[str, Any], prefix: str = "", nested: bool = True):
-    for name, param in space.items():
-        yield prefix + name, param
-        if nested and isinstance(param, dict) and isinstance(param.get("choice"), dict):
-            for option, sub in param["choice"].items():
-                yield from _walk(sub or {}, f"{prefix}{name}.", nested)
-
-
 def asha_from_hyperband(max_steps: int, eta: float) -> dict[str, Any]:
     """ASHA options that match Hyperband's brackets for a maximum budget ``max_steps`` and factor ``eta``.
 

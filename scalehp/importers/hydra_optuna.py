@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalehp.compiler import searcher_problem
 from scalehp.defaults import INITIAL_POINTS, NSGA2_POPULATION, nsga2_population
 from scalehp.errors import ScalehpError
 from scalehp.importers import MAX_DEPTH, Imported, Source
-from scalehp.importers._mapping import Mapping, finite, numbers_only, sanitize_name, shown, span
+from scalehp.importers._mapping import Mapping, finite, sanitize_name, shown, span
 
 _OPTUNA = "Optuna (which the sweeper hands the range)"
 """Who counts a stepped range from its low end, named in notes."""
@@ -637,7 +638,7 @@ class _Converter(Mapping):
         self.search_algorithm, self.sampler_name = search["algorithm"], sampler
         metric = self.metric()
         space, grid = self.space(sampler)
-        if search.get("sampler") == "cmaes" and not numbers_only(space):
+        if search.get("sampler") == "cmaes" and searcher_problem(space, "optuna", "cmaes") is not None:
             search["sampler"] = "tpe"
             self.note(
                 self.at("sampler"),

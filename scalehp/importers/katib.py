@@ -21,6 +21,7 @@ import math
 import re
 from typing import Any
 
+from scalehp.compiler import searcher_problem
 from scalehp.importers import Imported, Source
 from scalehp.importers._mapping import (
     DEFAULT_MAX_STEPS,
@@ -31,8 +32,6 @@ from scalehp.importers._mapping import (
     asha_from_hyperband,
     join,
     named_metric_format,
-    numbers_only,
-    optuna_problem,
     shown,
     span,
     tidy,
@@ -368,7 +367,7 @@ class _Katib(Mapping):
             search["algorithm"] = "hyperopt"  # Katib's tpe is hyperopt's TPE
             setting_notes("scalehp runs hyperopt's TPE with its default settings; left out")
         elif name == "bayesianoptimization":
-            problem = optuna_problem(space)
+            problem = searcher_problem(space, "optuna", "tpe")
             if problem is None:
                 search.update(algorithm="optuna", sampler="gp")
                 self.note(
@@ -390,7 +389,7 @@ class _Katib(Mapping):
                 search["initial_points"] = self.count(points[0], points[1])
             setting_notes(why)
         elif name == "multivariate-tpe":
-            problem = optuna_problem(space)
+            problem = searcher_problem(space, "optuna", "tpe")
             points = settings.pop("n_startup_trials", None)
             if points is not None:
                 search["initial_points"] = self.count(points[0], points[1])
@@ -407,8 +406,8 @@ class _Katib(Mapping):
                 )
             setting_notes("scalehp runs TPE with its default settings; left out")
         elif name == "cmaes":
-            problem = optuna_problem(space)
-            if problem is None and numbers_only(space):
+            problem = searcher_problem(space, "optuna", "tpe")
+            if problem is None and searcher_problem(space, "optuna", "cmaes") is None:
                 search.update(algorithm="optuna", sampler="cmaes")
             elif problem is None:
                 search.update(algorithm="optuna", sampler="tpe")

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from scalehp.compiler import searcher_problem
 from scalehp.importers import Imported, Note, Source, brief
 from scalehp.importers._mapping import (
     DEFAULT_MAX_STEPS,
@@ -35,7 +36,6 @@ from scalehp.importers._mapping import (
     is_multiple,
     join,
     multiple,
-    optuna_problem,
     span,
     tidy,
 )
@@ -443,7 +443,7 @@ class _Nni(Mapping):
             search["algorithm"] = "hyperopt"
             self.note(where, "Anneal (hyperopt's annealing) has no scalehp equivalent; closest: hyperopt's TPE")
         elif lower == "evolution":
-            problem = optuna_problem(space)
+            problem = searcher_problem(space, "optuna", "tpe")
             if problem is None:
                 search.update(algorithm="optuna", sampler="nsga2")
                 self.note(

@@ -25,13 +25,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from scalehp.compiler import searcher_problem
 from scalehp.importers import Imported, Source
 from scalehp.importers._mapping import (
     MAX_CHOICE_VALUES,
     Mapping,
     finite,
     multiple,
-    optuna_problem,
     sanitize_name,
     shown,
     span,
@@ -246,7 +246,7 @@ class _Converter(Mapping):
 
     def bayes(self, space: dict[str, Any], several: bool) -> dict[str, Any]:
         """``method: bayes``: optuna's Gaussian-process sampler, as W&B's, where optuna can draw every param."""
-        blocker = "several metrics" if several else optuna_problem(space)
+        blocker = "several metrics" if several else searcher_problem(space, "optuna", "tpe")
         if blocker is None:
             self.note(
                 "method",
