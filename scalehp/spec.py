@@ -291,8 +291,13 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOO_LARGE = "integer too large (more than 64 bits); write it as a float, e.g. 1.0e+30"
 
 
+def is_name(value: str) -> bool:
+    """Whether ``value`` is a valid experiment name (the one rule: importers name experiments by it too)."""
+    return bool(_NAME.fullmatch(value)) and ".." not in value
+
+
 def _check_name(value: str) -> str:
-    if not _NAME.fullmatch(value) or ".." in value:
+    if not is_name(value):
         raise ValueError(
             f"{value!r} is not a valid name: use letters, digits, '-', '_' and '.', "
             "start with a letter or digit, no '..', at most 100 characters"

@@ -16,11 +16,9 @@ from typing import Any
 
 from scalehp.errors import SpecError
 from scalehp.importers import MAX_DEPTH, Imported, Note, Source, depth
-from scalehp.spec import parse_duration
+from scalehp.space import PARAM_NAME
+from scalehp.spec import is_name, parse_duration
 
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_PARAM_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,99}$")
-_SUB_PARAM_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_/-]{0,99}$")
 _SHELL = re.compile(r"&&|\|\||[|;<>`]|\$\(|\$[A-Za-z_{]")
 _PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_./-]*\}")
 PYTHONS = ("python", "python3")
@@ -252,8 +250,7 @@ class Mapping:
 
     def param_name(self, raw: Any, path: str, *, nested: bool = False) -> str:
         """A param name as it is, or an error telling how to rename it."""
-        pattern = _SUB_PARAM_OK if nested else _PARAM_OK
-        if not isinstance(raw, str) or not pattern.fullmatch(raw):
+        if not isinstance(raw, str) or not PARAM_NAME.fullmatch(raw) or (nested and "." in raw):  # (the space's rule)
             allowed = "letters, digits, _ / -" if nested else "letters, digits, _ . / -"
             raise self.error(
                 path, f"param name {raw!r} cannot be a scalehp param name ({allowed}, starting with a letter or _)"
@@ -343,7 +340,7 @@ def sanitize_name(text: str) -> str:
     """``text`` as a valid experiment name: invalid characters become '-', at most 100 characters."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.strip())
     name = re.sub(r"\.{2,}", ".", name).lstrip("-_.")[:100].rstrip("-_.")
-    return name if _NAME_OK.fullmatch(name) else ""
+    return name if is_name(name) else ""
 
 
 def command_line(words: list[str]) -> str:
