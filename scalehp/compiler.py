@@ -217,7 +217,7 @@ def _check_ends(experiment: Experiment, trials: int, warnings: list[str]) -> Non
 
 def _metric_columns(experiment: Experiment) -> dict[str, str]:
     """The declared metrics' columns, claimed before any reported name (see ``results/schema.py``)."""
-    names = [m.name for m in experiment.objectives] + list(experiment.constraints)
+    names = [m.name for m in experiment.objectives] + list(experiment.constraints or ())
     readable: dict[str, str] = {}
     for name in names:
         column = column_name("metric", name)
@@ -381,7 +381,7 @@ def compile_plan(experiment: Experiment) -> Plan:
         keep_checkpoints=planned.keep_checkpoints,
         runtime=experiment.runtime_name,
         batch_size=experiment.runtime.swarm.batch_size if experiment.runtime_name == "swarm" else None,
-        vectorized=experiment.runtime_name == "swarm" and experiment.runtime.swarm.vectorized,
+        vectorized=experiment.runtime_name == "swarm" and bool(experiment.runtime.swarm.vectorized),
     )
 
 

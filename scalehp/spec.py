@@ -546,8 +546,8 @@ class SwarmOptions(_Model):
         description="configs a worker is handed at a time (larger: less driver work per config; smaller: "
         "a lost worker re-runs less)",
     )
-    vectorized: bool = Field(
-        False,
+    vectorized: bool | None = Field(  # (None, not False: an experiment without it keeps its digest)
+        None,
         description="the trainable takes a list of configs and returns each one's metrics (numpy or torch over a "
         "whole batch at once): train(configs) -> [{metric: value}, ...]; one step per config (budget.max_steps 1, "
         "scheduler fifo)",
@@ -703,8 +703,8 @@ class Experiment(_Model):
     metrics: tuple[Metric, ...] | None = Field(
         None, description="every metric of a multi-objective search; filled in from a list under 'metric'"
     )
-    constraints: tuple[Annotated[str, AfterValidator(_printable), Field(min_length=1, max_length=200)], ...] = Field(
-        (),
+    constraints: tuple[Annotated[str, AfterValidator(_printable), Field(min_length=1, max_length=200)], ...] | None = Field(
+        None,
         max_length=20,
         description="metrics that must be <= 0 for a report to be feasible (Optuna's convention): only feasible "
         "reports make a trial's best, reach the goal or join the Pareto front; optuna's tpe, nsga2 and gp samplers "
@@ -761,10 +761,11 @@ class Experiment(_Model):
             names = [m.name for m in self.metrics]
             if len(set(names)) != len(names):
                 raise ValueError(f"metric lists a name twice: {', '.join(names)}")
-        both = sorted({m.name for m in self.objectives} & set(self.constraints))
+        constraints = self.constraints or ()
+        both = sorted({m.name for m in self.objectives} & set(constraints))
         if both:
             raise ValueError(f"{both[0]!r} is an objective and a constraint: a constraint is another metric, <= 0 when met")
-        if len(set(self.constraints)) != len(self.constraints):
+        if len(set(constraints)) != len(constraints):
             raise ValueError("constraints lists a metric twice")
         return self
 

@@ -9,6 +9,8 @@ from scalehp.errors import SpecError
 from scalehp.space import ChoiceParam, ConstantParam, FloatParam, IntParam
 from scalehp.spec import json_schema, load_experiment, read_yaml
 
+DIGITS_ASHA_DIGEST = "a574fd34d478df89"  # experiments/digits_asha.yaml, compiled by scalehp before this file's newest keys
+
 GOOD = """\
 version: 1
 name: demo
@@ -231,3 +233,15 @@ def test_an_error_in_a_dotted_param_names_its_own_line(tmp_path):
     with pytest.raises(SpecError) as error:
         compile_plan(load_text(tmp_path, text))  # a cross-field error, found after reading
     assert error.value.path == "space.optimizer.config.lr" and error.value.line == 11
+
+
+def test_an_experiment_keeps_its_digest_across_new_optional_keys():
+    """Keys an experiment does not use stay out of its data, so a run started by an earlier
+    scalehp resumes (resume compares the plan's digest): digits_asha.yaml's, as 0.1.0 computed it
+    before constraints, soft_time_limit, command.step/client, asha.rungs and swarm.vectorized."""
+    from scalehp.compiler import compile_plan
+
+    exp = load_experiment("experiments/digits_asha.yaml")
+    text = str(exp.to_dict())
+    assert not any(key in text for key in ("constraints", "soft_time_limit", "vectorized", "rungs", "client"))
+    assert compile_plan(exp).digest == DIGITS_ASHA_DIGEST
