@@ -93,6 +93,7 @@ class Worker:
         self._turn: str | None = None  # the trial that runs now
         self._ready: deque[str] = deque()  # paused trials told to continue, waiting for their turn
         self._paused = 0  # trials waiting for the decision that ends their pause
+        self._held: set[str] = set()  # their ids: a decision for one puts it in line (_ready) as it arrives
         self._idle = 0  # runner threads waiting for a config
         self._closed = False
         self._node = _node()
@@ -109,6 +110,10 @@ class Worker:
         with self._lock:
             if answers:
                 self._answers.update(answers)
+                for trial_id in answers:  # a paused trial told to go on is in line before any new config
+                    if trial_id in self._held and answers[trial_id] != "pause":
+                        self._held.discard(trial_id)
+                        self._ready.append(trial_id)
             if configs:
                 self._queue.extend(configs)
             self._lock.notify_all()
@@ -149,13 +154,16 @@ class Worker:
             if answer != "pause":
                 return answer
             self._paused += 1
+            self._held.add(trial_id)
             self._turn = None
             if self._idle == 0:  # a thread to run the next config while this one waits
                 self._runner()
             self._lock.notify_all()
             answer = self._answer(trial_id)
             self._paused -= 1
-            self._ready.append(trial_id)
+            self._held.discard(trial_id)
+            if trial_id not in self._ready:  # (poll put it in line when the decision came)
+                self._ready.append(trial_id)
             while not self._closed and not (self._turn is None and self._ready[0] == trial_id):
                 self._lock.wait()
             self._ready.remove(trial_id)
