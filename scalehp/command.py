@@ -658,8 +658,11 @@ def run_command(
         reader = threading.Thread(target=_reader, args=(process.stdout, lines, closed), daemon=True)
         reader.start()
         try:
-            follow = _follow if command.step is None else _follow_steps
-            follow(process, lines, trial, pattern, argv, echo, grace_s, command.step)
+            output = _Output(process, lines, argv, echo, grace_s)
+            if command.step is None:
+                _follow(output, trial, pattern)
+            else:
+                _follow_steps(output, trial, pattern, StepField(command.step))
         finally:
             closed.set()
             _end_group(process, grace_s)
@@ -669,21 +672,12 @@ def run_command(
                 process.stdout.close()
 
 
-def _follow(
-    process: subprocess.Popen,
-    lines: queue.Queue,
-    trial: Trial,
-    pattern: re.Pattern[str],
-    argv: list[str],
-    echo: Callable[[str], None] | None,
-    grace_s: float,
-    step_field: str | None = None,
-) -> None:
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
+def _follow(output: _Output, trial: Trial, pattern: re.Pattern[str]) -> None:
+    """Every line that holds the metric is a report (its step from ``step=``/``epoch=``, else the next)."""
     last: int | None = None
     offset = 0
     warned = False
-    for text in _lines(process, lines, tail, echo, grace_s):
+    for text in output:
         parsed = parse_line(text, trial.metric, pattern)
         if parsed is None:
             continue
@@ -716,27 +710,15 @@ def _follow(
         last = step
         if step >= trial.max_steps:
             return  # the budget is reached: the caller ends the program
-    _wait(process, argv, tail, grace_s)
+    output.exited()
     if last is None:
-        raise _missing(trial, tail)
+        raise output.missing(trial)
 
 
-def _follow_steps(
-    process: subprocess.Popen,
-    lines: queue.Queue,
-    trial: Trial,
-    pattern: re.Pattern[str],
-    argv: list[str],
-    echo: Callable[[str], None] | None,
-    grace_s: float,
-    step_field: str | None = None,
-) -> None:
+def _follow_steps(output: _Output, trial: Trial, pattern: re.Pattern[str], field: StepField) -> None:
     """``command.step``: a step is reported when a line names a later one, or the program ends
     (then the step it was in, or step 1 when it never named one), with the last value of each
     metric printed while it was the current step."""
-    assert step_field is not None
-    field = StepField(step_field)
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
     current: int | None = None
     values: dict[str, float] = {}
     reported: int | None = None
@@ -753,7 +735,7 @@ def _follow_steps(
         reported = step
         return step >= trial.max_steps
 
-    for text in _lines(process, lines, tail, echo, grace_s):
+    for text in output:
         metrics = line_metrics(text, pattern)
         step = field.find(text, metrics)
         metrics.pop("step", None)
@@ -778,59 +760,70 @@ def _follow_steps(
                 return
             current = step
         values.update(metrics)
-    _wait(process, argv, tail, grace_s)
+    output.exited()
     report()  # the step it ended in
     if reported is None:
-        raise _missing(trial, tail)
+        raise output.missing(trial)
 
 
-def _lines(
-    process: subprocess.Popen, lines: queue.Queue, tail: deque, echo: Callable[[str], None] | None, grace_s: float
-) -> Iterator[str]:
-    """The program's lines as it prints them (kept in ``tail``, passed to ``echo``), until its
-    output closes, or until ``grace_s`` after it exits while a child of it holds the pipe."""
-    exited_at: float | None = None
-    while True:
+class _Output:
+    """A running program's output as its trial follows it: the lines (kept in ``tail``, passed to
+    ``echo``), then its exit."""
+
+    def __init__(
+        self, process: subprocess.Popen, lines: queue.Queue, argv: list[str], echo: Callable[[str], None] | None,
+        grace_s: float,
+    ) -> None:
+        self.process, self.lines, self.argv, self.echo, self.grace_s = process, lines, argv, echo, grace_s
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def __iter__(self) -> Iterator[str]:
+        """The lines as the program prints them, until its output closes, or until ``grace_s``
+        after it exits while a child of it holds the pipe.
+
+        Raises:
+            Infeasible: a line ``infeasible: <why>`` (the caller ends the program).
+        """
+        exited_at: float | None = None
+        while True:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                if self.process.poll() is not None:  # the program is gone, but a child of it may hold the pipe
+                    exited_at = exited_at or time.monotonic()
+                    if time.monotonic() - exited_at > self.grace_s:
+                        return
+                continue
+            if line is None:
+                return
+            text = line.rstrip("\r\n")
+            self.tail.append(text if len(text) <= 1000 else text[:999] + "…")
+            if self.echo is not None:
+                self.echo(text)
+            found = INFEASIBLE_LINE.match(text)
+            if found:
+                raise Infeasible(found.group(1).strip()[:1000] or "infeasible")
+            yield text
+
+    def exited(self) -> None:
+        """After the output closed: the program's exit.
+
+        Raises:
+            CommandError: it exited with a non-zero status.
+        """
         try:
-            line = lines.get(timeout=0.1)
-        except queue.Empty:
-            if process.poll() is not None:  # the program is gone, but a child of it may hold the pipe
-                exited_at = exited_at or time.monotonic()
-                if time.monotonic() - exited_at > grace_s:
-                    return
-            continue
-        if line is None:
-            return
-        text = line.rstrip("\r\n")
-        tail.append(text if len(text) <= 1000 else text[:999] + "…")
-        if echo is not None:
-            echo(text)
-        found = INFEASIBLE_LINE.match(text)
-        if found:  # the program says its config cannot be trained (the caller ends it)
-            raise Infeasible(found.group(1).strip()[:1000] or "infeasible")
-        yield text
+            returncode = self.process.wait(timeout=self.grace_s)
+        except subprocess.TimeoutExpired:  # it closed its output but runs on
+            _end_group(self.process, self.grace_s)
+            returncode = self.process.wait()
+        if returncode != 0:
+            raise CommandError(f"the command {_status(returncode)}: {_shorten(self.argv)}\n{_tail(self.tail)}")
 
-
-def _wait(process: subprocess.Popen, argv: list[str], tail: deque, grace_s: float) -> None:
-    """After the program's output closed: its exit.
-
-    Raises:
-        CommandError: it exited with a non-zero status.
-    """
-    try:
-        returncode = process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:  # it closed its output but runs on
-        _end_group(process, grace_s)
-        returncode = process.wait()
-    if returncode != 0:
-        raise CommandError(f"the command {_status(returncode)}: {_shorten(argv)}\n{_tail(tail)}")
-
-
-def _missing(trial: Trial, tail: deque) -> MetricMissingError:
-    return MetricMissingError(
-        f"the command exited without printing the metric {trial.metric!r} (as name=value, a JSON object "
-        f"or metric_format): check metric.name against what it prints\n{_tail(tail)}"
-    )
+    def missing(self, trial: Trial) -> MetricMissingError:
+        return MetricMissingError(
+            f"the command exited without printing the metric {trial.metric!r} (as name=value, a JSON object "
+            f"or metric_format): check metric.name against what it prints\n{_tail(self.tail)}"
+        )
 
 
 def print_line(line: str) -> None:

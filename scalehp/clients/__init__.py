@@ -25,5 +25,3 @@ from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parent
 """What goes first on a command trial's ``PYTHONPATH`` (it holds ``wandb/`` and ``nni/``)."""
-
-CLIENTS = ("wandb", "nni")

@@ -32,6 +32,7 @@ from scalehp.defaults import INITIAL_POINTS, NSGA2_POPULATION, nsga2_population
 from scalehp.errors import ScalehpError
 from scalehp.importers import MAX_DEPTH, Imported, Source
 from scalehp.importers._mapping import Mapping, finite, sanitize_name, shown, span
+from scalehp.space import PARAM_NAME
 
 _OPTUNA = "Optuna (which the sweeper hands the range)"
 """Who counts a stepped range from its low end, named in notes."""
@@ -823,15 +824,7 @@ class _Converter(Mapping):
                 raise self.error(
                     self.at("params"), "params is a mapping of name -> override (e.g. lr: interval(0.001, 0.1))"
                 )
-            sizes: list[int] = []  # grid values of each param so far
-            for key, raw in params.items():
-                with self.gathering():  # every bad param named in one run
-                    name = self.param_name(str(key), self.at(f"params.{key}"))
-                    space[name] = self.param(raw, self.at(f"params.{key}"), grid)
-                    if grid and isinstance(space[name], dict) and "choice" in space[name]:
-                        sizes.append(len(space[name]["choice"]))
-                        self.grid_total(sizes, self.at(f"params.{key}"))
-            self.settle()
+            self.params_of(params, "params", self.param, grid, space)
         elif self.sweeper.get("search_space") is not None:
             old = self.sweeper["search_space"]
             if not isinstance(old, dict):
@@ -840,15 +833,7 @@ class _Converter(Mapping):
                 self.at("search_space"),
                 "search_space is the sweeper's deprecated form (Hydra 1.1); read as params would be",
             )
-            sizes = []
-            for key, raw in old.items():
-                with self.gathering():  # every bad param named in one run
-                    name = self.param_name(str(key), self.at(f"search_space.{key}"))
-                    space[name] = self.old_param(raw, self.at(f"search_space.{key}"), grid)
-                    if grid and isinstance(space[name], dict) and "choice" in space[name]:
-                        sizes.append(len(space[name]["choice"]))
-                        self.grid_total(sizes, self.at(f"search_space.{key}"))
-            self.settle()
+            self.params_of(old, "search_space", self.old_param, grid, space)
         if not space:
             raise self.error(self.at("params"), "the sweeper searches no params: add params (e.g. x: interval(-5, 5))")
         if grid:
@@ -856,6 +841,19 @@ class _Converter(Mapping):
             if not searched:
                 raise self.error(self.at("params"), "grid search needs at least one choice or range to walk")
         return space, grid
+
+    def params_of(self, raw: dict[str, Any], section: str, convert: Any, grid: bool, space: dict[str, Any]) -> None:
+        """Each param of ``params`` (or the old ``search_space``) into ``space``, every bad one named in one run."""
+        sizes: list[int] = []  # grid values of each param so far
+        for key, value in raw.items():
+            with self.gathering():
+                where = self.at(f"{section}.{key}")
+                name = self.param_name(str(key), where)
+                space[name] = convert(value, where, grid)
+                if grid and isinstance(space[name], dict) and "choice" in space[name]:
+                    sizes.append(len(space[name]["choice"]))
+                    self.grid_total(sizes, where)
+        self.settle()
 
     def param_name(self, key: str, path: str) -> str:
         name = key
@@ -866,7 +864,7 @@ class _Converter(Mapping):
                 f"{key!r} -> {name!r}: scalehp passes {name}=value; add {name} to the app's config "
                 f"(Hydra needs {key}=value for a key the config lacks)",
             )
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_./-]{0,99}$", name):
+        if not PARAM_NAME.fullmatch(name):
             raise self.error(path, f"{key!r} cannot be a scalehp param name (letters, digits, _ . / -)")
         return name
 

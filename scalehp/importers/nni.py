@@ -82,6 +82,7 @@ def is_search_space(data: Any) -> bool:
 class _Nni(Mapping):
     def __init__(self, source: Source):
         super().__init__(source)
+        self.trial_budget: int | None = None  # Hyperband's R: each trial's TRIAL_BUDGET
         self.main = source
         self.space_source = source  # the file that holds the search space
         self.space_prefix = ""  # its key path there
@@ -148,7 +149,7 @@ class _Nni(Mapping):
             self.note(f"{tuner_key}.classArgs", "no optimize_mode: minimize, NNI's default for TPE and most tuners")
 
         data["command"] = self.command(config)
-        if getattr(self, "trial_budget", None) is not None:  # what Hyperband hands each trial in NNI
+        if self.trial_budget is not None:  # what Hyperband hands each trial in NNI
             data["command"]["env"] = {"SCALEHP_NNI_TRIAL_BUDGET": str(self.trial_budget)}
         data["metric"] = {"name": METRIC, "mode": "min" if mode == "minimize" else "max"}
         self.note(

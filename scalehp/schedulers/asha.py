@@ -71,22 +71,24 @@ def preview(experiment: Any, trials: int) -> Preview:
     """Rungs of bracket 0 and the steps expected under synchronous halving.
 
     Raises:
-        SpecError: ``grace_steps`` above ``budget.max_steps``.
+        SpecError: ``grace_steps`` above ``budget.max_steps``; ``rungs`` out of order, at or
+            above ``budget.max_steps``, given with ``grace_steps``, or fewer than the brackets need.
     """
     options = experiment.scheduler.asha
-    max_steps = experiment.budget.max_steps
+    max_steps, rf = experiment.budget.max_steps, options.reduction_factor
     if options.rungs is not None:
-        return _preview_rungs(experiment, options, trials)
-    if options.grace_steps > max_steps:
-        raise experiment.error(
-            "scheduler.asha.grace_steps",
-            f"grace_steps ({options.grace_steps}) is above budget.max_steps ({max_steps}): no trial could ever be stopped",
-        )
-    rf = options.reduction_factor
-    # Ray's bracket 0: milestones grace * rf**k below max_steps
-    count = int(math.log(max_steps / options.grace_steps) / math.log(rf) + 1)
-    steps = [options.grace_steps * rf**k for k in range(count)]
-    milestones = [int(math.ceil(s)) for s in steps if s < max_steps]
+        milestones = _checked_rungs(experiment, options)
+        grace = milestones[0]
+    else:
+        grace = options.grace_steps
+        if grace > max_steps:
+            raise experiment.error(
+                "scheduler.asha.grace_steps",
+                f"grace_steps ({grace}) is above budget.max_steps ({max_steps}): no trial could ever be stopped",
+            )
+        # Ray's bracket 0: milestones grace * rf**k below max_steps
+        count = int(math.log(max_steps / grace) / math.log(rf) + 1)
+        milestones = tuple(int(math.ceil(s)) for s in (grace * rf**k for k in range(count)) if s < max_steps)
     rungs = [Rung(step=m, trials=max(1, math.ceil(trials / rf**k))) for k, m in enumerate(milestones)]
     rungs.append(Rung(step=max_steps, trials=max(1, math.ceil(trials / rf ** len(milestones)))))
     expected, previous = 0, 0
@@ -94,15 +96,16 @@ def preview(experiment: Any, trials: int) -> Preview:
         expected += rung.trials * (rung.step - previous)
         previous = rung.step
     settings = AshaSettings(
-        max_steps=max_steps, grace_steps=options.grace_steps, reduction_factor=rf, brackets=options.brackets
+        max_steps=max_steps, grace_steps=grace, reduction_factor=rf, brackets=options.brackets,
+        rungs=milestones if options.rungs is not None else None,
     )
     return Preview(
         settings=settings, expected_steps=expected, keep_checkpoints=experiment.checkpoints.keep, rungs=tuple(rungs)
     )
 
 
-def _preview_rungs(experiment: Any, options: AshaOptions, trials: int) -> Preview:
-    """The preview of explicit ``rungs``, checked against the budget and the other options."""
+def _checked_rungs(experiment: Any, options: AshaOptions) -> tuple[int, ...]:
+    """Explicit ``rungs``, checked against the budget and the other options."""
     key, max_steps = "scheduler.asha.rungs", experiment.budget.max_steps
     rungs = tuple(int(r) for r in options.rungs)
     if "grace_steps" in options.model_fields_set:
@@ -117,19 +120,7 @@ def _preview_rungs(experiment: Any, options: AshaOptions, trials: int) -> Previe
         raise experiment.error(
             "scheduler.asha.brackets", f"{options.brackets} brackets need at least {options.brackets - 1} rungs, got {len(rungs)}"
         )
-    rf = options.reduction_factor
-    previews = [Rung(step=m, trials=max(1, math.ceil(trials / rf**k))) for k, m in enumerate(rungs)]
-    previews.append(Rung(step=max_steps, trials=max(1, math.ceil(trials / rf ** len(rungs)))))
-    expected, previous = 0, 0
-    for rung in previews:
-        expected += rung.trials * (rung.step - previous)
-        previous = rung.step
-    settings = AshaSettings(
-        max_steps=max_steps, grace_steps=rungs[0], reduction_factor=rf, brackets=options.brackets, rungs=rungs
-    )
-    return Preview(
-        settings=settings, expected_steps=expected, keep_checkpoints=experiment.checkpoints.keep, rungs=tuple(previews)
-    )
+    return rungs
 
 
 def describe(plan: Any) -> list[str]:

@@ -142,9 +142,9 @@ class Swarm:
         if self.requeued:  # each alone on a worker that holds nothing else
             return [self.requeued.pop(0)] if not slot.held else []
         taken: list[tuple[str, _Flight]] = []
+        if not self.recorder.may_start():  # budget.soft_time_limit (once a batch): what workers hold still runs
+            return taken
         while len(taken) < count and not self.exhausted:
-            if not self.recorder.may_start():  # budget.soft_time_limit: what workers hold still runs
-                break
             suggested = next(self.configs, None)
             if suggested is None:
                 self.exhausted = True
