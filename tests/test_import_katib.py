@@ -204,6 +204,25 @@ def test_median_stop_tpe_and_metric_strategies():
     assert "spec.objective.metricStrategies.1" not in found  # max for a maximized objective is the default
     assert "spec.trialTemplate.retain" in found
     assert "scalehp resume" in found["spec.resumePolicy"]
+    rule = found["spec.earlyStopping.algorithmName"]  # the two rules differ: said, not called exact
+    assert "not the same" in rule and "mean of the succeeded trials" in rule
+
+
+@pytest.mark.parametrize(
+    "old, new, key, words",
+    [
+        ('maxTrialCount: 15', 'maxTrialCount: 1', "min_trials_required", "min_samples (1) needs more than 1 trials"),
+        ('value: "2"\n  parallel', 'value: "400"\n  parallel', "start_step", "grace_steps (400) is not below"),
+    ],
+)
+def test_median_stop_that_could_stop_no_trial_is_no_scheduler_with_a_note_not_a_lowered_value(
+    tmp_path, old, new, key, words
+):
+    path, _ = variant(tmp_path, old, new, base="median_stop.yaml")
+    imported = import_file("katib", path)
+    assert "scheduler" not in imported.data
+    message = notes(imported)[f"spec.earlyStopping.algorithmSettings.{key}"]
+    assert words in message and "no scheduler (the same run)" in message
 
 
 def test_bayesian_optimization_is_optunas_gp_with_a_note_and_file_collector_is_noted():

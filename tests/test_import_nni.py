@@ -298,3 +298,21 @@ def test_cli_writes_the_file_and_prints_the_notes(tmp_path):
     assert result.exit_code == 0, result.output
     assert load_experiment(out).budget.soft_time_limit == 3600
     assert "searchSpaceFile.layer0._value" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "old, new, at, words",
+    [
+        ("maxTrialNumber: 80", "maxTrialNumber: 1", "assessor", "min_samples (1) needs more than 1 trials"),
+        ("start_step: 5", "start_step: 100", "assessor.classArgs.start_step", "grace_steps (100) is not below"),
+    ],
+)
+def test_medianstop_that_could_stop_no_trial_is_no_scheduler_with_a_note(tmp_path, old, new, at, words):
+    text = (EXAMPLES / "detailed.yml").read_text()
+    assert old in text
+    path = write(tmp_path, text.replace(old, new))  # its search space is inline
+    imported = import_file("nni", path)
+    assert "scheduler" not in imported.data
+    message = notes(imported)[at]
+    assert words in message and "no scheduler (the same run)" in message
+    assert "not the same" in notes(nni("detailed.yml"))["assessor.name"]  # NNI's rule is not Ray's: said

@@ -16,6 +16,7 @@ from typing import Any
 
 from scalehp.errors import SpecError
 from scalehp.importers import MAX_DEPTH, Imported, Note, Source, depth
+from scalehp.schedulers.median_stopping import never_stops
 from scalehp.space import PARAM_NAME
 from scalehp.spec import is_name, parse_duration
 
@@ -232,6 +233,26 @@ class Mapping:
             "multiple of step to keep the source's values",
         )
         return param
+
+    def median_stopping(
+        self, scheduler: dict[str, Any], trials: int, max_steps: int, paths: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """A ``median_stopping`` scheduler as converted, or None where its numbers let it stop no trial
+        of this run (the scheduler's own rule, :func:`~scalehp.schedulers.median_stopping.never_stops`):
+        the source's rule could stop none either, so the run without it is the same run, with a note
+        at the source key (``paths``: option -> key path). A value is never lowered to fit.
+        """
+        options = scheduler["median_stopping"]
+        problem = never_stops(options["grace_steps"], options["min_samples"], trials, max_steps)
+        if problem is None:
+            return scheduler
+        option, why = problem
+        self.note(
+            paths[option],
+            f"{why} (as median_stopping.{option}): the source's early stopping could stop no trial of this run, "
+            "so the run has no scheduler (the same run)",
+        )
+        return None
 
     # -- names -----------------------------------------------------------------------------------
 

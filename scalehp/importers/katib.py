@@ -157,11 +157,16 @@ class _Katib(Mapping):
             data["seed"] = seed
         data["space"] = space
         data["search"] = search
+        if scheduler is not None and "median_stopping" in scheduler:
+            where = "spec.earlyStopping.algorithmSettings"
+            scheduler = self.median_stopping(
+                scheduler,
+                samples * _grid_size(space),
+                max_steps,
+                {"grace_steps": f"{where}.start_step", "min_samples": f"{where}.min_trials_required"},
+            )
         if scheduler is not None:
             data["scheduler"] = scheduler
-            if "median_stopping" in scheduler:
-                options = scheduler["median_stopping"]
-                options["min_samples"] = min(options["min_samples"], max(1, samples * _grid_size(space) - 1))
         failed = spec.pop("maxFailedTrialCount", None)
         if failed is not None:
             failed = self.number(failed, "spec.maxFailedTrialCount", integer=True)
@@ -484,6 +489,15 @@ class _Katib(Mapping):
             values[key] = default if raw is None else self.count(raw[0], raw[1], minimum=0)
         for key, (_value, where) in settings.items():
             self.note(where, f"{key}: no scalehp equivalent; left out")
+        self.note(
+            f"{path}.algorithmName",
+            "medianstop -> median_stopping, the closest rule, not the same: Katib stops a trial whose value from its "
+            "start_step-th report on is worse than the mean of the succeeded trials' averages over their first "
+            "start_step reports (once min_trials_required trials have succeeded); scalehp (Ray's rule) stops a trial "
+            "whose best value is worse than the median of the running means of the other trials that reached the "
+            "same step, running or done (once min_samples of them have), so it can stop trials before any has "
+            "succeeded",
+        )
         return {
             "median_stopping": {
                 "grace_steps": max(1, values["start_step"]),

@@ -182,12 +182,14 @@ class _Nni(Mapping):
             data["seed"] = seed
         data["space"] = space
         data["search"] = search
+        if scheduler is not None and "median_stopping" in scheduler:
+            options = scheduler["median_stopping"]  # min_samples is scalehp's (NNI compares with every completed trial)
+            options["min_samples"] = max(1, min(options["min_samples"], samples - 1))
+            scheduler = self.median_stopping(
+                scheduler, samples, max_steps, {"grace_steps": "assessor.classArgs.start_step", "min_samples": "assessor"}
+            )
         if scheduler is not None:
             data["scheduler"] = scheduler
-            if "median_stopping" in scheduler:
-                options = scheduler["median_stopping"]
-                options["min_samples"] = min(options["min_samples"], max(1, samples - 1))
-                options["grace_steps"] = min(options["grace_steps"], max_steps - 1)
         trial_duration = config.pop("maxTrialDuration", None)
         if trial_duration is not None:
             self.note("maxTrialDuration", f"{trial_duration}: scalehp has no per-trial time limit; left out")
@@ -561,6 +563,13 @@ class _Nni(Mapping):
         if lower == "medianstop":
             start = args.pop("start_step", 0)
             grace = max(1, self.count(start, "assessor.classArgs.start_step", minimum=0))
+            self.note(
+                "assessor.name",
+                "Medianstop -> median_stopping, the closest rule, not the same: NNI compares a trial with the running "
+                "averages of the completed trials only (from the first completed one); scalehp (Ray's rule) compares "
+                "it with every other trial that reached the same step, running or done, once min_samples (3, or "
+                "fewer trials than that less one) of them have, so it can stop trials before any has completed",
+            )
         elif lower == "curvefitting":
             start = args.pop("start_step", 6)
             grace = max(1, self.count(start, "assessor.classArgs.start_step", minimum=0))

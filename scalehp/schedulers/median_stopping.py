@@ -49,6 +49,21 @@ class MedianStoppingSettings(Settings):
     min_samples: int = 3
 
 
+def never_stops(grace_steps: int, min_samples: int, trials: int, max_steps: int) -> tuple[str, str] | None:
+    """Why the rule could stop no trial of a run of ``trials`` trials of ``max_steps`` steps:
+    the option at fault and the reason, or None when it could stop one.
+
+    Example:
+        >>> never_stops(4, 3, trials=3, max_steps=10)
+        ('min_samples', 'min_samples (3) needs more than 3 trials')
+    """
+    if grace_steps >= max_steps:
+        return "grace_steps", f"grace_steps ({grace_steps}) is not below budget.max_steps ({max_steps})"
+    if min_samples >= trials:
+        return "min_samples", f"min_samples ({min_samples}) needs more than {trials} trials"
+    return None
+
+
 def preview(experiment: Any, trials: int) -> Preview:
     """Check the options against the budget; every trial may run every step.
 
@@ -57,16 +72,10 @@ def preview(experiment: Any, trials: int) -> Preview:
     """
     options = experiment.scheduler.median_stopping
     max_steps = experiment.budget.max_steps
-    if options.grace_steps >= max_steps:
-        raise experiment.error(
-            "scheduler.median_stopping.grace_steps",
-            f"grace_steps ({options.grace_steps}) is not below budget.max_steps ({max_steps}): no trial could be stopped",
-        )
-    if options.min_samples >= trials:
-        raise experiment.error(
-            "scheduler.median_stopping.min_samples",
-            f"min_samples ({options.min_samples}) needs more than {trials} trials: no trial could ever be stopped",
-        )
+    problem = never_stops(options.grace_steps, options.min_samples, trials, max_steps)
+    if problem is not None:
+        key, why = problem
+        raise experiment.error(f"scheduler.median_stopping.{key}", f"{why}: no trial could ever be stopped")
     return Preview(
         settings=MedianStoppingSettings(
             max_steps=max_steps, grace_steps=options.grace_steps, min_samples=options.min_samples
