@@ -76,6 +76,20 @@ def test_a_hydra_direction_this_file_does_not_hold_is_said(tmp_path):
          "  c: {distribution: nosuch, min: 0, max: 1}\n", ["parameters.a", "parameters.b", "parameters.c"]),
         ("nni", "trialCommand: python3 t.py\nsearchSpace:\n  a: {_type: choice, _value: []}\n  b: {_type: nosuch, _value: [1]}\n"
          "tuner: {name: Random}\n", ["searchSpace.a", "searchSpace.b"]),
+        # misspelt keys (a key the source tool does not have) and bad params, together
+        ("wandb", "method: random\nrun_caps: 3\nmetric: {name: loss, goal: minimize, target_: 1}\nparameters:\n"
+         "  a: {min: 2, max: 1}\n", ["run_caps", "metric.target_", "parameters.a"]),
+        ("katib", "apiVersion: kubeflow.org/v1beta1\nkind: Experiment\nmetadata: {name: x}\nspec:\n"
+         "  maxTrialCont: 3\n  objective: {type: minimize, objectiveMetricName: loss, goals: 0.1}\n"
+         "  algorithm: {algorithmName: random}\n  parameters:\n"
+         "    - {name: lr, parameterType: nosuch, feasibleSpace: {min: '0.01', max: '0.1'}}\n"
+         "    - {name: b, parameterType: int, feasibleSpace: {min: '1', max: '3', stepp: '1'}}\n"
+         "  trialTemplate: {trialSpec: {}}\n",
+         ["spec.maxTrialCont", "spec.objective.goals", "spec.parameters.0", "spec.parameters.1.feasibleSpace.stepp"]),
+        ("nni", "trialCommand: python3 t.py\nmaxTrialNumbr: 3\nsearchSpace:\n  a: {_type: nosuch, _value: [1]}\n"
+         "tuner: {name: Random}\n", ["maxTrialNumbr", "searchSpace.a"]),
+        ("hydra-optuna", "hydra:\n  sweeper:\n    n_trial: 8\n    directon: maximize\n    params:\n      x: range(5, 1)\n",
+         ["hydra.sweeper.n_trial", "hydra.sweeper.directon", "hydra.sweeper.params.x"]),
     ],
 )
 def test_every_bad_param_of_a_file_is_named_in_one_run(tmp_path, fmt, text, paths):
@@ -103,3 +117,20 @@ def test_every_bad_key_of_an_experiment_file_is_named_in_one_run(tmp_path):
     assert result.exit_code == 2
     assert [line.split(": ")[2] for line in lines] == ["metric.mode", "budget.samples", "concurrency"]
     assert lines[0].endswith("(and 2 more errors)") and ":5: budget.samples" in lines[1] and ":8: concurrency" in lines[2]
+
+
+@pytest.mark.parametrize(
+    "text, key, words",
+    [
+        ("trial_command: python3 t.py\nsearchSpace: {a: {_type: choice, _value: [1]}}\n", "trial_command",
+         "camelCase (trialCommand)"),
+        ("experimentType: nas\ntrialCommand: python3 t.py\nsearchSpace: {a: {_type: choice, _value: [1]}}\n",
+         "experimentType", "not NNI's 'nas'"),
+    ],
+)
+def test_nni_keys_it_reads_otherwise_are_named(tmp_path, text, key, words):
+    path = tmp_path / "config.yml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as caught:
+        import_file("nni", path)
+    assert caught.value.path == key and words in caught.value.message

@@ -7,9 +7,11 @@ key no converter knows still becomes a note instead of disappearing.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import shlex
+from collections.abc import Collection
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -95,20 +97,49 @@ class Mapping:
         more = f" (and {len(rest)} more error{'s' if len(rest) > 1 else ''})" if rest else ""
         raise SpecError(first.message + more, source=first.source, path=first.path, line=first.line, also=tuple(rest[:20]))
 
+    def run(self) -> Imported:
+        """The conversion (the subclass's ``convert()``), with every problem gathered on the way and the
+        first one raised after them reported together (see :meth:`settle`)."""
+        try:
+            imported = self.convert()
+        except SpecError as exc:
+            if not self.problems:
+                raise
+            self.problems.append(exc)
+        self.settle()
+        return imported
+
+    def convert(self) -> Imported:
+        raise NotImplementedError
+
     def done(self, data: dict[str, Any]) -> Imported:
+        self.settle()
         return Imported({"version": 1, **data}, self.notes)
 
     # -- walking mappings -------------------------------------------------------------------
 
-    def section(self, value: Any, path: str, *, required: bool = False) -> dict[str, Any]:
-        """A mapping at ``path`` as a copy that the caller pops keys from (empty when absent)."""
+    def section(
+        self, value: Any, path: str, *, required: bool = False, known: Collection[str] | None = None, what: str = ""
+    ) -> dict[str, Any]:
+        """A mapping at ``path`` as a copy that the caller pops keys from (empty when absent).
+
+        ``known``: the keys the source tool has in this section (``what``, e.g. "W&B sweep"); any
+        other key is a problem (a misspelling, most often) gathered for :meth:`settle` and left out
+        of the copy. Without it, a key nobody pops becomes a note by :meth:`rest`.
+        """
         if value is None:
             if required:
                 raise self.error(path, "required section is missing")
             return {}
         if not isinstance(value, dict):
             raise self.error(path, f"expected a mapping of keys, got {type(value).__name__}")
-        return dict(value)
+        out = dict(value)
+        for key in [k for k in out if known is not None and k not in known]:
+            del out[key]
+            close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self.problems.append(self.error(join(path, key), f"unknown {what} key {shown(key)}{hint}".replace("  ", " ")))
+        return out
 
     def items(self, value: Any, path: str) -> list[Any]:
         """A list at ``path`` (empty when absent)."""

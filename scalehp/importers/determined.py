@@ -47,7 +47,7 @@ def convert(source: Source) -> Imported:
         SpecError: an unknown hyperparameter type, a grid range without count, or a searcher
             with no scalehp equivalent (pbt, custom, the end-of-life adaptive searchers).
     """
-    return _Determined(source).convert()
+    return _Determined(source).run()
 
 
 class _Determined(Mapping):

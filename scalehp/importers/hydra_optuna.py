@@ -162,7 +162,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 
 def convert(source: Source) -> Imported:
     """The scalehp experiment for the Hydra Optuna sweeper config in ``source``."""
-    return _Converter(source).convert()
+    return _Converter(source).run()
 
 
 # ---------------------------------------------------------------------------
@@ -572,9 +572,7 @@ class _Converter(Mapping):
         target = self.sweeper.get("_target_")
         if target is not None and target != SWEEPER:
             raise self.error(self.at("_target_"), f"{target!r} is not Hydra's Optuna sweeper ({SWEEPER})")
-        for key in self.sweeper:
-            if key not in _SWEEPER_KEYS:
-                raise self.error(self.at(str(key)), f"unknown Optuna sweeper key {key!r}")
+        self.sweeper = self.section(self.sweeper, self.base, known=_SWEEPER_KEYS, what="Optuna sweeper")
         self.defaults(self.sweeper.get("defaults"), self.at("defaults"))
 
     def defaults(self, entries: Any, path: str) -> None:
@@ -634,7 +632,7 @@ class _Converter(Mapping):
                 self.at("experiment_sequence"),
                 f"a custom experiment_sequence ({sequence}) is Python code that cannot be converted",
             )
-        out: dict[str, Any] = {"version": 1, "name": self.name()}
+        out: dict[str, Any] = {"name": self.name()}
         search, sampler = self.search()
         self.search_algorithm, self.sampler_name = search["algorithm"], sampler
         metric = self.metric()
@@ -680,7 +678,7 @@ class _Converter(Mapping):
             )
         if "search_space" in sw and "params" in sw:
             self.note(self.at("search_space"), "search_space left out: Hydra uses params when both are given")
-        return Imported(out, self.notes)
+        return self.done(out)
 
     def name(self) -> str:
         study = self.sweeper.get("study_name")

@@ -57,7 +57,24 @@ def convert(source: Source) -> Imported:
         SpecError: the manifest is not an Experiment, or uses what scalehp cannot run
             (NAS, PBT, a trial template in a ConfigMap, a container without a command).
     """
-    return _Katib(source).convert()
+    return _Katib(source).run()
+
+
+_KNOWN = {  # the keys of Katib's v1beta1 Experiment (its Go types): any other is an error, not a note
+    "": ("apiVersion", "kind", "metadata", "spec", "status"),
+    "spec": (
+        "parameters", "objective", "algorithm", "earlyStopping", "trialTemplate", "parallelTrialCount",
+        "maxTrialCount", "maxFailedTrialCount", "metricsCollectorSpec", "nasConfig", "resumePolicy",
+    ),
+    "objective": ("type", "goal", "objectiveMetricName", "additionalMetricNames", "metricStrategies"),
+    "algorithm": ("algorithmName", "algorithmSettings"),  # and earlyStopping's
+    "trialTemplate": (
+        "retain", "trialSpec", "configMap", "trialParameters", "primaryPodLabels", "primaryContainerName",
+        "successCondition", "failureCondition",
+    ),
+    "parameter": ("name", "parameterType", "feasibleSpace"),
+    "feasibleSpace": ("min", "max", "list", "step", "distribution"),
+}
 
 
 class _Katib(Mapping):
@@ -66,7 +83,7 @@ class _Katib(Mapping):
         self.param_paths: dict[str, str] = {}  # scalehp param name -> its key path in the manifest
 
     def convert(self) -> Imported:
-        top = self.section(self.source.data, "")
+        top = self.section(self.source.data, "", known=_KNOWN[""], what="Katib Experiment")
         api = top.pop("apiVersion", None)
         kind = top.pop("kind", None)
         if kind != "Experiment":
@@ -84,14 +101,18 @@ class _Katib(Mapping):
         self.rest(metadata, "metadata", "Kubernetes metadata; scalehp has no namespaces, labels or annotations")
         if top.pop("status", None) is not None:
             self.note("status", "Katib's record of an earlier run; left out")
-        spec = self.section(top.pop("spec", None), "spec", required=True)
+        spec = self.section(top.pop("spec", None), "spec", required=True, known=_KNOWN["spec"], what="Experiment spec")
         self.rest(top, "")
 
         if spec.get("nasConfig") is not None:
             raise self.error("spec.nasConfig", "neural architecture search (nasConfig) has no scalehp equivalent")
-        metric = self.objective(self.section(spec.pop("objective", None), "spec.objective", required=True))
+        metric = self.objective(self.section(
+                spec.pop("objective", None), "spec.objective", required=True, known=_KNOWN["objective"], what="objective"
+            ))
         space, renamed = self.parameters(spec.pop("parameters", None))
-        algorithm = self.section(spec.pop("algorithm", None), "spec.algorithm", required=True)
+        algorithm = self.section(
+            spec.pop("algorithm", None), "spec.algorithm", required=True, known=_KNOWN["algorithm"], what="algorithm"
+        )
         algorithm_name = algorithm.get("algorithmName")
         if algorithm_name == "grid":
             space = self.grid_space(space)
@@ -108,10 +129,15 @@ class _Katib(Mapping):
         if early is not None:
             if scheduler is not None:
                 raise self.error("spec.earlyStopping", "early stopping and Hyperband both stop trials; keep one")
-            scheduler = self.early_stopping(self.section(early, "spec.earlyStopping"))
+            scheduler = self.early_stopping(
+                self.section(early, "spec.earlyStopping", known=_KNOWN["algorithm"], what="earlyStopping")
+            )
 
         data: dict[str, Any] = {"name": name}
-        template = self.section(spec.pop("trialTemplate", None), "spec.trialTemplate", required=True)
+        template = self.section(
+            spec.pop("trialTemplate", None), "spec.trialTemplate", required=True, known=_KNOWN["trialTemplate"],
+            what="trialTemplate",
+        )
         command, resources = self.trial_template(template, renamed)
         collector = self.metrics_collector(spec.pop("metricsCollectorSpec", None), metric["name"])
         if collector:
@@ -227,7 +253,7 @@ class _Katib(Mapping):
         for i, item in enumerate(raw):
             with self.gathering():  # every bad parameter named in one run
                 path = f"spec.parameters.{i}"
-                entry = self.section(item, path)
+                entry = self.section(item, path, known=_KNOWN["parameter"], what="parameter")
                 katib_name = entry.pop("name", None)
                 if not isinstance(katib_name, str) or not katib_name:
                     raise self.error(f"{path}.name", "every parameter needs a name")
@@ -237,7 +263,10 @@ class _Katib(Mapping):
                 renamed[katib_name] = name
                 self.param_paths[name] = path
                 kind = entry.pop("parameterType", None)
-                feasible = self.section(entry.pop("feasibleSpace", None), f"{path}.feasibleSpace", required=True)
+                feasible = self.section(
+                    entry.pop("feasibleSpace", None), f"{path}.feasibleSpace", required=True,
+                    known=_KNOWN["feasibleSpace"], what="feasibleSpace",
+                )
                 space[name] = self.param(kind, feasible, f"{path}.feasibleSpace", f"{path}.parameterType")
                 self.rest(entry, path)
         self.settle()

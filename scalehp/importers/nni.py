@@ -36,6 +36,7 @@ from scalehp.importers._mapping import (
     is_multiple,
     join,
     multiple,
+    shown,
     span,
     tidy,
 )
@@ -56,7 +57,19 @@ _TYPES = (
 )
 _MODELS = {"smac": "random forest", "gp": "Gaussian process", "metis": "Gaussian process", "dngo": "neural network"}
 _V1_KEYS = ("authorName", "maxTrialNum", "maxExecDuration", "searchSpacePath", "trial", "trainingServicePlatform")
+_KEYS = (  # NNI v2's ExperimentConfig (camelCase; NNI also reads them in snake_case): any other is an error
+    "experimentName", "experimentType", "searchSpaceFile", "searchSpace", "trialCommand", "trialCodeDirectory",
+    "trialConcurrency", "trialGpuNumber", "maxExperimentDuration", "maxTrialNumber", "maxTrialDuration",
+    "nniManagerIp", "useAnnotation", "debug", "logLevel", "experimentWorkingDirectory", "tunerGpuIndices",
+    "tuner", "assessor", "advisor", "trainingService", "sharedStorage",
+)
 _TRAINING_NOTE = "scalehp runs trials on the Ray cluster it is connected to (on this machine by default)"
+
+
+def _camel(key: str) -> str:
+    """``trial_command`` -> ``trialCommand``."""
+    first, *rest = key.split("_")
+    return first + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 def convert(source: Source) -> Imported:
@@ -66,7 +79,7 @@ def convert(source: Source) -> Imported:
         SpecError: a v1 config, annotations instead of a search space, a search-space type or a
             tuner with no scalehp equivalent (Batch, PBT, custom classes).
     """
-    return _Nni(source).convert()
+    return _Nni(source).run()
 
 
 def is_search_space(data: Any) -> bool:
@@ -102,11 +115,22 @@ class _Nni(Mapping):
         if is_search_space(self.source.data):
             return self.bare_space()
         config = self.section(self.source.data, "")
+        snake = [k for k in config if isinstance(k, str) and "_" in k and _camel(k) in _KEYS]
+        if snake:
+            raise self.error(
+                snake[0], f"write NNI's keys in camelCase ({_camel(snake[0])}): scalehp reads NNI's documented form"
+            )
+        config = self.section(config, "", known=(*_KEYS, *_V1_KEYS), what="NNI experiment")
         v1 = [k for k in _V1_KEYS if k in config]
         if v1:
             raise self.error(
                 v1[0],
                 "this is an NNI v1 config; scalehp reads the v2 format (trialCommand, maxTrialNumber, tuner.name)",
+            )
+        kind = config.pop("experimentType", None)
+        if kind not in (None, "hpo"):
+            raise self.error(
+                "experimentType", f"{shown(kind)}: scalehp runs hyperparameter searches (hpo), not NNI's {shown(kind)}"
             )
         if config.pop("useAnnotation", None):
             raise self.error(

@@ -100,7 +100,7 @@ _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")  # W&B's own rule, withi
 
 def convert(source: Source) -> Imported:
     """The scalehp experiment for the W&B sweep configuration in ``source``."""
-    return _Converter(source).convert()
+    return _Converter(source).run()
 
 
 def _number(value: Any) -> bool:
@@ -161,7 +161,7 @@ def _fmt(x: float) -> str:
 class _Converter(Mapping):
     def __init__(self, source: Source):
         super().__init__(source)
-        self.data: dict[str, Any] = source.data
+        self.data: dict[str, Any] = {}  # the sweep's keys not yet converted (see convert)
         self.method = "random"
         self.algorithm = "random"  # scalehp's search.algorithm
         self.nested_noted = False
@@ -171,23 +171,23 @@ class _Converter(Mapping):
     # -- the whole file -----------------------------------------------------------
 
     def convert(self) -> Imported:
-        data = self.data
-        for key in data:
-            if key not in _TOP:
-                raise self.error(str(key), f"unknown W&B sweep key {key!r}")
+        self.data = data = self.section(self.source.data, "", known=_TOP, what="W&B sweep")
         for key in ("job", "image_uri"):
             if key in data:
                 raise self.error(
                     key, f"a W&B Launch {key} has no scalehp equivalent; give the training script as program"
                 )
-        out: dict[str, Any] = {"version": 1, "name": self.name()}
-        if data.get("description") is not None:
-            out["description"] = str(data["description"])
+        out: dict[str, Any] = {"name": self.name()}
+        description = data.pop("description", None)
+        if description is not None:
+            out["description"] = str(description)
         for key in ("project", "entity"):
-            if data.get(key) is not None:
-                self.note(key, f"W&B {key} {data[key]!r} names where W&B stores runs; scalehp writes to results/")
+            value = data.pop(key, None)
+            if value is not None:
+                self.note(key, f"W&B {key} {value!r} names where W&B stores runs; scalehp writes to results/")
         for key in ("apiVersion", "kind", "controller"):
             if key in data:
+                data.pop(key)
                 self.note(key, f"W&B's {key} has no meaning in scalehp (scalehp runs the search itself); left out")
 
         search = self.search()
@@ -209,10 +209,11 @@ class _Converter(Mapping):
         out["search"] = search
         if scheduler is not None:
             out["scheduler"] = scheduler
-        return Imported(out, self.notes)
+        self.rest(data, "")
+        return self.done(out)
 
     def name(self) -> str:
-        raw = self.data.get("name")
+        raw = self.data.pop("name", None)
         if raw is None:
             raw = Path(self.source.path).stem
             where = "the file name"
@@ -226,10 +227,10 @@ class _Converter(Mapping):
     # -- method and metric ---------------------------------------------------------
 
     def search(self) -> dict[str, Any]:
-        method = self.data.get("method")
+        method = self.data.pop("method", None)
         if method is None:
             raise self.error("method", "W&B sweeps need a method: grid, random or bayes")
-        scheduler = self.data.get("scheduler")
+        scheduler = self.data.pop("scheduler", None)
         if scheduler is not None:
             engine = self.engine(scheduler, method)
             if engine is not None:
@@ -292,7 +293,7 @@ class _Converter(Mapping):
         if "metrics" in self.data:
             if "metric" in self.data:
                 raise self.error("metrics", "give metric or metrics, not both")
-            metrics = self.data["metrics"]
+            metrics = self.data.pop("metrics")
             if not isinstance(metrics, list) or not metrics:
                 raise self.error("metrics", "metrics is a list of {name, goal}")
             return [self.one_metric(m, f"metrics.{i}") for i, m in enumerate(metrics)]
@@ -302,14 +303,12 @@ class _Converter(Mapping):
                 "this sweep names no metric; scalehp needs the metric the program reports: "
                 "add metric: {name: ..., goal: minimize|maximize}",
             )
-        return self.one_metric(self.data["metric"], "metric")
+        return self.one_metric(self.data.pop("metric"), "metric")
 
     def one_metric(self, raw: Any, path: str) -> dict[str, Any]:
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise self.error(path, "a metric is {name: ..., goal: minimize|maximize}")
-        for key in raw:
-            if key not in ("name", "goal", "target", "impute", "impute_while_running"):
-                raise self.error(f"{path}.{key}", f"unknown metric key {key!r}")
+        raw = self.section(raw, path, known=("name", "goal", "target", "impute", "impute_while_running"), what="metric")
         goal = raw.get("goal", "minimize")
         if goal not in ("minimize", "maximize"):
             raise self.error(f"{path}.goal", f"goal must be minimize or maximize, got {goal!r}")
@@ -335,7 +334,7 @@ class _Converter(Mapping):
     # -- parameters --------------------------------------------------------------------
 
     def space(self) -> dict[str, Any]:
-        params = self.data.get("parameters")
+        params = self.data.pop("parameters", None)
         if not isinstance(params, dict) or not params:
             raise self.error(
                 "parameters", "W&B sweeps need parameters: a mapping of name -> {values|value|distribution…}"
@@ -659,7 +658,7 @@ class _Converter(Mapping):
     # -- budget and early termination -------------------------------------------------
 
     def samples(self, space: dict[str, Any]) -> int:
-        run_cap = self.data.get("run_cap")
+        run_cap = self.data.pop("run_cap", None)
         if run_cap is not None and (not _integer(run_cap) or run_cap < 1):
             raise self.error("run_cap", f"run_cap must be a positive integer, got {run_cap!r}")
         if self.method == "grid":
@@ -700,15 +699,15 @@ class _Converter(Mapping):
         return None
 
     def early_terminate(self, space: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
-        raw = self.data.get("early_terminate")
+        raw = self.data.pop("early_terminate", None)
         epochs = self.epochs(space)
         if raw is None:
             return None, self.max_steps(epochs, None)
         if not isinstance(raw, dict) or raw.get("type") != "hyperband":
             raise self.error("early_terminate.type", "W&B's early_terminate type is hyperband")
-        for key in raw:
-            if key not in ("type", "min_iter", "max_iter", "s", "eta", "strict"):
-                raise self.error(f"early_terminate.{key}", f"unknown early_terminate key {key!r}")
+        raw = self.section(
+            raw, "early_terminate", known=("type", "min_iter", "max_iter", "s", "eta", "strict"), what="early_terminate"
+        )
         eta = raw.get("eta", 3)
         if not _number(eta) or not 1 < eta <= 100:
             raise self.error("early_terminate.eta", f"eta must be a number above 1 (at most 100), got {eta!r}")
@@ -790,14 +789,15 @@ class _Converter(Mapping):
     # -- the program -----------------------------------------------------------------------
 
     def command(self) -> Any:
-        program = self.data.get("program")
+        named = "program" in self.data
+        program = self.data.pop("program", None)
         if self.source.program is not None:
             if program is not None:
                 self.note("program", f"program {program!r} replaced by --program {self.source.program!r}")
             program = self.source.program
         if program is not None and not isinstance(program, str):
             raise self.error("program", f"program must be a file name, got {program!r}")
-        raw = self.data.get("command")
+        raw = self.data.pop("command", None)
         where = "command"
         if raw is None:
             raw, where = DEFAULT_COMMAND, "program"
@@ -817,7 +817,7 @@ class _Converter(Mapping):
                 "without /usr/bin/env and with the Python that runs scalehp as the interpreter",
             )
         self.note(
-            "program" if "program" in self.data else "command",
+            "program" if named else "command",
             "command.client wandb: the program runs unchanged against scalehp's stand-in of the wandb client "
             "(wandb.config holds the trial's params over the program's defaults; a wandb.log call with the metric "
             "is one step, as W&B's hyperband counts iterations; nothing is sent to W&B); lines it prints as "
