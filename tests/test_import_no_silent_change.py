@@ -155,3 +155,60 @@ def test_every_setting_a_note_names_is_in_the_import_docs(fmt, example):
         if not re.search(rf"(?<![\w-]){re.escape(keys[-1])}(?![\w-])", doc):
             missing.append(f"{note.path}: {note.message[:80]}")
     assert not missing, f"notes on settings docs/import/{fmt}.md does not mention: {missing}"
+
+
+def _setting(source, path: str) -> str:
+    """The name a docs row gives the setting at ``path``: the key, or for a generic key (``name``, a
+    list entry such as Katib's ``algorithmSettings.2``) the name it holds (``TPE``, ``gamma``)."""
+    node = source
+    for key in path.split("."):
+        try:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        except (KeyError, IndexError, ValueError, TypeError):
+            return path.split(".")[-1]
+    last = path.split(".")[-1]
+    if last.isdigit() and isinstance(node, dict) and isinstance(node.get("name"), str):
+        return node["name"]
+    if last == "name" and isinstance(node, str):
+        return node
+    return last
+
+
+def _exact(how: str) -> bool:
+    """Whether a docs row's last column calls the setting exact in every case (it names no case
+    that differs: a note, the closest, a default, a condition)."""
+    return how.startswith("exact") and not re.search(
+        r"note|closest|approx|differ|default|absent|when|unless|else|another|other|error|except|only|but", how
+    )
+
+
+def _rows(doc: str, key: str) -> list[tuple[str, str]]:
+    """The table rows of ``doc`` whose first column names ``key``: (that column, the row's last column)."""
+    out = []
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.lstrip().startswith("|") else []
+        if len(cells) >= 3 and re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", cells[0]):
+            out.append((cells[0], cells[-1]))
+    return out
+
+
+@pytest.mark.parametrize("fmt, example", _examples(), ids=lambda v: str(v).split("import_examples/")[-1])
+def test_no_setting_the_docs_call_exact_is_noted(fmt, example):
+    """Where the docs' table has rows for a setting the importer notes, not every one of them may
+    say plain "exact": the note says something differs, so the docs must say when (closest,
+    note, approximated, or the case the note is about)."""
+    imported = _outcome(fmt, example)
+    if imported is None:
+        pytest.skip("the example itself is refused")
+    doc = (DOCS / f"{fmt}.md").read_text()
+    users = _user_names(imported)
+    source = yaml.safe_load(example.read_text())
+    wrong = []
+    for note in imported.notes:
+        keys = [k for k in note.path.split(".") if k and not k.isdigit()]
+        if not keys or keys[-1] in users:
+            continue
+        rows = _rows(doc, _setting(source, note.path))
+        if rows and all(_exact(how) for _, how in rows):
+            wrong.append(f"{note.path}: docs say exact ({rows[0][0]}), the note says {note.message[:80]!r}")
+    assert not wrong, f"docs/import/{fmt}.md: {wrong}"
