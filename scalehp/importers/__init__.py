@@ -10,7 +10,8 @@ One module per source format, each with ``convert(source: Source) -> Imported``:
 
 A converter never drops a setting silently: every setting it cannot carry over exactly
 becomes a :class:`Note` (what was chosen instead, and why), and a setting with no sensible
-equivalent is a :class:`~scalehp.errors.SpecError` naming the source file, line and key.
+equivalent (or a key the source tool does not have) is a :class:`~scalehp.errors.SpecError`
+naming the source file, line and key.
 The result is validated and compiled like any experiment file before it is written.
 """
 

@@ -1,8 +1,11 @@
 """What the converters share: notes, names, numbers, commands, searchers.
 
-A :class:`Mapping` walks one source file. Each converter takes the keys it understands out of
-a section with :meth:`Mapping.section` and calls :meth:`Mapping.rest` for what is left, so a
-key no converter knows still becomes a note instead of disappearing.
+A :class:`Mapping` walks one source file (:meth:`Mapping.run`). Each converter takes the keys it
+understands out of a section with :meth:`Mapping.section` and calls :meth:`Mapping.rest` for what
+is left, so a key it does not convert still becomes a note instead of disappearing. Where the
+converter knows every key the source tool has in a section (``known=``), any other key is an
+error naming the closest one; such problems, and every bad parameter, are gathered and reported
+together (:meth:`Mapping.settle`).
 """
 
 from __future__ import annotations
