@@ -106,9 +106,10 @@ class _Katib(Mapping):
 
         if spec.get("nasConfig") is not None:
             raise self.error("spec.nasConfig", "neural architecture search (nasConfig) has no scalehp equivalent")
-        metric = self.objective(self.section(
-                spec.pop("objective", None), "spec.objective", required=True, known=_KNOWN["objective"], what="objective"
-            ))
+        objective = self.section(
+            spec.pop("objective", None), "spec.objective", required=True, known=_KNOWN["objective"], what="objective"
+        )
+        metric = self.objective(objective)
         space, renamed = self.parameters(spec.pop("parameters", None))
         algorithm = self.section(
             spec.pop("algorithm", None), "spec.algorithm", required=True, known=_KNOWN["algorithm"], what="algorithm"
