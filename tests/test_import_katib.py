@@ -128,6 +128,25 @@ def test_hyperband_is_asha_with_the_same_brackets_and_the_resource_param_is_the_
                         ("epoch=3 loss=1", "3"), ('{"epoch": 4, "loss": 1}', "4")]:
         assert pattern.search(line).group(1) == epoch
     assert pattern.search("num_epochs=20 epochs=3 loss=1") is None
+    assert "with the same brackets" in found["spec.algorithm.algorithmName"]  # r_l 8 is a power of eta 2
+
+
+def test_hyperband_whose_brackets_katib_rounds_apart_says_both(tmp_path):
+    """r_l 60, eta 3: Katib's brackets run 2, 6, 18, 54 | 6, 18, 54 | 20 | (60 alone); one geometric
+    rung list gives 18, 54 and 54 to the last two: said, with both."""
+    text = (EXAMPLES / "hyperband.yaml").read_text()
+    r_l = re.search(r'name: "r_l"\n\s+value: "(\d+)"', text)
+    eta = re.search(r'name: "eta"\n\s+value: "(\d+)"', text)
+    assert r_l and eta
+    text = text.replace(r_l.group(0), r_l.group(0).replace(r_l.group(1), "60"))
+    text = text.replace(eta.group(0), eta.group(0).replace(eta.group(1), "3"))
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    imported = import_file("katib", path)
+    assert imported.data["scheduler"] == {"asha": {"grace_steps": 2, "reduction_factor": 3.0, "brackets": 4}}
+    said = notes(imported)["spec.algorithm.algorithmName"]
+    assert "rungs at 2, 6, 18, 54; 6, 18, 54; 18, 54; 54 per bracket" in said
+    assert "Katib's brackets run 2, 6, 18, 54; 6, 18, 54; 20; none" in said
 
 
 def test_grid_enumerates_steps_and_runs_every_point():

@@ -467,10 +467,16 @@ class _Katib(Mapping):
             if r_l is None:
                 raise self.error(f"{path}.algorithmSettings", "Katib's hyperband needs r_l (the maximum budget)")
             max_steps = self.count(r_l[0], r_l[1])
-            scheduler = {"asha": asha_from_hyperband(max_steps, eta)}
+            options = asha_from_hyperband(max_steps, eta)
+            scheduler = {"asha": options}
+            katib, ours = _katib_brackets(max_steps, eta), _asha_brackets(options, max_steps)
+            same = "with the same brackets" if katib == ours else (
+                f"rungs at {_listed(ours)} per bracket, where Katib's brackets run {_listed(katib)}: Katib rounds "
+                "each bracket's r_l / eta**s down on its own, one geometric list cannot hold that"
+            )
             self.note(
                 f"{path}.algorithmName",
-                "hyperband runs as scalehp's asha (asynchronous successive halving with the same brackets): "
+                f"hyperband runs as scalehp's asha (asynchronous successive halving, {same}): "
                 f"a command trial cannot be paused and resumed; budget.max_steps is r_l = {max_steps}",
             )
             if resource_name is not None:
@@ -730,6 +736,40 @@ class _Katib(Mapping):
         except (re.error, OverflowError) as exc:  # OverflowError: a repeat count such as {99999999999}
             raise self.error(f"{fmt_path}.0", f"not a regular expression Python reads: {exc}") from None
         return named
+
+
+def _katib_brackets(r_l: int, eta: float) -> list[list[int]]:
+    """The budgets Katib's Hyperband gives each bracket's rounds below ``r_l`` (its suggestion service:
+    ``s_max = int(log(r_l) / log(eta))``, bracket ``s`` starts at ``int(r_l * eta**-s)`` and multiplies
+    by eta each round), largest bracket first.
+
+    Example:
+        >>> _katib_brackets(60, 3.0)
+        [[2, 6, 18, 54], [6, 18, 54], [20], []]
+    """
+    s_max = int(math.log(r_l) / math.log(eta)) if r_l > 1 else 0
+    out = []
+    for s in range(s_max, -1, -1):
+        r = int(r_l * eta**-s)
+        out.append([budget for i in range(s + 1) if (budget := int(r * eta**i)) < r_l])
+    return out
+
+
+def _asha_brackets(options: dict[str, Any], max_steps: int) -> list[list[int]]:
+    """The rungs below ``max_steps`` of each bracket of the asha options (bracket k starts k rungs up)."""
+    grace, eta = options["grace_steps"], options["reduction_factor"]
+    out = []
+    for bracket in range(options["brackets"]):
+        rungs, k = [], bracket
+        while grace * eta**k < max_steps:
+            rungs.append(math.ceil(grace * eta**k - 1e-9))
+            k += 1
+        out.append(rungs)
+    return out
+
+
+def _listed(brackets: list[list[int]]) -> str:
+    return "; ".join(", ".join(map(str, rungs)) or "none" for rungs in brackets)
 
 
 def _containers(node: Any, path: str):
