@@ -167,6 +167,8 @@ def main() -> int:
                 landed = time.time()
                 page.wait(f"document.querySelector('nav .run .meta').textContent.startsWith('{done} ')", 120)
                 seen = time.time()
+                # the run list's text can change before the overview's render is recorded: wait for that too
+                page.wait(f"window.scalehpRenders.length > {count}", 60)
                 r = page.eval(f"window.scalehpRenders.slice({count})")
                 refresh = max(x["end"] - x["start"] for x in r)
                 figures.append(("refresh: the render that shows 1,000 new trials", f"{refresh / 1e3:.2f} s"))

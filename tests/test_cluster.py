@@ -167,8 +167,12 @@ def test_worker_killed_mid_run_trials_resume_elsewhere(cluster, tmp_path):
 
 
 def _checkpointed_on_both(shared: Path) -> bool:
+    """Whether each worker runs a trial that has checkpointed (reported step 2 or more) and has steps
+    left (at most step 5 of 8, 1.5 s or more of its run ahead): killing a worker then interrupts a
+    trial that can go on from its checkpoint, not one that has just finished or just begun."""
     runs = list(shared.glob("cluster-paced/*"))
     if not runs or not list(runs[0].glob("reports/part-*.parquet")):
         return False
     reports = read_results(runs[0]).reports
-    return reports.loc[reports["step"] >= 2, "node_id"].nunique() == 2
+    latest = reports.groupby("trial_id").agg(step=("step", "max"), node_id=("node_id", "last"))
+    return latest.loc[latest["step"].between(2, 5), "node_id"].nunique() == 2
