@@ -209,9 +209,13 @@ class Glob:
 
 
 _SWEEPS = (Choice, Range, Interval, Glob)
-_INT = re.compile(r"^[+-]?\d[\d_]*$")
-_FLOAT = re.compile(r"^[+-]?(?:(?:\d[\d_]*)?\.\d[\d_]*|\d[\d_]*\.?)(?:[eE][+-]?\d+)?$")
-_SPECIAL = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+# Hydra's lexer (hydra/grammar/OverrideLexer.g4): a value of one such token is a number, of several a string
+_UINT = r"(?:0|[1-9](?:_?\d)*)"
+_POINT = rf"(?:{_UINT}\.|{_UINT}?\.\d(?:_?\d)*)"
+_INT = re.compile(rf"[+-]?{_UINT}")
+_FLOAT = re.compile(rf"[+-]?(?:(?:{_UINT}|{_POINT})[eE][+-]?\d(?:_?\d)*|{_POINT}|[Ii][Nn][Ff]|[Nn][Aa][Nn])")
+_UNQUOTED = re.compile(r"[A-Za-z0-9_\-/\\+.$%*@?|: \t]")  # what an unquoted value may hold
+_ESCAPED = set("\\()[]{}:=, \t")  # what a backslash escapes there
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -220,21 +224,18 @@ class GrammarError(ScalehpError, ValueError):
 
 
 def _primitive(text: str) -> Any:
-    text = text.strip()
     lower = text.lower()
     if lower == "null":
         return None
     if lower in ("true", "false"):
         return lower == "true"
-    if _INT.match(text):
+    if _INT.fullmatch(text):
         try:
-            return int(text.replace("_", ""))
+            return int(text)
         except ValueError:  # more than 4,300 digits
             raise GrammarError("a number of more than 4,300 digits") from None
-    if _FLOAT.match(text) and any(c.isdigit() for c in text):
-        return float(text.replace("_", ""))
-    if lower in _SPECIAL:
-        return _SPECIAL[lower]
+    if _FLOAT.fullmatch(text):
+        return float(text)
     return text
 
 
@@ -300,26 +301,55 @@ class _Parser:
         return self.plain()
 
     def plain(self, stops: str = ",)]}") -> Any:
-        start = self.i
+        """An unquoted value: a number, bool or null when it is one token, else a string (backslash
+        escapes undone; ``\\,`` is a comma)."""
+        start, chars = self.i, []  # (char, escaped)
         while self.i < len(self.text) and self.text[self.i] not in stops:
-            if self.text[self.i] in "([{'\"":
+            char = self.text[self.i]
+            if char == "\\" and self.text[self.i + 1 : self.i + 2] in _ESCAPED and self.i + 1 < len(self.text):
+                chars.append((self.text[self.i + 1], True))
+                self.i += 2
+                continue
+            if self.text.startswith("${", self.i):
+                end = self.text.find("}", self.i)
+                raise GrammarError(f"interpolation {shown(self.text[self.i : end + 1 or None])} can only be resolved by Hydra itself")
+            if char in "([{'\"":
                 raise self.fail("unexpected bracket or quote")
+            if not _UNQUOTED.fullmatch(char):
+                raise self.fail(f"{char!r} cannot be in an unquoted value (quote the value, or escape it)")
+            chars.append((char, False))
             self.i += 1
-        text = self.text[start : self.i]
-        if not text.strip():
+        blank = [c in " \t" and not escaped for c, escaped in chars]
+        first = next((i for i, b in enumerate(blank) if not b), len(chars))
+        last = next((i for i in range(len(chars) - 1, -1, -1) if not blank[i]), -1)
+        colon = [c == ":" and not escaped for c, escaped in chars]  # Hydra's colon takes the blanks beside it
+        end = len(chars) if last >= 0 and colon[last] else last + 1
+        chars = chars[0 if first < len(chars) and colon[first] else first : end]
+        if not chars:
+            self.i = start
             raise self.fail("missing value")
-        if "${" in text:
-            raise GrammarError(f"interpolation {text.strip()!r} can only be resolved by Hydra itself")
-        return _primitive(text)
+        text = "".join(char for char, _ in chars)
+        return text if any(escaped for _, escaped in chars) else _primitive(text)
 
     def quoted(self, quote: str) -> str:
+        """A quoted string as Hydra reads it: backslashes are special only before the quote (an odd
+        run escapes it, an even run ends the string); anywhere else a backslash is itself."""
         self.i += 1
         out = []
         while self.i < len(self.text):
             char = self.text[self.i]
-            if char == "\\" and self.i + 1 < len(self.text):
-                out.append(self.text[self.i + 1])
-                self.i += 2
+            if char == "\\":
+                run = len(self.text[self.i :]) - len(self.text[self.i :].lstrip("\\"))
+                after = self.i + run
+                if self.text[after : after + 1] == quote:
+                    out.append("\\" * (run // 2))
+                    self.i = after + 1
+                    if run % 2 == 0:
+                        return "".join(out)
+                    out.append(quote)
+                    continue
+                out.append(char * run)
+                self.i = after
                 continue
             if char == quote:
                 self.i += 1
@@ -391,12 +421,15 @@ class _Parser:
     def apply(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         try:
             if name == "choice":
-                if not args:
-                    raise GrammarError("choice() needs at least one value")
+                if not args or kwargs:
+                    raise GrammarError("choice() takes one or more values, not named arguments")
+                if any(a is None for a in args):
+                    raise GrammarError("choice() cannot take null (Hydra refuses it)")
                 if any(isinstance(a, _SWEEPS) for a in args):
                     raise GrammarError("nesting sweeps in choice() is not supported")
                 return Choice(list(args))
             if name == "range":
+                _signature(name, args, kwargs, ("start", "stop", "step"))
                 params = dict(zip(("start", "stop", "step"), args)) | kwargs
                 if "stop" not in params:
                     params = {
@@ -411,35 +444,49 @@ class _Parser:
                     raise GrammarError("range() step must not be 0")
                 return Range(**params)
             if name == "interval":
+                _signature(name, args, kwargs, ("start", "end"))
                 params = dict(zip(("start", "end"), args)) | kwargs
                 for key in ("start", "end"):
                     if not finite(params.get(key)):
                         raise GrammarError(f"interval() needs a finite number as {key}, got {shown(params.get(key))}")
                 return Interval(float(params["start"]), float(params["end"]))
             if name == "tag":
+                _signature(name, [], kwargs, ("sweep",))
                 items = list(args) + ([kwargs["sweep"]] if "sweep" in kwargs else [])
                 if not items or not isinstance(items[-1], (Choice, Range, Interval)):
                     raise GrammarError("the last argument of tag() must be a choice(), range() or interval()")
+                if not all(isinstance(t, str) for t in items[:-1]):
+                    raise GrammarError("the tags of tag() are strings")
                 sweep = items[-1]
-                sweep.tags = {str(t) for t in items[:-1]}
+                sweep.tags = set(items[:-1])
                 return sweep
             if name in ("int", "float", "str", "bool"):
+                _signature(name, [], kwargs, ("value",))
+                if bool(args) == ("value" in kwargs):
+                    raise GrammarError(f"{name}() takes values, or value=")
                 value = kwargs["value"] if "value" in kwargs else (args[0] if len(args) == 1 else Choice(list(args)))
                 return _cast(name, value)
             if name in ("shuffle", "sort"):
-                value = kwargs.get("sweep", kwargs.get("list"))
+                _signature(name, [], kwargs, ("sweep", "list", "reverse") if name == "sort" else ("sweep", "list"))
+                reverse = kwargs.get("reverse", False)
+                value = kwargs.get("list", kwargs.get("sweep"))
                 if value is None:
+                    if not args:
+                        raise GrammarError(f"{name}() needs values")
                     value = args[0] if len(args) == 1 else Choice(list(args))
-                if isinstance(value, (Choice, Range)):
-                    if name == "shuffle":
-                        value.shuffle = True
-                    elif isinstance(value, Choice):
-                        value.items = sorted(value.items, reverse=bool(kwargs.get("reverse", False)))
-                    return value
-                if isinstance(value, list):
-                    return sorted(value, reverse=bool(kwargs.get("reverse", False))) if name == "sort" else value
                 if isinstance(value, Interval):
                     raise GrammarError(f"{name}() does not take an interval")
+                if name == "shuffle":
+                    if isinstance(value, (Choice, Range)):
+                        value.shuffle = True
+                        return value
+                    return value if isinstance(value, list) else [value]  # Hydra shuffles a list at random
+                if isinstance(value, Choice):
+                    value.items = sorted(value.items, reverse=bool(reverse))
+                elif isinstance(value, Range):
+                    _sort_range(value, bool(reverse))
+                elif isinstance(value, list):
+                    return sorted(value, reverse=bool(reverse))
                 return value
             if name == "glob":
                 return Glob(args[0] if args else kwargs.get("include"))
@@ -448,15 +495,32 @@ class _Parser:
         raise GrammarError(f"unknown function {name}()")
 
 
+def _signature(name: str, args: list[Any], kwargs: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Refuse more positional arguments than ``names``, or a named one not among them (as Hydra does)."""
+    if len(args) > len(names):
+        raise GrammarError(f"{name}() takes at most {len(names)} arguments, got {len(args)}")
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        raise GrammarError(f"{name}() has no argument {unknown[0]!r}")
+
+
+def _sort_range(sweep: Range, reverse: bool) -> None:
+    """``sort(range(...))`` as Hydra does it: the same values, counted up (or down with reverse)."""
+    if (sweep.start > sweep.stop) != reverse:
+        step = abs(sweep.step)
+        shift = -step if reverse else step
+        sweep.start, sweep.stop, sweep.step = sweep.stop + shift, sweep.start + shift, -sweep.step
+
+
 def _cast(kind: str, value: Any) -> Any:
+    """``int(...)``, ``float(...)``, ``str(...)``, ``bool(...)`` as Hydra's: a cast choice or range
+    loses its tags and shuffle (an interval keeps its tags)."""
     if isinstance(value, Choice):
-        return Choice([_cast(kind, v) for v in value.items], value.shuffle, value.tags)
+        return Choice([_cast(kind, v) for v in value.items])
     if isinstance(value, Range):
         if kind not in ("int", "float"):
             raise GrammarError("a range can only be cast to int or float")
-        return Range(
-            _cast(kind, value.start), _cast(kind, value.stop), _cast(kind, value.step), value.shuffle, value.tags
-        )
+        return Range(_cast(kind, value.start), _cast(kind, value.stop), _cast(kind, value.step))
     if isinstance(value, Interval):
         if kind not in ("int", "float"):
             raise GrammarError(f"an interval cannot be cast to {kind}")
@@ -467,7 +531,7 @@ def _cast(kind: str, value: Any) -> Any:
         return {k: _cast(kind, v) for k, v in value.items()}
     try:
         if kind == "int":
-            return int(float(value)) if isinstance(value, str) and "." in value else int(value)
+            return int(value)
         if kind == "float":
             return float(value)
         if kind == "str":
@@ -490,6 +554,8 @@ def parse_override(text: str) -> Any:
         >>> parse_override("adam,sgd")
         Choice(items=['adam', 'sgd'], shuffle=False, tags=set())
     """
+    if not text.strip():  # ``key=`` (or blanks): Hydra's empty string
+        return ""
     return _Parser(text).value()
 
 
