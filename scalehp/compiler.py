@@ -217,7 +217,7 @@ def _check_ends(experiment: Experiment, trials: int, warnings: list[str]) -> Non
 
 def _metric_columns(experiment: Experiment) -> dict[str, str]:
     """The declared metrics' columns, claimed before any reported name (see ``results/schema.py``)."""
-    names = [m.name for m in experiment.objectives] + list(experiment.constraints or ())
+    names = [m.name for m in experiment.objectives] + list(experiment.constraint_names)
     readable: dict[str, str] = {}
     for name in names:
         column = column_name("metric", name)

@@ -141,9 +141,9 @@ class RunRecorder:
         self.keys = {"run_id": run_id, "experiment": exp.name}
         self.metric_map = ColumnMap("metric", plan.metric_columns)  # declared metrics claim their columns first
         sink.metric_names = self.metric_map.names  # the same dict: names claimed later reach the part files too
-        self.metric_map.add([self.metric, *(exp.constraints or ())])
+        self.metric_map.add([self.metric, *exp.constraint_names])
         self.metric_column = self.metric_map[self.metric]
-        self.constraint_columns = [self.metric_map[name] for name in exp.constraints or ()]  # <= 0: a report counts
+        self.constraint_columns = [self.metric_map[name] for name in exp.constraint_names]  # <= 0: a report counts
         self.trials: dict[str, TrialRecord] = {}
         self.statuses: dict[str, str] = {}  # trial id -> its final status (its row is written)
         self.decisions: dict[tuple[str, int, str], str] = {}  # (trial, step, scheduler) -> action

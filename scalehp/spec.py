@@ -761,7 +761,7 @@ class Experiment(_Model):
             names = [m.name for m in self.metrics]
             if len(set(names)) != len(names):
                 raise ValueError(f"metric lists a name twice: {', '.join(names)}")
-        constraints = self.constraints or ()
+        constraints = self.constraint_names
         both = sorted({m.name for m in self.objectives} & set(constraints))
         if both:
             raise ValueError(f"{both[0]!r} is an objective and a constraint: a constraint is another metric, <= 0 when met")
@@ -778,6 +778,11 @@ class Experiment(_Model):
     def objectives(self) -> tuple[Metric, ...]:
         """Every metric the search optimises: ``metrics`` if given, else the one ``metric``."""
         return self.metrics or (self.metric,)
+
+    @property
+    def constraint_names(self) -> tuple[str, ...]:
+        """The metrics that must be <= 0: ``constraints``, none when it is not given."""
+        return self.constraints or ()
 
     @field_validator("space")
     @classmethod

@@ -97,3 +97,15 @@ def test_plan_is_json_ready():
 
     data = compile_plan(experiment()).to_dict()
     assert json.loads(json.dumps(data))["experiment"]["name"] == "c"
+
+
+def test_asha_rungs_beyond_a_hundred_are_refused_at_the_reduction_factor():
+    """A factor just above 1 over a long budget would make millions of rungs (and hang the plan)."""
+    with pytest.raises(SpecError) as caught:
+        compile_plan(
+            experiment(
+                budget={"samples": 4, "max_steps": 10_000_000},
+                scheduler={"asha": {"reduction_factor": 1.0000001}},
+            )
+        )
+    assert caught.value.path == "scheduler.asha.reduction_factor" and "more than 100" in caught.value.message

@@ -582,3 +582,25 @@ def test_a_file_name_with_a_nul_byte_is_one_line():
     with pytest.raises(SpecError, match="NUL byte") as info:
         import_file("wandb", "sweep\0.yaml")
     assert len(str(info.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "fmt, example, old, new, key",
+    [
+        ("nni", "nni/hyperband.yml", "    eta: 3", "    eta: 1.0000001", "advisor.classArgs.eta"),
+        ("katib", "katib/hyperband.yaml", 'value: "2"', 'value: "1.0000001"', "spec.algorithm.algorithmSettings"),
+        ("determined", "determined/adaptive.yaml", "max_rungs: 5", "max_rungs: 1000000000", "searcher.max_rungs"),
+    ],
+)
+def test_a_hyperband_of_millions_of_rungs_is_refused_at_its_key_at_once(tmp_path, fmt, example, old, new, key):
+    """An eta just above 1 (or a huge rung count) would list millions of rungs: refused before any is."""
+    source = Path(__file__).parent / "import_examples" / example
+    text = source.read_text()
+    assert old in text
+    path = tmp_path / source.name
+    path.write_text(text.replace(old, new))
+    start = time.monotonic()
+    with pytest.raises(SpecError) as caught:
+        import_file(fmt, path)
+    assert caught.value.path.startswith(key) and "100" in caught.value.message
+    assert time.monotonic() - start < 5

@@ -21,6 +21,7 @@ from typing import Any
 
 from scalehp.errors import SpecError
 from scalehp.importers import MAX_DEPTH, Imported, Note, Source, depth
+from scalehp.schedulers.asha import MAX_RUNGS, rung_count
 from scalehp.schedulers.median_stopping import never_stops
 from scalehp.space import PARAM_NAME
 from scalehp.spec import is_name, parse_duration
@@ -73,6 +74,7 @@ class Mapping:
         self.source = source
         self.notes: list[Note] = []
         self.problems: list[SpecError] = []  # gathered (see gathering), raised together by settle
+        self.grid_points = 1  # combinations of the grid params counted so far (grid_param)
         if depth(source.data) > MAX_DEPTH:  # read_source refuses such files; this is for data given directly
             raise source.error("", f"nested more than {MAX_DEPTH} levels deep")
 
@@ -179,18 +181,23 @@ class Mapping:
             return int(value)
         return value
 
-    def count(self, value: Any, path: str, *, minimum: int = 1) -> int:
-        """A whole number of at least ``minimum`` (trial caps, concurrency)."""
+    def count(self, value: Any, path: str, *, minimum: int = 1, most: int | None = None) -> int:
+        """A whole number of at least ``minimum`` (trial caps, concurrency), and at most ``most``."""
         number = self.number(value, path, integer=True)
         if number < minimum:
             raise self.error(path, f"must be at least {minimum}, got {number}")
+        if most is not None and number > most:
+            raise self.error(path, f"must be at most {most:,}, got {shown(number)}")
         return int(number)
 
-    def eta(self, value: Any, path: str) -> float:
-        """Hyperband's reduction factor: a number above 1."""
+    def eta(self, value: Any, path: str, max_steps: int) -> float:
+        """Hyperband's reduction factor for a budget of ``max_steps``: above 1, and far enough from 1
+        that the rungs up to ``max_steps`` number at most :data:`~scalehp.schedulers.asha.MAX_RUNGS`."""
         eta = float(self.number(value, path))
         if eta <= 1:
             raise self.error(path, f"eta must be above 1, got {eta:g}")
+        if rung_count(max_steps, 1, eta) > MAX_RUNGS:
+            raise self.error(path, f"eta {eta:.10g} is too close to 1 for a budget of {max_steps}: more than {MAX_RUNGS} rungs")
         return eta
 
     def string(self, value: Any, path: str) -> str:
@@ -216,14 +223,11 @@ class Mapping:
                 path, f"a grid of more than {MAX_GRID_VALUES:,} values; narrow the range or take a larger step"
             )
 
-    def grid_total(self, sizes: list[int], path: str) -> int:
-        """The combinations of grid params of ``sizes`` values: at most :data:`MAX_GRID_POINTS`."""
-        total = 1
-        for size in sizes:
-            total *= max(1, size)
-            if total > MAX_GRID_POINTS:
-                raise self.error(path, f"a grid of more than {MAX_GRID_POINTS:,} combinations; take fewer values")
-        return total
+    def grid_param(self, size: int, path: str) -> None:
+        """Count one more grid param, of ``size`` values, into :attr:`grid_points`: at most :data:`MAX_GRID_POINTS`."""
+        self.grid_points *= max(1, size)
+        if self.grid_points > MAX_GRID_POINTS:
+            raise self.error(path, f"a grid of more than {MAX_GRID_POINTS:,} combinations; take fewer values")
 
     def counted_from_low(
         self, low: Any, high: Any, step: Any, path: str, *, integer: bool, log: bool = False, tool: str

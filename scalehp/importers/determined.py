@@ -31,6 +31,7 @@ from scalehp.importers._mapping import (
     command_line,
     go_round,
 )
+from scalehp.schedulers.asha import MAX_RUNGS
 
 _TYPES = ("const", "int", "double", "log", "categorical")
 _CLASS = re.compile(r"^(?:(?P<module>[A-Za-z_][\w.]*)?:)?(?P<object>[A-Za-z_][\w.]*)$")
@@ -53,7 +54,6 @@ def convert(source: Source) -> Imported:
 class _Determined(Mapping):
     def __init__(self, source: Source):
         super().__init__(source)
-        self.grid_sizes: list[int] = []  # the values of each grid param so far
 
     def convert(self) -> Imported:
         config = self.section(self.source.data, "")
@@ -149,8 +149,7 @@ class _Determined(Mapping):
                 raise self.error(f"{path}.vals", "a categorical hyperparameter needs a list of vals")
             self.rest(spec, path)
             if grid:
-                self.grid_sizes.append(len(values))
-                self.grid_total(self.grid_sizes, f"{path}.vals")
+                self.grid_param(len(values), f"{path}.vals")
                 return {"grid": values}
             return {"choice": values}
         integer = kind == "int"
@@ -174,8 +173,7 @@ class _Determined(Mapping):
                 self.power(base, low, f"{path}.minval")
                 self.power(base, high, f"{path}.maxval")
             points = _grid_points(kind, low, high, count, base)
-            self.grid_sizes.append(len(points))
-            self.grid_total(self.grid_sizes, f"{path}.count")
+            self.grid_param(len(points), f"{path}.count")
             return {"grid": points}
         if low == high:
             return {"constant": low if base is None else self.power(base, low, f"{path}.minval")}
@@ -245,13 +243,13 @@ class _Determined(Mapping):
             if divisor <= 1:
                 raise self.error(f"{path}.divisor", f"divisor must be > 1, got {divisor:g}")
             if kind == "adaptive_asha":
-                rungs = self.count(searcher.pop("max_rungs", 5), f"{path}.max_rungs")
+                rungs = self.count(searcher.pop("max_rungs", 5), f"{path}.max_rungs", most=MAX_RUNGS)
                 mode = searcher.pop("mode", "standard")
                 if not isinstance(mode, str) or mode not in _MODES:
                     raise self.error(f"{path}.mode", f"expected aggressive, standard or conservative, got {mode!r}")
                 brackets = {"aggressive": 1, "standard": rungs - (rungs - 1) // 2, "conservative": rungs}[mode]
             else:
-                rungs = self.count(searcher.pop("num_rungs", None), f"{path}.num_rungs")
+                rungs = self.count(searcher.pop("num_rungs", None), f"{path}.num_rungs", most=MAX_RUNGS)
                 brackets = 1
             # Determined's rung i of n (its makeRungs): max(1, int(max_length / divisor**(n - i - 1))) units;
             # the last is max_length itself, where a trial ends anyway

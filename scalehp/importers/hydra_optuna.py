@@ -908,15 +908,13 @@ class _Converter(Mapping):
 
     def params_of(self, raw: dict[str, Any], section: str, convert: Any, grid: bool, space: dict[str, Any]) -> None:
         """Each param of ``params`` (or the old ``search_space``) into ``space``, every bad one named in one run."""
-        sizes: list[int] = []  # grid values of each param so far
         for key, value in raw.items():
             with self.gathering():
                 where = self.at(f"{section}.{key}")
                 name = self.param_name(str(key), where)
                 space[name] = convert(value, where, grid)
                 if grid and isinstance(space[name], dict) and "choice" in space[name]:
-                    sizes.append(len(space[name]["choice"]))
-                    self.grid_total(sizes, where)
+                    self.grid_param(len(space[name]["choice"]), where)
         self.settle()
 
     def param_name(self, key: str, path: str) -> str:

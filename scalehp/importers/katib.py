@@ -36,6 +36,7 @@ from scalehp.importers._mapping import (
     span,
     tidy,
 )
+from scalehp.schedulers.asha import AshaSettings, bracket_steps
 
 KATIB_DEFAULT_FORMAT = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 """Katib's default ``metricsFormat``: the same ``name=value`` lines scalehp reads by default."""
@@ -154,7 +155,7 @@ class _Katib(Mapping):
             if samples is not None:
                 self.note(
                     "spec.maxTrialCount",
-                    f"scalehp's grid search runs every grid point once ({_grid_size(space)} trials), "
+                    f"scalehp's grid search runs every grid point once ({self.grid_points} trials), "
                     f"where Katib stops after {samples}",
                 )
             samples = 1
@@ -188,7 +189,7 @@ class _Katib(Mapping):
             where = "spec.earlyStopping.algorithmSettings"
             scheduler = self.median_stopping(
                 scheduler,
-                samples * _grid_size(space),
+                samples * self.grid_points,
                 max_steps,
                 {"grace_steps": f"{where}.start_step", "min_samples": f"{where}.min_trials_required"},
             )
@@ -345,7 +346,6 @@ class _Katib(Mapping):
     def grid_space(self, space: dict[str, Any]) -> dict[str, Any]:
         """Katib's grid enumerates ints, doubles with a step, and lists: every param as grid values."""
         out: dict[str, Any] = {}
-        sizes: list[int] = []
         for name, param in space.items():
             path = self._param_path(name)
             if "choice" in param:
@@ -366,8 +366,7 @@ class _Katib(Mapping):
             else:
                 raise self.error(path, "Katib's grid needs a uniform int, a double with feasibleSpace.step, or a list")
             if "grid" in out[name]:
-                sizes.append(len(out[name]["grid"]))
-                self.grid_total(sizes, path)
+                self.grid_param(len(out[name]["grid"]), path)
         return out
 
     def _param_path(self, name: str) -> str:
@@ -461,15 +460,16 @@ class _Katib(Mapping):
         elif name == "hyperband":
             search["algorithm"] = "random"
             eta_raw = settings.pop("eta", ("3", path))
-            eta = self.eta(eta_raw[0], eta_raw[1])
             r_l = settings.pop("r_l", None)
             resource_name = settings.pop("resource_name", None)
             if r_l is None:
                 raise self.error(f"{path}.algorithmSettings", "Katib's hyperband needs r_l (the maximum budget)")
             max_steps = self.count(r_l[0], r_l[1])
+            eta = self.eta(eta_raw[0], eta_raw[1], max_steps)
             options = asha_from_hyperband(max_steps, eta)
             scheduler = {"asha": options}
-            katib, ours = _katib_brackets(max_steps, eta), _asha_brackets(options, max_steps)
+            katib = _katib_brackets(max_steps, eta)
+            ours = bracket_steps(AshaSettings(max_steps=max_steps, **options))
             same = "with the same brackets" if katib == ours else (
                 f"rungs at {_listed(ours)} per bracket, where Katib's brackets run {_listed(katib)}: Katib rounds "
                 "each bracket's r_l / eta**s down on its own, one geometric list cannot hold that"
@@ -738,37 +738,24 @@ class _Katib(Mapping):
         return named
 
 
-def _katib_brackets(r_l: int, eta: float) -> list[list[int]]:
+def _katib_brackets(r_l: int, eta: float) -> list[tuple[int, ...]]:
     """The budgets Katib's Hyperband gives each bracket's rounds below ``r_l`` (its suggestion service:
     ``s_max = int(log(r_l) / log(eta))``, bracket ``s`` starts at ``int(r_l * eta**-s)`` and multiplies
     by eta each round), largest bracket first.
 
     Example:
         >>> _katib_brackets(60, 3.0)
-        [[2, 6, 18, 54], [6, 18, 54], [20], []]
+        [(2, 6, 18, 54), (6, 18, 54), (20,), ()]
     """
     s_max = int(math.log(r_l) / math.log(eta)) if r_l > 1 else 0
     out = []
     for s in range(s_max, -1, -1):
         r = int(r_l * eta**-s)
-        out.append([budget for i in range(s + 1) if (budget := int(r * eta**i)) < r_l])
+        out.append(tuple(budget for i in range(s + 1) if (budget := int(r * eta**i)) < r_l))
     return out
 
 
-def _asha_brackets(options: dict[str, Any], max_steps: int) -> list[list[int]]:
-    """The rungs below ``max_steps`` of each bracket of the asha options (bracket k starts k rungs up)."""
-    grace, eta = options["grace_steps"], options["reduction_factor"]
-    out = []
-    for bracket in range(options["brackets"]):
-        rungs, k = [], bracket
-        while grace * eta**k < max_steps:
-            rungs.append(math.ceil(grace * eta**k - 1e-9))
-            k += 1
-        out.append(rungs)
-    return out
-
-
-def _listed(brackets: list[list[int]]) -> str:
+def _listed(brackets: list[tuple[int, ...]]) -> str:
     return "; ".join(", ".join(map(str, rungs)) or "none" for rungs in brackets)
 
 
@@ -799,11 +786,3 @@ def _restart_policies(node: Any, path: str):
     elif isinstance(node, list):
         for i, item in enumerate(node):
             yield from _restart_policies(item, f"{path}.{i}")
-
-
-def _grid_size(space: dict[str, Any]) -> int:
-    size = 1
-    for param in space.values():
-        if isinstance(param, dict) and "grid" in param:
-            size *= len(param["grid"])
-    return size

@@ -507,7 +507,7 @@ class _Nni(Mapping):
                         f"{argp}.min_budget", "the smallest budget follows from max_budget and eta in scalehp's asha"
                     )
             max_steps = self.count(budget, budget_path)
-            eta = self.eta(eta, f"{argp}.eta")
+            eta = self.eta(eta, f"{argp}.eta", max_steps)
             scheduler = {"asha": asha_from_hyperband(max_steps, eta)}
             if lower == "hyperband":  # NNI's rounds: floor(R * eta**(i - s)), the same list in every bracket
                 s_max = math.floor(math.log(max_steps, eta) + 1e-6) if max_steps > 1 else 0
@@ -548,7 +548,6 @@ class _Nni(Mapping):
     def grid(self, space: dict[str, Any], where: str, samples: int) -> tuple[dict, dict, int]:
         """NNI's grid: enumerable params become grid values; a continuous one means random search instead."""
         out: dict[str, Any] = {}
-        sizes = []
         for name, param in space.items():
             count = _count(param)
             if count is not None:
@@ -566,10 +565,9 @@ class _Nni(Mapping):
             stale = self.inexact.pop(join(self.space_prefix, name), None)
             if stale is not None:  # the grid lists NNI's exact values
                 self.notes.remove(stale)
-            sizes.append(len(values))
             with self.in_space():
-                self.grid_total(sizes, join(self.space_prefix, name))
-        size = math.prod(sizes)
+                self.grid_param(len(values), join(self.space_prefix, name))
+        size = self.grid_points
         if samples < size and "maxTrialNumber" in self.source.data:
             self.note("maxTrialNumber", f"scalehp's grid runs every point once ({size} trials), not {samples}")
         return out, {"algorithm": "grid"}, 1

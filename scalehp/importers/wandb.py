@@ -204,7 +204,7 @@ class _Converter(Mapping):
                 raise self.error("early_terminate", "hyperband ranks runs by one metric; drop it or give one metric")
         out["command"] = self.command()
         out["metric"] = metric
-        out["budget"] = {"samples": self.samples(space), "max_steps": max_steps}
+        out["budget"] = {"samples": self.samples(), "max_steps": max_steps}
         out["space"] = space
         out["search"] = search
         if scheduler is not None:
@@ -340,7 +340,6 @@ class _Converter(Mapping):
                 "parameters", "W&B sweeps need parameters: a mapping of name -> {values|value|distribution…}"
             )
         space: dict[str, Any] = {}
-        sizes: list[int] = []  # grid values of each param so far
         for name, spec in params.items():
             with self.gathering():  # every bad parameter named in one run
                 if not isinstance(name, str) or not _PARAM.match(name):
@@ -350,8 +349,7 @@ class _Converter(Mapping):
                         raise self.error(f"parameters.{name}", f"parameter {key!r} is given twice (nested and dotted)")
                     space[key] = param
                     if self.method == "grid" and isinstance(param, dict) and isinstance(param.get("choice"), list):
-                        sizes.append(len(param["choice"]))
-                        self.grid_total(sizes, f"parameters.{name}")
+                        self.grid_param(len(param["choice"]), f"parameters.{name}")
         self.settle()
         return space
 
@@ -657,15 +655,12 @@ class _Converter(Mapping):
 
     # -- budget and early termination -------------------------------------------------
 
-    def samples(self, space: dict[str, Any]) -> int:
+    def samples(self) -> int:
         run_cap = self.data.pop("run_cap", None)
         if run_cap is not None and (not _integer(run_cap) or run_cap < 1):
             raise self.error("run_cap", f"run_cap must be a positive integer, got {run_cap!r}")
         if self.method == "grid":
-            combinations = 1
-            for param in space.values():
-                if isinstance(param, dict) and isinstance(param.get("choice"), list):
-                    combinations *= len(param["choice"])
+            combinations = self.grid_points  # (counted by space)
             if run_cap is not None and run_cap < combinations:
                 self.note(
                     "run_cap",

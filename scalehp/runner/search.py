@@ -428,7 +428,7 @@ def _base_searcher(plan: Plan) -> Any:
         from ray.tune.search.optuna import OptunaSearch
         from ray.tune.utils.util import flatten_dict
 
-        constraints = experiment.constraints
+        constraints = experiment.constraint_names
 
         class ScalehpOptuna(OptunaSearch):
             def suggest(self, trial_id: str) -> Any:

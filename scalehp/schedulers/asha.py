@@ -42,6 +42,16 @@ NAME = "asha"
 NEEDS_CHECKPOINTS: str | None = None  # stopped trials never resume
 
 
+MAX_RUNGS = 100
+"""The most rungs a bracket may have, explicit or from grace_steps and reduction_factor (a factor
+close to 1 over a long budget would make millions)."""
+
+
+def rung_count(max_steps: int, grace: float, rf: float) -> int:
+    """How many steps ``grace * rf**k`` bracket 0 holds up to ``max_steps`` (Ray's count)."""
+    return int(math.log(max_steps / grace) / math.log(rf) + 1)
+
+
 class AshaOptions(Options):
     """Asynchronous successive halving (Li et al., 2020)."""
 
@@ -51,7 +61,7 @@ class AshaOptions(Options):
     rungs: tuple[Integer, ...] | None = Field(
         None,
         min_length=1,
-        max_length=100,
+        max_length=MAX_RUNGS,
         description="the steps trials are compared at, ascending and below budget.max_steps (default: grace_steps * "
         "reduction_factor**k); with brackets, bracket k starts at the k-th (one past the last: no rung)",
     )
@@ -87,7 +97,13 @@ def preview(experiment: Any, trials: int) -> Preview:
                 f"grace_steps ({grace}) is above budget.max_steps ({max_steps}): no trial could ever be stopped",
             )
         # Ray's bracket 0: milestones grace * rf**k below max_steps
-        count = int(math.log(max_steps / grace) / math.log(rf) + 1)
+        count = rung_count(max_steps, grace, rf)
+        if count > MAX_RUNGS:
+            raise experiment.error(
+                "scheduler.asha.reduction_factor",
+                f"reduction_factor {rf:.10g} from grace_steps {grace} to budget.max_steps {max_steps} makes {count:,} "
+                f"rungs, more than {MAX_RUNGS}: raise reduction_factor or grace_steps",
+            )
         milestones = tuple(int(math.ceil(s)) for s in (grace * rf**k for k in range(count)) if s < max_steps)
     rungs = [Rung(step=m, trials=max(1, math.ceil(trials / rf**k))) for k, m in enumerate(milestones)]
     rungs.append(Rung(step=max_steps, trials=max(1, math.ceil(trials / rf ** len(milestones)))))
@@ -176,6 +192,10 @@ class _Bracket:
         count = int(np.log(max_steps / grace) / np.log(rf) - s + 1)
         self.rungs = [(grace * rf ** (k + s), _Recorded()) for k in reversed(range(count))]
 
+    def steps(self, max_steps: int) -> tuple[int, ...]:
+        """The rung steps below ``max_steps``, ascending (at ``max_steps`` a trial ends)."""
+        return tuple(sorted(s for s in {int(math.ceil(m)) for m, _ in self.rungs} if s < max_steps))
+
     def cutoff(self, recorded: _Recorded) -> float | None:
         if not recorded:
             return None
@@ -223,8 +243,7 @@ class AshaCore(Core):
 
     def decides_at(self, trial_id: str) -> tuple[int, ...]:
         """The rung steps of the trial's bracket below ``max_steps`` (at ``max_steps`` a trial ends)."""
-        milestones = self._brackets[self.add(trial_id)].rungs
-        return tuple(sorted(s for s in {int(math.ceil(m)) for m, _ in milestones} if s < self.settings.max_steps))
+        return self._brackets[self.add(trial_id)].steps(self.settings.max_steps)
 
     def report(self, trial_id: str, step: int, value: float | None) -> Decision:
         index = self.add(trial_id)
@@ -292,4 +311,29 @@ def core(settings: AshaSettings, mode: str, seed: int | None = None) -> AshaCore
     return AshaCore(settings, mode, seed)
 
 
-__all__ = ["AshaCore", "AshaOptions", "AshaSettings", "core", "describe", "preview"]
+def bracket_steps(settings: AshaSettings) -> list[tuple[int, ...]]:
+    """Each bracket's rung steps below ``max_steps``, bracket 0 first: what the core decides at.
+
+    Example:
+        >>> bracket_steps(AshaSettings(max_steps=60, grace_steps=2, reduction_factor=3.0, brackets=4))
+        [(2, 6, 18, 54), (6, 18, 54), (18, 54), (54,)]
+    """
+    return [
+        _Bracket(settings.grace_steps, settings.max_steps, settings.reduction_factor, s, settings.rungs).steps(
+            settings.max_steps
+        )
+        for s in range(settings.brackets)
+    ]
+
+
+__all__ = [
+    "MAX_RUNGS",
+    "AshaCore",
+    "AshaOptions",
+    "AshaSettings",
+    "bracket_steps",
+    "core",
+    "describe",
+    "preview",
+    "rung_count",
+]

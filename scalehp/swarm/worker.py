@@ -92,8 +92,8 @@ class Worker:
         self._answers: dict[str, str] = {}
         self._turn: str | None = None  # the trial that runs now
         self._ready: deque[str] = deque()  # paused trials told to continue, waiting for their turn
-        self._paused = 0  # trials waiting for the decision that ends their pause
-        self._held: set[str] = set()  # their ids: a decision for one puts it in line (_ready) as it arrives
+        self._held: set[str] = set()  # paused trials waiting for the decision that ends their pause: it
+        # puts one in line (_ready) as it arrives
         self._idle = 0  # runner threads waiting for a config
         self._closed = False
         self._node = _node()
@@ -118,7 +118,7 @@ class Worker:
                 self._queue.extend(configs)
             self._lock.notify_all()
             while True:
-                idle = self._turn is None and not self._queue and not self._ready and not self._paused
+                idle = self._turn is None and not self._queue and not self._ready and not self._held
                 left = deadline - time.monotonic()
                 if self._asks or idle or left <= 0 or len(self._outbox) >= MAX_OUTBOX:
                     break
@@ -153,14 +153,12 @@ class Worker:
             answer = self._answer(trial_id)
             if answer != "pause":
                 return answer
-            self._paused += 1
             self._held.add(trial_id)
             self._turn = None
             if self._idle == 0:  # a thread to run the next config while this one waits
                 self._runner()
             self._lock.notify_all()
             answer = self._answer(trial_id)
-            self._paused -= 1
             self._held.discard(trial_id)
             if trial_id not in self._ready:  # (poll put it in line when the decision came)
                 self._ready.append(trial_id)
